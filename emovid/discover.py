@@ -1,0 +1,102 @@
+"""Finding input videos and naming their outputs.
+
+A video's id is its path relative to the input root (POSIX separators), so two ``clip.mp4``
+in different folders never collide, and the same input always gets the same id.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from emovid.video import VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInput:
+    path: Path
+    video_id: str
+
+
+def _is_video_name(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every entry with a video suffix under ``root``, also directories and broken links named
+    like videos: they are reported as failed inputs rather than silently dropped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        base = Path(dirpath)
+        found += [base / n for n in filenames if _is_video_name(Path(n))]
+        found += [base / n for n in dirnames if _is_video_name(Path(n))]
+    return sorted(found)
+
+
+def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
+    """Expand files and folders (recursively) into inputs with unique, stable ids.
+
+    One folder: ids are relative to it. One file: its name. Several: relative to their common
+    parent folder. Explicit files are taken whatever their suffix.
+
+    Raises:
+        ValueError: no paths, a path that does not exist, or no video found.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ValueError("expected at least one video file or folder, got none")
+    entries: list[tuple[Path, Path]] = []  # (path, root it is named relative to)
+    roots = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists() and not p.is_symlink():
+            raise ValueError(f"input {str(raw)!r} does not exist")
+        if p.is_dir() and not _is_video_name(p):
+            roots.append(p.absolute())
+            entries += [(f, p.absolute()) for f in _walk(p)]
+        else:
+            roots.append(p.absolute().parent)
+            entries.append((p, p.absolute().parent))
+    common = Path(os.path.commonpath(roots)) if len(paths) > 1 else roots[0]
+    inputs, seen = [], set()
+    for path, _ in entries:
+        video_id = PurePosixPath(*path.absolute().relative_to(common).parts).as_posix()
+        if video_id in seen:
+            continue
+        seen.add(video_id)
+        inputs.append(VideoInput(path, video_id))
+    if not inputs:
+        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) found in {', '.join(map(str, paths))}")
+    return inputs
+
+
+def _escape(part: str) -> str:
+    """Make a path component one that Parquet readers do not skip or parse as a partition.
+
+    pyarrow/pandas ignore names starting with ``.`` or ``_`` and read ``key=value`` folders as
+    columns; percent-escaping those characters (and ``%`` itself) keeps names one-to-one.
+    """
+    part = part.replace("%", "%25").replace("=", "%3D")
+    if part[:1] in (".", "_"):
+        part = f"%{ord(part[0]):02X}{part[1:]}"
+    return part
+
+
+def output_path(out_dir: str | os.PathLike, video_id: str) -> Path:
+    """The Parquet file for ``video_id`` inside ``out_dir``; never outside it.
+
+    Raises:
+        ValueError: the id is absolute or climbs out with ``..``.
+    """
+    pure = PurePosixPath(video_id)
+    if pure.is_absolute() or not pure.parts or any(p in ("..", ".", "") for p in pure.parts) or "\\" in video_id:
+        raise ValueError(f"video id {video_id!r} must be a relative path without '..'")
+    out = Path(out_dir)
+    path = out.joinpath(*(_escape(p) for p in pure.parts[:-1]), _escape(pure.name) + ".parquet")
+    if not path.absolute().is_relative_to(out.absolute()):
+        raise ValueError(f"video id {video_id!r} would be written outside {out}")
+    return path

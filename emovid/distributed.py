@@ -1,0 +1,124 @@
+"""Running :class:`VideoAnalyzer` over many videos on Ray. The only package module that imports Ray.
+
+One unit of work is one video. A fixed pool of actors (each loads the detector and CNN once)
+takes videos from a driver-side queue; each actor holds at most ``PER_ACTOR_IN_FLIGHT`` tasks,
+so 10,000 inputs never become 10,000 in-flight tasks, and results stream back as they finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Callable
+
+import ray
+from ray.exceptions import RayActorError
+
+from emovid.config import AnalyzeConfig, RunOptions
+from emovid.errors import EmovidError
+from emovid.pipeline import VideoAnalyzer, VideoResult, VideoTask
+
+log = logging.getLogger(__name__)
+
+#: One running plus one queued per actor: the next video starts without a driver round trip.
+PER_ACTOR_IN_FLIGHT = 2
+_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+
+
+class RayVideoAnalyzer(VideoAnalyzer):
+    """Actor flavour of :class:`VideoAnalyzer` with a readiness probe."""
+
+    def ready(self) -> dict:
+        import tensorflow as tf
+
+        return {"gpus": [d.name for d in tf.config.list_logical_devices("GPU")], "node": ray.get_runtime_context().get_node_id()}
+
+
+def connect(options: RunOptions) -> bool:
+    """Start Ray embedded (or join ``options.address``); returns True if this call started it."""
+    if ray.is_initialized():
+        return False
+    ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
+             logging_level=logging.INFO if options.verbose else logging.WARNING,
+             runtime_env={"env_vars": _WORKER_ENV})
+    return True
+
+
+def pool_size(options: RunOptions, n_tasks: int) -> int:
+    """Workers to start: ``--workers`` if given, else what the cluster's CPUs (and GPUs) allow.
+
+    Raises:
+        EmovidError: GPUs are requested but the cluster has none.
+    """
+    resources = ray.cluster_resources()
+    by_cpu = max(1, math.floor(resources.get("CPU", 1) / options.cpus_per_worker))
+    size = options.workers or by_cpu
+    if options.gpus_per_worker > 0:
+        gpus = resources.get("GPU", 0)
+        if gpus < options.gpus_per_worker:
+            raise EmovidError(f"--gpus-per-worker {options.gpus_per_worker} but the Ray cluster has {gpus:g} GPUs")
+        size = min(size, math.floor(gpus / options.gpus_per_worker))
+    return max(1, min(size, n_tasks))
+
+
+def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int) -> list:
+    threads = max(1, math.floor(options.cpus_per_worker))
+    actor_cls = ray.remote(RayVideoAnalyzer).options(
+        num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
+        max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
+    )
+    actors = [actor_cls.remote(config, threads) for _ in range(size)]
+    try:
+        for info in ray.get([a.ready.remote() for a in actors]):
+            log.info("worker ready on node %s, GPUs: %s", info["node"][:8], info["gpus"] or "none")
+    except RayActorError as exc:
+        raise EmovidError(f"emovid workers failed to start: {getattr(exc, 'error_msg', exc)}") from None
+    return actors
+
+
+def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
+              on_result: Callable[[VideoResult], None]) -> None:
+    """Analyse ``tasks`` on a pool of Ray actors, calling ``on_result`` on the driver for each video.
+
+    A video whose worker process dies is retried (up to ``options.retries`` times) on a
+    restarted worker, then reported as failed.
+    """
+    if not tasks:
+        return
+    actors = _start_actors(config, options, pool_size(options, len(tasks)))
+    queue = deque(tasks)
+    attempts: dict[str, int] = {}
+    in_flight: dict = {}  # ObjectRef -> (actor index, task)
+
+    def submit(actor_index: int) -> None:
+        task = queue.popleft()
+        attempts[task.video_id] = attempts.get(task.video_id, 0) + 1
+        in_flight[actors[actor_index].__call__.remote(task)] = (actor_index, task)
+
+    for i in range(len(actors)):
+        for _ in range(PER_ACTOR_IN_FLIGHT):
+            if queue:
+                submit(i)
+    try:
+        while in_flight:
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            actor_index, task = in_flight.pop(ref)
+            tries = attempts[task.video_id]
+            try:
+                result = ray.get(ref).with_attempts(tries)
+            except RayActorError as exc:
+                if tries <= options.retries:
+                    log.warning("worker died on %s (attempt %d); retrying", task.video_id, tries)
+                    queue.appendleft(task)
+                    result = None
+                else:
+                    result = VideoResult(task.video_id, task.path, "failed", attempts=tries,
+                                         error=f"worker process died on each of {tries} attempts ({type(exc).__name__})")
+            if result is not None:
+                on_result(result)
+            if queue:
+                submit(actor_index)
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)

@@ -1,0 +1,150 @@
+"""The emotion classifier: loads a ``.keras`` model (the bundled one by default) and scores face crops.
+
+This is the only module of the package that imports Keras/TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from emovid.assets import DEFAULT_MODEL_NAME, bundled
+from emovid.errors import ModelError
+from emovid.model_file import ModelInfo, read_model_info
+
+log = logging.getLogger(__name__)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter hides real errors
+
+DEFAULT_BATCH_SIZE = 256
+GPU_BATCH_SIZE = 1024
+
+
+def configure_tensorflow(num_threads: int | None = None) -> list[str]:
+    """Size TF's thread pools to this worker's CPUs and let GPU memory grow on demand.
+
+    Must run before the first model is built in the process; later calls change nothing.
+
+    Returns:
+        Names of the GPUs TensorFlow sees (empty on CPU-only workers).
+    """
+    import tensorflow as tf
+
+    try:
+        if num_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, num_threads))
+        gpus = tf.config.list_physical_devices("GPU")
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:  # the runtime is already initialised: keep its settings
+        gpus = tf.config.list_physical_devices("GPU")
+    return [g.name for g in gpus]
+
+
+def to_model_input(faces: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
+    """Stack face crops (uint8 gray HxW or BGR HxWx3, any size) into (N, size, size, 1) float32.
+
+    Raises:
+        ValueError: a crop is not 2-D gray or 3-channel BGR, or is empty.
+    """
+    if isinstance(faces, np.ndarray) and faces.ndim == 3 and faces.shape[1:] == (size, size):
+        return faces.astype(np.float32)[..., None]
+    batch = np.empty((len(faces), size, size), np.float32)
+    for i, face in enumerate(faces):
+        face = np.asarray(face)
+        if face.ndim == 3 and face.shape[2] == 3:
+            face = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+        elif face.ndim == 3 and face.shape[2] == 1:
+            face = face[..., 0]
+        if face.ndim != 2 or face.size == 0:
+            raise ValueError(f"faces[{i}]: expected a gray HxW or BGR HxWx3 image, got shape {face.shape}")
+        if face.shape != (size, size):
+            interp = cv2.INTER_AREA if max(face.shape) > size else cv2.INTER_LINEAR
+            face = cv2.resize(face, (size, size), interpolation=interp)
+        batch[i] = face
+    return batch[..., None]
+
+
+class EmotionClassifier:
+    """Scores face crops with emovid's CNN.
+
+    Use :meth:`load`; ``classes`` is the tuple of output names and ``predict_proba`` returns
+    one probability row per face.
+    """
+
+    def __init__(self, model, info: ModelInfo, path: Path) -> None:
+        import tensorflow as tf
+
+        self._model = model
+        self.info = info
+        self.path = path
+        size = info.input_size
+        # One traced graph for every batch size: no retracing per batch, no Python per layer.
+        self._predict = tf.function(
+            lambda x: tf.nn.softmax(model(x, training=False), axis=-1),
+            input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "EmotionClassifier":
+        """Load a model saved by ``emovid train`` (the bundled model when ``path`` is None).
+
+        Loading uses Keras ``safe_mode`` (no pickled code) and checks the model against its
+        metadata before any face is scored.
+
+        Raises:
+            ModelError: missing file, no emovid metadata, or a model whose input/output shape
+                does not match its declared size and classes.
+        """
+        path = Path(path) if path is not None else bundled(DEFAULT_MODEL_NAME)
+        info = read_model_info(path)
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # Keras raises many types for a broken archive
+            raise ModelError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from None
+        expected_in = (None, info.input_size, info.input_size, 1)
+        expected_out = (None, len(info.classes))
+        if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+            raise ModelError(
+                f"{path}: model maps {model.input_shape} -> {model.output_shape}, but its metadata "
+                f"declares {expected_in} -> {expected_out} ({len(info.classes)} classes)")
+        return cls(model, info, path)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    @property
+    def name(self) -> str:
+        return self.info.tag
+
+    def predict_proba(self, faces: Sequence[np.ndarray] | np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Class probabilities for face crops.
+
+        Args:
+            faces: list or array of uint8 crops, gray HxW or BGR HxWx3, any size.
+            batch_size: crops per forward pass.
+
+        Returns:
+            (N, len(classes)) float32 array; rows sum to 1. N = 0 gives a (0, C) array.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
+        x = to_model_input(faces, self.input_size)
+        out = np.empty((len(x), len(self.classes)), np.float32)
+        for start in range(0, len(x), batch_size):
+            out[start:start + batch_size] = self._predict(x[start:start + batch_size]).numpy()
+        return out

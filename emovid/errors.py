@@ -1,0 +1,23 @@
+"""emovid's exception types. Bad arguments stay ``ValueError``/``TypeError``."""
+
+from __future__ import annotations
+
+
+class EmovidError(Exception):
+    """Base class for domain failures (a video, a model or an output folder that cannot be used)."""
+
+
+class ModelError(EmovidError):
+    """A model file is missing, unreadable or does not match what emovid expects."""
+
+
+class VideoError(EmovidError):
+    """A video cannot be opened or decoded."""
+
+
+class VideoOpenError(VideoError):
+    """The file is not a video OpenCV can open (empty, garbage, unreadable, unsupported)."""
+
+
+class OutputError(EmovidError):
+    """The output folder cannot be used (holds results from other settings, is locked, ...)."""

@@ -1,0 +1,156 @@
+"""Face detection (YuNet via ``cv2.FaceDetectorYN``) and the face crops fed to the CNN.
+
+Training (class-folder photos) and ``analyze`` (video frames) both crop through
+:func:`crop_faces`, so the CNN sees faces framed the same way in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emovid.assets import YUNET_NAME, bundled
+
+
+@dataclass(frozen=True, slots=True)
+class FaceDetections:
+    """Faces found in one frame, as parallel arrays in original-frame pixels.
+
+    Attributes:
+        boxes: (n, 4) float32 ``x, y, w, h``.
+        scores: (n,) float32 detector confidence in 0..1.
+        landmarks: (n, 5, 2) float32: right eye, left eye, nose tip, right and left mouth corner.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        for name, value, shape in (("boxes", self.boxes, (n, 4)), ("scores", self.scores, (n,)),
+                                   ("landmarks", self.landmarks, (n, 5, 2))):
+            if not isinstance(value, np.ndarray) or value.shape != shape:
+                got = getattr(value, "shape", type(value).__name__)
+                raise ValueError(f"{name}: expected array of shape {shape}, got {got}")
+
+    @classmethod
+    def empty(cls) -> "FaceDetections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    @classmethod
+    def from_yunet(cls, raw: np.ndarray | None, scale: float = 1.0) -> "FaceDetections":
+        """Convert ``FaceDetectorYN.detect`` output (n, 15) found on a frame resized by ``scale``."""
+        if raw is None or len(raw) == 0:
+            return cls.empty()
+        raw = np.asarray(raw, np.float32) / np.float32(scale)
+        return cls(raw[:, 0:4].copy(), raw[:, 14] * np.float32(scale), raw[:, 4:14].reshape(-1, 5, 2))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index) -> "FaceDetections":
+        """Select faces by boolean mask, index array or slice; always returns ``FaceDetections``."""
+        if isinstance(index, (int, np.integer)):
+            index = [index]
+        return FaceDetections(self.boxes[index], self.scores[index], self.landmarks[index])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FaceDetections):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in ("boxes", "scores", "landmarks"))
+
+    def largest(self) -> "FaceDetections":
+        """The single largest face (empty stays empty)."""
+        if not len(self):
+            return self
+        return self[int(np.argmax(self.boxes[:, 2] * self.boxes[:, 3]))]
+
+
+class FaceDetector:
+    """YuNet face detector that runs on a downscaled copy of each frame and maps boxes back.
+
+    Args:
+        score_threshold: minimum detection score. Lower finds more small/profile faces and more
+            false positives; 0.7 keeps faceless footage clean.
+        min_face: minimum face side in original-frame pixels; smaller faces carry too little
+            expression detail for a 48 px classifier.
+        max_side: frames are shrunk so their longer side is at most this before detection.
+            Faster; faces smaller than about ``10 * long_side / max_side`` px are missed.
+        nms_threshold: overlap above which two detections are merged.
+        model_path: YuNet ONNX weights; the bundled file by default.
+    """
+
+    def __init__(self, score_threshold: float = 0.7, min_face: int = 20, max_side: int = 640,
+                 nms_threshold: float = 0.3, model_path: str | Path | None = None) -> None:
+        if not 0 < score_threshold < 1:
+            raise ValueError(f"score_threshold: expected 0..1, got {score_threshold}")
+        if min_face < 0 or max_side < 64:
+            raise ValueError(f"expected min_face >= 0 and max_side >= 64, got {min_face}, {max_side}")
+        self.score_threshold = score_threshold
+        self.min_face = min_face
+        self.max_side = max_side
+        self.model_path = Path(model_path) if model_path else bundled(YUNET_NAME)
+        self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), score_threshold, nms_threshold, 5000)
+        self._input_size: tuple[int, int] = (320, 320)
+
+    @property
+    def name(self) -> str:
+        return f"yunet:{self.model_path.name}"
+
+    def detect(self, frame: np.ndarray) -> FaceDetections:
+        """Detect faces in a BGR (or grayscale) frame; boxes are in the frame's own pixels."""
+        if frame.ndim == 2:
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        height, width = frame.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        small = frame if scale == 1.0 else cv2.resize(frame, (round(width * scale), round(height * scale)),
+                                                       interpolation=cv2.INTER_AREA)
+        size = (small.shape[1], small.shape[0])
+        if size != self._input_size:
+            self._net.setInputSize(size)
+            self._input_size = size
+        _, raw = self._net.detect(small)
+        faces = FaceDetections.from_yunet(raw, scale)
+        keep = np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= self.min_face
+        return faces if keep.all() else faces[keep]
+
+
+def crop_transforms(detections: FaceDetections, margin: float, align: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Affine maps (n, 2, 3) from frame pixels to square, unscaled face patches, and their sides (n,).
+
+    The patch is a square centred on the box, its side ``(1 + margin) * max(w, h)``; with
+    ``align`` it is rotated so the eyes are level.
+    """
+    boxes = detections.boxes.astype(np.float64)
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    sides = np.maximum(np.ceil(boxes[:, 2:].max(axis=1) * (1 + margin)), 1).astype(int)
+    angles = np.zeros(len(boxes))
+    if align and len(boxes):
+        eyes = detections.landmarks[:, 1].astype(np.float64) - detections.landmarks[:, 0]
+        angles = np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0]))
+    maps = np.empty((len(boxes), 2, 3))
+    for i, (centre, side, angle) in enumerate(zip(centres, sides, angles)):
+        m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), 1.0)
+        m[:, 2] += side / 2 - centre
+        maps[i] = m
+    return maps, sides
+
+
+def crop_faces(frame: np.ndarray, detections: FaceDetections, margin: float, size: int,
+               align: bool = False) -> np.ndarray:
+    """Cut grayscale face crops (n, size, size) uint8 out of a BGR or grayscale frame.
+
+    Parts of the square outside the frame are filled by replicating the border. The patch is
+    cut at full resolution and then area-averaged down, as the FER+ crops were made.
+    """
+    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    crops = np.empty((len(detections), size, size), np.uint8)
+    maps, sides = crop_transforms(detections, margin, align)
+    for i, (m, side) in enumerate(zip(maps, sides)):
+        patch = cv2.warpAffine(gray, m, (int(side), int(side)), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    return crops

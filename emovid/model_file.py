@@ -1,0 +1,86 @@
+"""Metadata that travels inside a ``.keras`` model file (classes, input size, crop settings).
+
+A ``.keras`` file is a zip archive; we add one ``emovid.json`` member next to Keras' own files.
+Keras ignores it when loading, and this module needs no Keras to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from emovid.errors import ModelError
+
+METADATA_MEMBER = "emovid.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a caller must know to feed the model and read its outputs.
+
+    Attributes:
+        name: model name, e.g. ``emovid-fer7``.
+        version: model version string.
+        classes: output class names, in logit order.
+        input_size: side of the square grayscale input, in pixels.
+        crop_margin: how much the detector's face box is enlarged before cropping (0.2 = 20%).
+        training: free-form training details (data, epochs, results) for the model card.
+    """
+
+    name: str
+    version: str
+    classes: tuple[str, ...]
+    input_size: int
+    crop_margin: float
+    training: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes: expected unique names, got {self.classes}")
+        if self.input_size < 8:
+            raise ValueError(f"input_size: expected >= 8, got {self.input_size}")
+        if not 0 <= self.crop_margin <= 1:
+            raise ValueError(f"crop_margin: expected 0..1, got {self.crop_margin}")
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def write_model_info(path: str | Path, info: ModelInfo) -> None:
+    """Add (or replace) the metadata member in a saved ``.keras`` file."""
+    path = Path(path)
+    payload = json.dumps(asdict(info), indent=2)
+    with zipfile.ZipFile(path, "r") as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if n != METADATA_MEMBER}
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr(METADATA_MEMBER, payload)
+    tmp.replace(path)
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Read the metadata of a ``.keras`` model file.
+
+    Raises:
+        ModelError: the file is missing, not a zip archive, or has no emovid metadata.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            raw = json.loads(zf.read(METADATA_MEMBER))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found") from None
+    except zipfile.BadZipFile:
+        raise ModelError(f"{path}: not a .keras model file (not a zip archive)") from None
+    except KeyError:
+        raise ModelError(f"{path}: no {METADATA_MEMBER} inside; was it saved by `emovid train`?") from None
+    try:
+        raw["classes"] = tuple(raw["classes"])
+        return ModelInfo(**raw)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: invalid emovid metadata ({exc})") from None

@@ -1,0 +1,155 @@
+"""The per-video pipeline: decode -> sample -> detect -> crop -> classify (batched) -> Parquet.
+
+Plain Python, no Ray: ``distributed.py`` runs :class:`VideoAnalyzer` in Ray actors, and tests
+call it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emovid import __version__
+from emovid.config import AnalyzeConfig
+from emovid.emotions import EmotionClassifier, configure_tensorflow
+from emovid.errors import EmovidError, VideoError
+from emovid.faces import FaceDetector, crop_faces
+from emovid.rows import FrameFaces, to_record_batch
+from emovid.schema import face_schema
+from emovid.sink import ParquetSink
+from emovid.video import VideoReader
+
+log = logging.getLogger(__name__)
+
+#: Frames buffered before classifying even if fewer than ``batch_size`` faces were found.
+MAX_FRAMES_PER_CHUNK = 128
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTask:
+    """One input video: where it is, its id (path relative to the input root) and its output file."""
+
+    path: str
+    video_id: str
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    """What happened to one video; one manifest row."""
+
+    video_id: str
+    path: str
+    status: str
+    error: str | None = None
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    faces: int = 0
+    duration_s: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    wall_s: float = 0.0
+    attempts: int = 1
+    output: str | None = None
+
+    def to_row(self) -> dict:
+        return asdict(self)
+
+    def with_attempts(self, attempts: int) -> "VideoResult":
+        return replace(self, attempts=attempts)
+
+
+class VideoAnalyzer:
+    """Loads the face detector and emotion CNN once; call it on :class:`VideoTask` s.
+
+    Args:
+        config: analysis settings.
+        num_threads: CPU threads for TensorFlow and OpenCV (Ray passes the worker's CPUs).
+    """
+
+    def __init__(self, config: AnalyzeConfig, num_threads: int | None = None) -> None:
+        if num_threads:
+            cv2.setNumThreads(num_threads)
+        configure_tensorflow(num_threads)
+        self.config = config
+        self.classifier = EmotionClassifier.load(config.model)
+        self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
+                                     max_side=config.max_side)
+        self.settings = config.settings(self.classifier.name, self.classifier.classes)
+        self.settings_hash = config.settings_hash(self.classifier.name, self.classifier.classes)
+
+    def __call__(self, task: VideoTask) -> VideoResult:
+        """Analyse one video; per-video problems become a failed result, never an exception."""
+        started = time.perf_counter()
+        try:
+            result = analyze_video(task, self)
+        except EmovidError as exc:
+            result = VideoResult(task.video_id, task.path, "failed", error=str(exc))
+        except Exception as exc:  # a bug or an OpenCV error on one video must not end the run
+            log.exception("unexpected error on %s", task.path)
+            result = VideoResult(task.video_id, task.path, "failed", error=f"{type(exc).__name__}: {exc}")
+        return replace(result, wall_s=round(time.perf_counter() - started, 3))
+
+    def file_metadata(self, task: VideoTask, reader: VideoReader) -> dict:
+        info = reader.info
+        return {
+            "emovid_version": __version__, "settings_hash": self.settings_hash, "settings": self.settings,
+            "model_name": self.classifier.info.name, "model_version": self.classifier.info.version,
+            "video_id": task.video_id, "source": task.path,
+            "video": {"width": info.width, "height": info.height, "fps": info.fps,
+                      "frame_count": info.frame_count, "codec": info.codec},
+        }
+
+
+def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
+    """Run the pipeline on one video and write its Parquet file atomically.
+
+    Raises:
+        VideoError: the video cannot be opened or has no decodable frame (nothing is written).
+    """
+    config, classifier = analyzer.config, analyzer.classifier
+    with VideoReader(task.path, config.fps) as reader:
+        schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
+        pending: list[FrameFaces] = []
+        crops: list[np.ndarray] = []
+        faces_found = 0
+        with ParquetSink(task.output, schema) as sink:
+            for frame in reader.frames():
+                faces = analyzer.detector.detect(frame.image)
+                pending.append(FrameFaces(frame.index, frame.timestamp_s, faces))
+                if len(faces):
+                    crops.append(crop_faces(frame.image, faces, classifier.info.crop_margin,
+                                            classifier.input_size, config.align))
+                    faces_found += len(faces)
+                if sum(len(c) for c in crops) >= config.batch_size or len(pending) >= MAX_FRAMES_PER_CHUNK:
+                    _flush(task, pending, crops, sink, classifier, config.batch_size)
+            _flush(task, pending, crops, sink, classifier, config.batch_size)
+            if reader.frames_decoded == 0:
+                raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
+        info = reader.info
+        truncated = reader.truncation()
+        return VideoResult(
+            task.video_id, task.path, "partial" if truncated else "ok", error=truncated,
+            frames_decoded=reader.frames_decoded, frames_sampled=reader.frames_sampled, faces=faces_found,
+            duration_s=round(info.duration_s, 3) if info.duration_s else None, fps=info.fps,
+            width=info.width, height=info.height, output=os.fspath(task.output),
+        )
+
+
+def _flush(task: VideoTask, pending: list[FrameFaces], crops: list[np.ndarray], sink: ParquetSink,
+           classifier: EmotionClassifier, batch_size: int) -> None:
+    """Classify the buffered faces in one batched call and write their rows; empties the buffers."""
+    if not pending:
+        return
+    batch = np.concatenate(crops) if crops else np.zeros((0, classifier.input_size, classifier.input_size), np.uint8)
+    probs = classifier.predict_proba(batch, batch_size=batch_size)
+    sink.write(to_record_batch(task.video_id, pending, probs, sink.schema, classifier.classes))
+    pending.clear()
+    crops.clear()

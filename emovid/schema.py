@@ -1,0 +1,76 @@
+"""The declared pyarrow schemas: one face-row table per video, and the run manifest.
+
+``sink.py`` writes only through these; every Parquet file emovid writes matches
+:func:`face_schema` for its model's classes exactly, even when it has no rows.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from emovid.labels import EMOTIONS
+
+SCHEMA_VERSION = "1"
+METADATA_KEY = b"emovid"
+
+#: Columns that are null on the one row written for a sampled frame with no face.
+FACE_COLUMNS = ("face_index", "track_id", "x", "y", "w", "h", "det_score", "emotion", "confidence")
+
+
+def prob_column(emotion: str) -> str:
+    return f"prob_{emotion}"
+
+
+def face_schema(classes: tuple[str, ...] = EMOTIONS, metadata: dict | None = None) -> pa.Schema:
+    """Schema of the per-video emotion table.
+
+    One row per detected face per sampled frame; a sampled frame with no face has one row
+    whose face columns are null, so "no face" differs from "not sampled".
+    """
+    fields = [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("frame_index", pa.int64(), nullable=False),
+        pa.field("timestamp_s", pa.float64(), nullable=False),
+        pa.field("face_index", pa.int16()),
+        pa.field("track_id", pa.int32()),
+        pa.field("x", pa.int32()),
+        pa.field("y", pa.int32()),
+        pa.field("w", pa.int32()),
+        pa.field("h", pa.int32()),
+        pa.field("det_score", pa.float32()),
+        pa.field("emotion", pa.string()),
+        pa.field("confidence", pa.float32()),
+        *(pa.field(prob_column(c), pa.float32()) for c in classes),
+    ]
+    schema = pa.schema(fields)
+    if metadata is not None:
+        schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
+    return schema
+
+
+def read_metadata(schema: pa.Schema) -> dict:
+    """The emovid metadata dict stored in a schema (empty if the file was not written by emovid)."""
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+MANIFEST_SCHEMA = pa.schema([
+    pa.field("video_id", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("status", pa.string()),  # ok | partial | failed | skipped
+    pa.field("error", pa.string()),
+    pa.field("frames_decoded", pa.int64()),
+    pa.field("frames_sampled", pa.int64()),
+    pa.field("faces", pa.int64()),
+    pa.field("duration_s", pa.float64()),
+    pa.field("fps", pa.float64()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("wall_s", pa.float64()),
+    pa.field("attempts", pa.int32()),
+    pa.field("output", pa.string()),
+])
+
+STATUSES = ("ok", "partial", "failed", "skipped")

@@ -1,0 +1,1 @@
+"""Shipped weights, installed as ``emovid.models`` (see ``emovid.assets``)."""

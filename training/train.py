@@ -1,0 +1,179 @@
+"""The training job: data -> model -> fit -> save (with metadata) -> evaluate.
+
+Sections follow keras-io's mnist_convnet (Setup, Prepare data, Build model, Train, Evaluate),
+written as functions so ``emovid train`` and ``jobs/train.py`` share them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from emovid import __version__
+from emovid.labels import EMOTIONS
+from emovid.model_file import ModelInfo, write_model_info
+from training.augment import make_augmenter, make_dataset
+from training.data import DatasetError, LabelledFaces, load_dataset
+from training.model import make_model
+
+log = logging.getLogger(__name__)
+
+# ---- Setup ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Training settings; ``emovid train --help`` documents each one.
+
+    Attributes:
+        data: dataset folder (FER+ root with FER2013Train/ and FER2013Valid/, one FER+ split
+            folder with label.csv, or ``<emotion>/*.jpg`` class folders).
+        out: where the trained ``.keras`` model is written.
+        epochs: maximum epochs (early stopping may end sooner).
+        batch_size: training batch size.
+        learning_rate: peak learning rate of the cosine schedule.
+        balance: class re-weighting exponent: 0 = none, 1 = full inverse frequency.
+        validation_split: share held out when the data has no validation split of its own.
+        patience: epochs without val accuracy gain before stopping.
+        input_size: side of the square grayscale model input.
+        crop_margin: face-box enlargement used when cropping faces from photos and video.
+        seed: random seed for the split, shuffling and augmentation.
+        name / version: recorded in the model file.
+        limit: train on the first ``limit`` images only (smoke tests).
+    """
+
+    data: Path
+    out: Path
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    balance: float = 0.5
+    validation_split: float = 0.2
+    patience: int = 8
+    input_size: int = 48
+    crop_margin: float = 0.15
+    seed: int = 1337
+    name: str = "emovid-fer7"
+    version: str = "1"
+    limit: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "input_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        if not 0 < self.validation_split < 1:
+            raise ValueError(f"validation_split: expected 0..1 exclusive, got {self.validation_split}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
+        if Path(self.out).suffix != ".keras":
+            raise ValueError(f"out: expected a .keras file name, got {self.out}")
+
+
+# ---- Prepare data --------------------------------------------------------------------------
+
+
+def split_validation(data: LabelledFaces, share: float, seed: int) -> tuple[LabelledFaces, LabelledFaces]:
+    """Random ``1 - share`` / ``share`` split (the seed project's 80/20)."""
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_val = max(1, int(round(share * len(data))))
+    if n_val >= len(data):
+        raise DatasetError(f"only {len(data)} images: too few to hold out a validation split")
+    pick = lambda idx: LabelledFaces(data.images[idx], data.targets[idx], data.names[idx], data.majority[idx])  # noqa: E731
+    return pick(order[n_val:]), pick(order[:n_val])
+
+
+def class_weights(targets: np.ndarray, exponent: float) -> np.ndarray:
+    """Per-class weights ``(N / (K * n_c)) ** exponent``, normalised to mean 1 over the samples."""
+    counts = targets.sum(axis=0) + 1.0
+    per_class = (counts.sum() / (len(counts) * counts)) ** exponent
+    sample = targets @ per_class
+    return per_class / sample.mean()
+
+
+# ---- Train ---------------------------------------------------------------------------------
+
+
+def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tuple[keras.Model, dict]:
+    """Compile and fit a fresh model; returns the best-epoch model and its history."""
+    keras.utils.set_random_seed(config.seed)
+    model = make_model((config.input_size, config.input_size, 1), len(EMOTIONS))
+    model.summary(print_fn=log.info)
+    weights = class_weights(train.targets, config.balance)
+    log.info("class weights: %s", dict(zip(EMOTIONS, np.round(weights, 2))))
+    train_ds = make_dataset(train.images, train.targets, (train.targets @ weights).astype("float32"),
+                            batch_size=config.batch_size, augmenter=make_augmenter(config.seed),
+                            shuffle=True, seed=config.seed)
+    valid_ds = make_dataset(valid.images, valid.targets, batch_size=512)
+    steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 10, steps, warmup_target=config.learning_rate, warmup_steps=steps // 30)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
+    )
+    work = Path(config.out).with_suffix("").with_name(Path(config.out).stem + "_work")
+    work.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=str(work / "tensorboard")),
+        keras.callbacks.ModelCheckpoint(str(work / "best.keras"), monitor="val_acc", mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_acc", mode="max", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(work / "history.csv")),
+    ]
+    started = time.perf_counter()
+    history = model.fit(train_ds, validation_data=valid_ds, epochs=config.epochs, callbacks=callbacks, verbose=2)
+    seconds = time.perf_counter() - started
+    epochs_run = len(history.history["loss"])
+    return model, {
+        "epochs_run": epochs_run,
+        "seconds": round(seconds, 1),
+        "seconds_per_epoch": round(seconds / max(epochs_run, 1), 1),
+        "best_val_acc": float(max(history.history["val_acc"])),
+    }
+
+
+def save(model: keras.Model, config: TrainConfig, details: dict) -> ModelInfo:
+    """Write the model and its emovid metadata to ``config.out``."""
+    info = ModelInfo(
+        name=config.name, version=config.version, classes=EMOTIONS, input_size=config.input_size,
+        crop_margin=config.crop_margin,
+        training={**details, "emovid_version": __version__,
+                  "config": {k: str(v) for k, v in asdict(config).items()}},
+    )
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".partial.keras")
+    # An uncompiled clone drops the optimizer state: the shipped file holds only what inference needs.
+    inference_model = keras.models.clone_model(model)
+    inference_model.set_weights(model.get_weights())
+    inference_model.save(tmp)
+    write_model_info(tmp, info)
+    tmp.replace(out)
+    return info
+
+
+def train(config: TrainConfig) -> ModelInfo:
+    """Run the whole training job and return the saved model's metadata.
+
+    Raises:
+        DatasetError: the data folder cannot be used.
+    """
+    train_set, valid_set = load_dataset(config.data, config.input_size, config.crop_margin)
+    if config.limit:
+        train_set = train_set.head(config.limit)
+        valid_set = valid_set.head(max(2, config.limit // 4)) if valid_set is not None else None
+    if valid_set is None:
+        train_set, valid_set = split_validation(train_set, config.validation_split, config.seed)
+    log.info("training on %d images, validating on %d", len(train_set), len(valid_set))
+    model, details = fit(config, train_set, valid_set)
+    details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data), **config.extra)
+    info = save(model, config, details)
+    log.info("saved %s: %s", config.out, json.dumps(details))
+    return info
