@@ -18,7 +18,11 @@ def bundled(name: str) -> Path:
     Raises:
         FileNotFoundError: the installed package lacks the file (a broken install).
     """
-    path = Path(str(importlib.resources.files("emovid.models").joinpath(name)))
+    try:
+        folder = Path(str(importlib.resources.files("emovid.models")))
+    except ModuleNotFoundError:  # running from a source tree that is not installed (e.g. a Ray job's working_dir)
+        folder = Path(__file__).resolve().parents[1] / "models"
+    path = folder / name
     if not path.is_file():
         raise FileNotFoundError(f"bundled file {name} is missing from {path.parent}; reinstall emovid")
     return path

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from typing import Callable
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from emovid.config import AnalyzeConfig, RunOptions
 from emovid.errors import EmovidError
@@ -21,8 +22,9 @@ from emovid.pipeline import VideoAnalyzer, VideoResult, VideoTask
 
 log = logging.getLogger(__name__)
 
-#: One running plus one queued per actor: the next video starts without a driver round trip.
-PER_ACTOR_IN_FLIGHT = 2
+#: Videos in flight per actor. One: when a worker dies, only the video it was on is affected.
+PER_ACTOR_IN_FLIGHT = 1
+RESTART_TIMEOUT_S = 120
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
 
 
@@ -62,9 +64,9 @@ def pool_size(options: RunOptions, n_tasks: int) -> int:
     return max(1, min(size, n_tasks))
 
 
-def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int) -> list:
+def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyzer_cls: type) -> list:
     threads = max(1, math.floor(options.cpus_per_worker))
-    actor_cls = ray.remote(RayVideoAnalyzer).options(
+    actor_cls = ray.remote(analyzer_cls).options(
         num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
         max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
     )
@@ -78,15 +80,15 @@ def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int) -> list
 
 
 def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
-              on_result: Callable[[VideoResult], None]) -> None:
+              on_result: Callable[[VideoResult], None], analyzer_cls: type = RayVideoAnalyzer) -> None:
     """Analyse ``tasks`` on a pool of Ray actors, calling ``on_result`` on the driver for each video.
 
     A video whose worker process dies is retried (up to ``options.retries`` times) on a
-    restarted worker, then reported as failed.
+    restarted worker, then reported as failed. ``analyzer_cls`` lets tests inject faults.
     """
     if not tasks:
         return
-    actors = _start_actors(config, options, pool_size(options, len(tasks)))
+    actors = _start_actors(config, options, pool_size(options, len(tasks)), analyzer_cls)
     queue = deque(tasks)
     attempts: dict[str, int] = {}
     in_flight: dict = {}  # ObjectRef -> (actor index, task)
@@ -108,6 +110,8 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
             try:
                 result = ray.get(ref).with_attempts(tries)
             except RayActorError as exc:
+                # Ray reports a death mid-task as ActorUnavailableError while the actor restarts.
+                _wait_for_restart(actors[actor_index])
                 if tries <= options.retries:
                     log.warning("worker died on %s (attempt %d); retrying", task.video_id, tries)
                     queue.appendleft(task)
@@ -122,3 +126,15 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
+
+
+def _wait_for_restart(actor) -> None:
+    """Block until a restarting actor answers again (it reloads its models in ``__init__``)."""
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.ready.remote(), timeout=RESTART_TIMEOUT_S)
+            return
+        except (ActorUnavailableError, GetTimeoutError):
+            time.sleep(0.2)
+    raise EmovidError(f"a crashed emovid worker did not restart within {RESTART_TIMEOUT_S}s")

@@ -1,0 +1,48 @@
+"""Ray job entry point for `emovid train`: trains on a GPU node when the cluster has one.
+
+    ray job submit --address http://HEAD:8265 --working-dir . -- \
+        python jobs/train.py /shared/ferplus --out /shared/models/emovid_fer7_v2.keras
+
+Takes the same arguments as `emovid train`. Training runs as one Ray task that asks for a GPU
+when the cluster has any (else CPUs), so the driver can be a laptop. `--smoke-test` trains one
+epoch on 64 images. The model file is written by the task: --out must be on storage the
+training node and you both see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from emovid.cli import main as emovid_main  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--smoke-test", action="store_true", help="one epoch on 64 images")
+    return parser.parse_known_args(argv)
+
+
+def train_task(argv: list[str]) -> int:
+    return emovid_main(["train", *argv])
+
+
+def main(args: argparse.Namespace, rest: list[str]) -> int:
+    import ray
+
+    if args.smoke_test:
+        rest = [*rest, "--epochs", "1", "--limit", "64"]
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    cpus = 1 if gpus else max(1, int(ray.cluster_resources().get("CPU", 1)))
+    remote = ray.remote(num_gpus=gpus, num_cpus=cpus, max_retries=0)(train_task)
+    return ray.get(remote.remote(rest))
+
+
+if __name__ == "__main__":
+    import ray
+
+    ray.init()
+    sys.exit(main(*parse_args(sys.argv[1:])))

@@ -1,0 +1,27 @@
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["EMOVID_DEBUG"] = "1"  # the CLI re-raises instead of printing one line, so tests see tracebacks
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance (2 CPUs) shared by the tests of one module (test_jobs runs its own cluster)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    """A VideoAnalyzer (bundled model, default settings) loaded once for the whole session."""
+    from emovid.config import AnalyzeConfig
+    from emovid.pipeline import VideoAnalyzer
+
+    return VideoAnalyzer(AnalyzeConfig(), num_threads=2)

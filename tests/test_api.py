@@ -1,0 +1,141 @@
+"""emovid.analyze end to end in-process (Ray itself is covered in test_distributed.py)."""
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+import emovid
+from emovid.errors import OutputError
+from emovid.manifest import MANIFEST_NAME, read_manifest
+from emovid.outdir import LOCK_NAME
+from tests.helpers import face_video, shared_video, write_video
+
+
+@pytest.fixture()
+def videos(tmp_path):
+    """A folder with two same-named clips in subfolders, a faceless clip and bad inputs."""
+    root = tmp_path / "in"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    face_video(root / "a" / "clip.mp4", n_frames=8)
+    face_video(root / "b" / "clip.mp4", n_frames=6)
+    write_video(root / "plain.avi", 10, fps=10)
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "notes.mp4").write_text("not a video")
+    return root
+
+
+def run(videos, out, **kw):
+    return emovid.analyze(videos, out, in_process=True, progress=False, **kw)
+
+
+def test_folder_run_writes_one_file_per_video_and_a_manifest(videos, tmp_path):
+    out = tmp_path / "out"
+    manifest = run(videos, out)
+    status = dict(zip(manifest["video_id"], manifest["status"]))
+    assert status == {"a/clip.mp4": "ok", "b/clip.mp4": "ok", "empty.mp4": "failed", "notes.mp4": "failed", "plain.avi": "ok"}
+    errors = dict(zip(manifest["video_id"], manifest["error"]))
+    assert "empty file" in errors["empty.mp4"] and "not a video" in errors["notes.mp4"]
+    assert (out / "a" / "clip.mp4.parquet").is_file() and (out / "b" / "clip.mp4.parquet").is_file()
+    assert not (out / "empty.mp4.parquet").exists()
+    # pandas reads the folder, skipping the manifest and lock
+    df = pd.read_parquet(out)
+    assert set(df["video_id"]) == {"a/clip.mp4", "b/clip.mp4", "plain.avi"}
+    assert not (out / LOCK_NAME).exists()
+    on_disk = read_manifest(out)
+    pd.testing.assert_frame_equal(on_disk, manifest)
+
+
+def test_read_results_types_and_order(videos, tmp_path):
+    out = tmp_path / "out"
+    run(videos, out)
+    df = emovid.read_results(out)
+    assert isinstance(df["emotion"].dtype, pd.CategoricalDtype)
+    assert list(df["emotion"].cat.categories) == list(emovid.EMOTIONS)
+    assert df["video_id"].dtype == "string"
+    for _, group in df.groupby("video_id"):
+        assert group["timestamp_s"].is_monotonic_increasing
+    assert df.loc[df["video_id"] == "plain.avi", "emotion"].isna().all()
+
+
+def test_read_results_on_empty_folder(tmp_path):
+    df = emovid.read_results(tmp_path)
+    assert df.empty and "prob_joy" in df.columns and isinstance(df["emotion"].dtype, pd.CategoricalDtype)
+
+
+def test_rerun_skips_done_videos_and_finishes_the_rest(videos, tmp_path):
+    out = tmp_path / "out"
+    first = run(videos, out)
+    before = (out / "a" / "clip.mp4.parquet").stat().st_mtime_ns
+    (out / "b" / "clip.mp4.parquet").unlink()
+    second = run(videos, out)
+    status = dict(zip(second["video_id"], second["status"]))
+    assert status["a/clip.mp4"] == "skipped" and status["plain.avi"] == "skipped"
+    assert status["b/clip.mp4"] == "ok" and status["empty.mp4"] == "failed"
+    assert (out / "a" / "clip.mp4.parquet").stat().st_mtime_ns == before
+    third = run(videos, out, overwrite=True)
+    assert (third["status"] == "skipped").sum() == 0
+    assert (out / "a" / "clip.mp4.parquet").stat().st_mtime_ns != before
+    assert len(first) == len(third)
+
+
+def test_changed_settings_are_refused(videos, tmp_path):
+    out = tmp_path / "out"
+    run(videos, out, fps=4)
+    with pytest.raises(OutputError, match="other settings.*sampling_fps"):
+        run(videos, out, fps=2)
+    assert set(run(videos, out, fps=2, overwrite=True)["status"]) == {"ok", "failed"}
+
+
+def test_batch_size_does_not_count_as_a_setting(videos, tmp_path):
+    out = tmp_path / "out"
+    run(videos, out, batch_size=2)
+    assert set(run(videos, out, batch_size=64)["status"]) == {"skipped", "failed"}
+
+
+def test_locked_output_is_refused(videos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text('{"pid": 1, "host": "%s"}' % os.uname().nodename)  # pid 1 is alive
+    with pytest.raises(OutputError, match="in use"):
+        run(videos, out)
+
+
+def test_stale_lock_and_temp_files_are_cleaned(videos, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text('{"pid": 999999999, "host": "%s"}' % os.uname().nodename)
+    (out / ".x.mp4.parquet.tmp-123").write_bytes(b"half")
+    run(videos, out)
+    assert not (out / ".x.mp4.parquet.tmp-123").exists() and not (out / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"fps": -1}, "fps"), ({"batch_size": 0}, "batch_size"), ({"workers": 0}, "workers"),
+    ({"gpus_per_worker": -0.5}, "gpus_per_worker"), ({"score_threshold": 2}, "score_threshold"),
+    ({"model": "/nonexistent.keras"}, "model"),
+])
+def test_invalid_arguments_fail_before_any_work(videos, tmp_path, kwargs, message):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        run(videos, out, **kwargs)
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_refused(videos, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        run(videos, target)
+
+
+def test_real_sample_folder(tmp_path):
+    src = shared_video("WolfgangLanger_Pexels.mp4").parent
+    out = tmp_path / "out"
+    manifest = run([src / "WolfgangLanger_Pexels.mp4", src / "no_face.mp4"], out)
+    assert list(manifest["status"]) == ["ok", "ok"]
+    df = emovid.read_results(out)
+    assert df.groupby("video_id").size().to_dict() == {"WolfgangLanger_Pexels.mp4": 79, "no_face.mp4": 16}
+    shutil.rmtree(out)

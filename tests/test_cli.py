@@ -1,0 +1,67 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from emovid.cli import build_parser, main
+from tests.helpers import face_video
+
+
+def test_help_reads_well():
+    out = subprocess.run([sys.executable, "-m", "emovid", "analyze", "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--out", "--fps", "--every-frame", "--batch-size", "--address", "--workers", "--gpus-per-worker", "--overwrite"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["analyze", "x", "--out", "o", "--fps", "-1"],
+    ["analyze", "x", "--out", "o", "--fps", "abc"],
+    ["analyze", "x", "--out", "o", "--batch-size", "0"],
+    ["analyze", "x", "--out", "o", "--workers", "0"],
+    ["analyze", "x", "--out", "o", "--gpus-per-worker", "-1"],
+    ["analyze", "x", "--out", "o", "--fps", "2", "--every-frame"],
+    ["analyze", "x"],
+])
+def test_invalid_values_are_rejected_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+
+
+def test_missing_input_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EMOVID_DEBUG", raising=False)
+    assert main(["analyze", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--in-process"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_analyze_exit_codes_and_summary(tmp_path, capsys):
+    videos = tmp_path / "in"
+    videos.mkdir()
+    face_video(videos / "ok.mp4", n_frames=6)
+    assert main(["analyze", str(videos), "--out", str(tmp_path / "o"), "--in-process", "--no-progress"]) == 0
+    assert "1 ok, 0 failed" in capsys.readouterr().err
+    (videos / "bad.mp4").write_text("garbage")
+    assert main(["analyze", str(videos), "--out", str(tmp_path / "o"), "--in-process", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "0 ok, 1 failed, 1 skipped" in err and "bad.mp4" in err
+    assert set(pd.read_parquet(tmp_path / "o")["video_id"]) == {"ok.mp4"}
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(["emovid", "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("emovid ")
+
+
+def test_train_and_evaluate_commands(tmp_path, capsys):
+    from tests.test_training_data import VOTES, write_ferplus
+
+    data = write_ferplus(tmp_path / "split", VOTES * 3)
+    model = tmp_path / "m.keras"
+    assert main(["train", str(data), "--out", str(model), "--epochs", "1", "--batch-size", "4"]) == 0
+    assert model.is_file()
+    assert main(["evaluate", str(data), "--model", str(model), "--out", str(tmp_path / "eval")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "report.txt").is_file()

@@ -1,0 +1,89 @@
+"""Real Ray (2 local CPUs): distribution, worker count, GPU requests and worker death."""
+
+import os
+
+import pandas as pd
+import pytest
+
+import emovid
+from emovid.config import AnalyzeConfig, RunOptions
+from emovid.errors import EmovidError
+from tests.helpers import face_video, write_video
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(3):
+        face_video(root / f"f{i}.mp4", n_frames=6)
+    write_video(root / "plain.mp4", 8)
+    (root / "bad.mp4").write_text("garbage")
+    return root
+
+
+def test_analyze_on_ray_matches_in_process(ray_local, folder, tmp_path):
+    on_ray = emovid.analyze(folder, tmp_path / "ray", workers=2, progress=False)
+    local = emovid.analyze(folder, tmp_path / "local", in_process=True, progress=False)
+    assert dict(zip(on_ray["video_id"], on_ray["status"])) == dict(zip(local["video_id"], local["status"]))
+    assert (on_ray["status"] == "ok").sum() == 4
+    a = emovid.read_results(tmp_path / "ray")
+    b = emovid.read_results(tmp_path / "local")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-4)
+
+
+def test_pool_size_follows_cpus_and_caps(ray_local):
+    from emovid.distributed import pool_size
+
+    assert pool_size(RunOptions(), 10) == 2  # 2 CPUs, 1 per worker
+    assert pool_size(RunOptions(), 1) == 1  # never more workers than videos
+    assert pool_size(RunOptions(workers=1), 10) == 1
+    assert pool_size(RunOptions(cpus_per_worker=2), 10) == 1
+
+
+def test_gpu_request_without_gpus_is_a_clear_error(ray_local):
+    from emovid.distributed import pool_size
+
+    with pytest.raises(EmovidError, match="GPUs"):
+        pool_size(RunOptions(gpus_per_worker=0.5), 3)
+
+
+def crashing_analyzer_class():
+    """A worker class that kills its own process on a video while ``<video>.crash`` exists.
+
+    Built in a function so cloudpickle ships it to the workers by value.
+    """
+    from emovid.distributed import RayVideoAnalyzer
+
+    class CrashingAnalyzer(RayVideoAnalyzer):
+        def __call__(self, task):
+            flag = task.path + ".crash"
+            if os.path.exists(flag):
+                if open(flag).read() == "once":
+                    os.remove(flag)
+                os._exit(1)  # the process dies mid-video, as with a segfault or an OOM kill
+            return super().__call__(task)
+
+    return CrashingAnalyzer
+
+
+def test_worker_death_is_retried_then_reported(ray_local, folder, tmp_path):
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+
+    out = tmp_path / "out"
+    tasks = [VideoTask(str(folder / f"f{i}.mp4"), f"f{i}.mp4", str(out / f"f{i}.mp4.parquet")) for i in range(3)]
+    (folder / "f0.mp4.crash").write_text("once")
+    (folder / "f1.mp4.crash").write_text("always")
+    results = {}
+    run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=2, retries=1),
+              lambda r: results.__setitem__(r.video_id, r), analyzer_cls=crashing_analyzer_class())
+    assert results["f0.mp4"].status == "ok" and results["f0.mp4"].attempts == 2
+    assert results["f1.mp4"].status == "failed" and "died" in results["f1.mp4"].error
+    assert results["f1.mp4"].attempts == 2
+    assert results["f2.mp4"].status == "ok"
+    assert sorted(p.name for p in out.iterdir()) == ["f0.mp4.parquet", "f2.mp4.parquet"]  # no temp files
+    clean = emovid.analyze([folder / "f0.mp4"], tmp_path / "clean", in_process=True, progress=False)
+    assert list(clean["status"]) == ["ok"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "f0.mp4.parquet"),
+                                  pd.read_parquet(tmp_path / "clean" / "f0.mp4.parquet"), check_exact=False, atol=1e-4)

@@ -1,0 +1,95 @@
+import shutil
+import socket
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from emovid.emotions import EmotionClassifier, to_model_input
+from emovid.errors import ModelError
+from emovid.labels import EMOTIONS
+from emovid.model_file import ModelInfo, read_model_info, write_model_info
+from tests.helpers import shared_video
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return EmotionClassifier.load()
+
+
+def test_bundled_model_loads_with_its_classes(classifier):
+    assert classifier.classes == EMOTIONS
+    assert classifier.input_size == 48
+    assert "emovid" in classifier.path.parent.as_posix() or classifier.path.parent.name == "models"
+
+
+def test_bundled_model_loads_without_network(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    assert EmotionClassifier.load().predict_proba([np.zeros((48, 48), np.uint8)]).shape == (1, 7)
+
+
+@pytest.mark.parametrize("name", ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg"])
+def test_predict_proba_on_real_face_photos(classifier, name):
+    from emovid.faces import FaceDetector, crop_faces
+
+    image = cv2.imread(str(shared_video(name)))
+    faces = FaceDetector().detect(image).largest()
+    crops = crop_faces(image, faces, classifier.info.crop_margin, classifier.input_size)
+    bgr_crop = image[int(faces.boxes[0, 1]):, int(faces.boxes[0, 0]):][:200, :200]
+    probs = classifier.predict_proba([crops[0], bgr_crop])
+    assert probs.shape == (2, len(EMOTIONS)) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert (probs >= 0).all()
+
+
+def test_happy_photo_is_joy(classifier):
+    from emovid.faces import FaceDetector, crop_faces
+
+    image = cv2.imread(str(shared_video("0-f15-hao-ph.jpg")))  # posed happy, open mouth
+    crop = crop_faces(image, FaceDetector().detect(image).largest(), classifier.info.crop_margin, 48)
+    assert classifier.classes[int(classifier.predict_proba(crop).argmax())] == "joy"
+
+
+def test_batching_does_not_change_results(classifier):
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 255, (37, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(classifier.predict_proba(faces, batch_size=5), classifier.predict_proba(faces, batch_size=64),
+                               atol=1e-5)
+    assert classifier.predict_proba([]).shape == (0, 7)
+
+
+@pytest.mark.parametrize("faces", [[np.zeros((4, 4, 2), np.uint8)], [np.zeros(0, np.uint8)]])
+def test_bad_crops_raise(faces):
+    with pytest.raises(ValueError, match="faces\\[0\\]"):
+        to_model_input(faces, 48)
+
+
+def test_model_with_wrong_classes_is_rejected(classifier, tmp_path):
+    path = tmp_path / "wrong.keras"
+    shutil.copy(classifier.path, path)
+    info = read_model_info(path)
+    write_model_info(path, ModelInfo(info.name, info.version, ("a", "b", "c"), info.input_size, info.crop_margin))
+    with pytest.raises(ModelError, match="3 classes"):
+        EmotionClassifier.load(path)
+
+
+@pytest.mark.parametrize("content, message", [(b"not a zip", "not a .keras"), (None, "not found")])
+def test_broken_model_files(tmp_path, content, message):
+    path = tmp_path / "m.keras"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelError, match=message):
+        EmotionClassifier.load(path)
+
+
+def test_keras_file_without_emovid_metadata(tmp_path):
+    path = tmp_path / "plain.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "{}")
+    with pytest.raises(ModelError, match="emovid.json"):
+        EmotionClassifier.load(path)

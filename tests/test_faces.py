@@ -1,0 +1,113 @@
+from contextlib import nullcontext as does_not_raise
+
+import cv2
+import numpy as np
+import pytest
+
+from emovid.faces import FaceDetections, FaceDetector, crop_faces
+from tests.helpers import shared_video
+
+
+def detections(boxes, scores=None):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.full(len(boxes), 0.9, np.float32) if scores is None else np.asarray(scores, np.float32)
+    return FaceDetections(boxes, scores, np.zeros((len(boxes), 5, 2), np.float32))
+
+
+@pytest.mark.parametrize(
+    "boxes, scores, landmarks, expectation",
+    [
+        (np.zeros((2, 4), np.float32), np.zeros(2, np.float32), np.zeros((2, 5, 2), np.float32), does_not_raise()),
+        (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32), does_not_raise()),
+        (np.zeros((2, 3), np.float32), np.zeros(2, np.float32), np.zeros((2, 5, 2), np.float32), pytest.raises(ValueError, match="boxes")),
+        (np.zeros((2, 4), np.float32), np.zeros(3, np.float32), np.zeros((2, 5, 2), np.float32), pytest.raises(ValueError, match="scores")),
+        (np.zeros((2, 4), np.float32), np.zeros(2, np.float32), np.zeros((2, 4, 2), np.float32), pytest.raises(ValueError, match="landmarks")),
+        ([[0, 0, 1, 1]], np.zeros(1, np.float32), np.zeros((1, 5, 2), np.float32), pytest.raises(ValueError, match="boxes")),
+    ],
+)
+def test_face_detections_validates_shapes(boxes, scores, landmarks, expectation):
+    with expectation:
+        FaceDetections(boxes, scores, landmarks)
+
+
+def test_empty_detections_are_valid_and_filterable():
+    empty = FaceDetections.empty()
+    assert len(empty) == 0
+    assert empty == FaceDetections.empty()
+    assert len(empty.largest()) == 0
+    assert len(empty[np.zeros(0, bool)]) == 0
+
+
+def test_indexing_and_largest():
+    faces = detections([[0, 0, 10, 10], [5, 5, 40, 30], [1, 1, 20, 20]])
+    assert len(faces[faces.boxes[:, 2] > 15]) == 2
+    np.testing.assert_array_equal(faces.largest().boxes, [[5, 5, 40, 30]])
+    assert len(faces[1]) == 1
+
+
+def test_from_yunet_maps_boxes_back_to_frame_pixels():
+    raw = np.zeros((1, 15), np.float32)
+    raw[0, :4] = [10, 20, 30, 40]
+    raw[0, 4:14] = np.arange(10)
+    raw[0, 14] = 0.8
+    faces = FaceDetections.from_yunet(raw, scale=0.5)
+    np.testing.assert_allclose(faces.boxes, [[20, 40, 60, 80]])
+    np.testing.assert_allclose(faces.landmarks[0, 1], [4, 6])
+    np.testing.assert_allclose(faces.scores, [0.8])
+    assert len(FaceDetections.from_yunet(None)) == 0
+
+
+def test_crop_faces_shape_dtype_and_padding():
+    frame = np.full((100, 120, 3), 255, np.uint8)
+    faces = detections([[0, 0, 50, 50], [60, 40, 40, 60]])
+    crops = crop_faces(frame, faces, margin=0.2, size=48)
+    assert crops.shape == (2, 48, 48) and crops.dtype == np.uint8
+    assert (crops == 255).all()  # parts outside the frame replicate the border, no black bars
+    assert crop_faces(frame, FaceDetections.empty(), 0.2, 48).shape == (0, 48, 48)
+
+
+def test_crop_is_centred_on_the_box():
+    frame = np.zeros((200, 200), np.uint8)
+    frame[80:120, 80:120] = 255  # a bright 40 px square
+    crop = crop_faces(frame, detections([[80, 80, 40, 40]]), margin=0.0, size=40)[0]
+    assert crop.mean() > 240
+
+
+def test_align_levels_tilted_eyes():
+    faces = detections([[40, 40, 60, 60]])
+    faces.landmarks[0, 0] = [55, 60]  # right eye
+    faces.landmarks[0, 1] = [85, 75]  # left eye, lower: head tilted
+    frame = np.zeros((160, 160), np.uint8)
+    cv2.line(frame, (55, 60), (85, 75), 255, 3)
+    crop = crop_faces(frame, faces, margin=0.0, size=60, align=True)[0]
+    rows = np.flatnonzero(crop.max(axis=1) > 128)
+    assert rows.max() - rows.min() <= 6  # the eye line is horizontal after alignment
+
+
+@pytest.mark.parametrize("kwargs", [{"score_threshold": 0}, {"score_threshold": 1.5}, {"min_face": -1}, {"max_side": 10}])
+def test_detector_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        FaceDetector(**kwargs)
+
+
+def test_detector_finds_the_five_faces_of_multi_face_photo():
+    image = cv2.imread(str(shared_video("multi_face.jpg")))
+    faces = FaceDetector().detect(image)
+    assert len(faces) == 5
+    assert (faces.scores > 0.7).all()
+    # boxes lie inside the photo, in its own pixels (detection ran on a downscaled copy)
+    assert (faces.boxes[:, 0] >= 0).all() and (faces.boxes[:, 0] + faces.boxes[:, 2] <= image.shape[1] + 2).all()
+
+
+def test_detector_downscaling_keeps_boxes_in_original_pixels():
+    image = cv2.imread(str(shared_video("single_face.jpg")))
+    big = cv2.resize(image, None, fx=2, fy=2)
+    small_faces = FaceDetector(max_side=4000).detect(image)
+    big_faces = FaceDetector(max_side=max(image.shape[:2])).detect(big)
+    assert len(small_faces) == len(big_faces) == 1
+    np.testing.assert_allclose(big_faces.boxes / 2, small_faces.boxes, atol=6)
+
+
+def test_min_face_filters_small_faces():
+    image = cv2.imread(str(shared_video("multi_face.jpg")))
+    assert len(FaceDetector(min_face=110).detect(image)) < 5

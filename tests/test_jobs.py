@@ -1,0 +1,59 @@
+"""`ray job submit` of jobs/analyze.py against a real local `ray start --head` cluster."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    gcs, dashboard = free_port(), free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    subprocess.run([RAY, "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
+                    f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", f"--temp-dir={temp}"],
+                   check=True, capture_output=True, env=env, timeout=180)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        for _ in range(60):
+            ok = subprocess.run([RAY, "job", "list", "--address", address], capture_output=True, env=env)
+            if ok.returncode == 0:
+                break
+            time.sleep(1)
+        yield address, env
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_submit_analyze_job_to_a_local_cluster(ray_head, tmp_path):
+    address, env = ray_head
+    out = tmp_path / "results"
+    job = subprocess.run(
+        [RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
+         "python", "jobs/analyze.py", "--smoke-test", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert "1 ok, 0 failed" in job.stdout + job.stderr
+    df = pd.read_parquet(out)
+    assert set(df["video_id"]) == {"sample.mp4"} and len(df) == 79

@@ -1,0 +1,87 @@
+"""The per-video pipeline, run without Ray on real and generated videos."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from emovid.pipeline import VideoTask
+from emovid.schema import face_schema, read_metadata
+from tests.helpers import face_video, shared_video, write_video
+
+
+def run(analyzer, path, tmp_path, video_id="v.mp4"):
+    out = tmp_path / f"{video_id}.parquet"
+    return analyzer(VideoTask(str(path), video_id, str(out))), out
+
+
+def test_real_video_rows_schema_and_metadata(analyzer, tmp_path):
+    result, out = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path)
+    assert result.status == "ok" and result.error is None
+    assert result.frames_decoded == 472 and result.frames_sampled == 79  # 19.7 s at 4 fps
+    table = pq.read_table(out)
+    assert table.schema.equals(face_schema(analyzer.classifier.classes), check_metadata=False)
+    df = table.to_pandas()
+    assert len(df) == result.faces == 79  # one man, found in every sampled frame
+    assert df["timestamp_s"].is_monotonic_increasing
+    probs = df.filter(like="prob_").to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert (df["confidence"].to_numpy() == probs.max(axis=1)).all()
+    assert (df["w"] > 50).all() and (df["x"] >= 0).all()
+    meta = read_metadata(table.schema)
+    assert meta["settings"]["sampling_fps"] == 4.0 and meta["settings"]["classes"] == list(analyzer.classifier.classes)
+    assert meta["model_name"] and meta["emovid_version"] and meta["settings_hash"] == analyzer.settings_hash
+    assert meta["video"]["fps"] == pytest.approx(23.976, abs=1e-3)
+
+
+def test_no_face_video_gives_null_face_rows(analyzer, tmp_path):
+    result, out = run(analyzer, shared_video("no_face.mp4"), tmp_path)
+    df = pq.read_table(out).to_pandas()
+    assert result.status == "ok" and result.faces == 0
+    assert len(df) == result.frames_sampled > 0
+    assert df["emotion"].isna().all() and df["face_index"].isna().all() and df["prob_joy"].isna().all()
+
+
+def test_face_then_no_face_mov(analyzer, tmp_path):
+    result, out = run(analyzer, shared_video("face_noface.mov"), tmp_path)
+    df = pq.read_table(out).to_pandas()
+    seen = df.groupby("timestamp_s")["emotion"].apply(lambda s: s.notna().any()).to_numpy()
+    assert seen[0] and not seen[-1]  # a face at the start, none at the end
+    assert result.faces == int(seen.sum())
+
+
+def test_generated_face_video_every_frame(tmp_path):
+    from emovid.config import AnalyzeConfig
+    from emovid.pipeline import VideoAnalyzer
+
+    analyzer = VideoAnalyzer(AnalyzeConfig(fps=None, batch_size=4), num_threads=1)
+    path = face_video(tmp_path / "face.mp4", n_frames=12)
+    result, out = run(analyzer, path, tmp_path)
+    df = pq.read_table(out).to_pandas()
+    assert result.frames_sampled == result.frames_decoded == 12
+    assert df["frame_index"].tolist() == list(range(12)) and result.faces == 12
+    np.testing.assert_allclose(df["timestamp_s"], np.arange(12) / 12.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "empty file"), (b"garbage" * 100, "not a video")])
+def test_bad_files_fail_without_output(analyzer, tmp_path, content, message):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    result, out = run(analyzer, path, tmp_path)
+    assert result.status == "failed" and message in result.error
+    assert not out.exists() and list(tmp_path.iterdir()) == [path]
+
+
+def test_truncated_video_is_partial_with_the_frames_that_decode(analyzer, tmp_path):
+    data = shared_video("WolfgangLanger_Pexels.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    result, out = run(analyzer, path, tmp_path)
+    assert result.status == "partial" and "truncated" in result.error
+    assert 0 < result.frames_decoded < 472
+    assert pq.read_table(out).num_rows == result.frames_sampled
+
+
+def test_synthetic_faceless_video(analyzer, tmp_path):
+    result, out = run(analyzer, write_video(tmp_path / "s.mp4", 20, fps=10), tmp_path)
+    assert result.status == "ok" and result.faces == 0
+    assert pq.read_table(out).num_rows == result.frames_sampled == 8  # 2 s at 4 fps

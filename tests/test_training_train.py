@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from emovid.emotions import EmotionClassifier
+from emovid.labels import EMOTIONS
+from tests.test_training_data import VOTES, write_ferplus
+from training.evaluate import EvalReport, evaluate_folder
+from training.model import make_model
+from training.train import TrainConfig, class_weights, train
+
+
+def test_make_model_outputs_logits_for_raw_pixels():
+    model = make_model((48, 48, 1), 7)
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+    assert model.layers[1].__class__.__name__ == "Rescaling"  # preprocessing inside the model
+    assert model.get_layer("emotion_logits").get_config()["activation"] == "linear"
+
+
+@pytest.mark.parametrize("shape, classes", [((48, 48, 3), 7), ((48, 48), 7), ((48, 48, 1), 1)])
+def test_make_model_rejects_bad_shapes(shape, classes):
+    with pytest.raises(ValueError):
+        make_model(shape, classes)
+
+
+def test_class_weights_favour_rare_classes():
+    targets = np.eye(7, dtype=np.float32)[[0] * 90 + [5] * 10]
+    weights = class_weights(targets, 0.5)
+    assert weights[5] > weights[0]
+    assert (targets @ weights).mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(class_weights(targets, 0.0), 1.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"epochs": 0}, "epochs"), ({"out": "m.h5"}, ".keras"),
+                                             ({"validation_split": 1.0}, "validation_split")])
+def test_train_config_validation(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{"data": tmp_path, "out": tmp_path / "m.keras", **kwargs})
+
+
+def test_smoke_training_writes_a_loadable_model_and_evaluates(tmp_path):
+    data = write_ferplus(tmp_path / "split", VOTES * 4)
+    out = tmp_path / "models" / "smoke.keras"
+    info = train(TrainConfig(data=data, out=out, epochs=1, batch_size=8, name="smoke", version="0"))
+    assert info.classes == EMOTIONS and out.is_file()
+    assert out.stat().st_size < 8_000_000  # no optimizer state in the shipped file
+    classifier = EmotionClassifier.load(out)
+    assert classifier.name == "smoke:0"
+    probs = classifier.predict_proba(np.zeros((3, 64, 64), np.uint8))
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    report = evaluate_folder(data, tmp_path / "eval", model=out)
+    assert report.n == 12 and (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+def test_eval_report_metrics():
+    true = np.array([0, 0, 1, 1, 5])
+    pred = np.array([0, 1, 1, 1, 0])
+    report = EvalReport.from_predictions(true, pred)
+    assert report.accuracy == pytest.approx(3 / 5)
+    assert report.recall[0] == pytest.approx(0.5) and report.recall[1] == 1.0 and report.recall[5] == 0.0
+    assert report.precision[1] == pytest.approx(2 / 3)
+    assert report.mean_recall == pytest.approx((0.5 + 1 + 0) / 3)  # classes absent from the set are ignored
+    assert report.confusion.sum() == 5 and report.confusion[5, 0] == 1

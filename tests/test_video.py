@@ -1,0 +1,112 @@
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from emovid.errors import VideoOpenError
+from emovid.video import VideoReader
+from tests.helpers import shared_video, write_video
+
+
+def test_timestamps_come_from_the_container_and_increase():
+    path = shared_video("WolfgangLanger_Pexels.mp4")
+    with VideoReader(path) as reader:
+        frames = [(f.index, f.timestamp_s) for f in reader.frames()]
+        fps = reader.info.fps
+    assert len(frames) == 472 and reader.frames_decoded == 472
+    times = np.array([t for _, t in frames])
+    assert times[0] == 0.0 and (np.diff(times) > 0).all()
+    np.testing.assert_allclose(times, np.arange(472) / fps, atol=1e-3)  # constant-rate file: pts == i / fps
+
+
+@pytest.mark.parametrize("sample_fps", [1.0, 4.0, 10.0])
+def test_sampling_rate_is_honoured(sample_fps):
+    path = shared_video("WolfgangLanger_Pexels.mp4")  # 19.7 s at 23.98 fps
+    with VideoReader(path, sample_fps) as reader:
+        times = np.array([f.timestamp_s for f in reader.frames()])
+    expected = int(np.floor(times[-1] * sample_fps + 1e-6)) + 1
+    assert abs(len(times) - 19.7 * sample_fps) <= 1.5
+    assert len(times) == expected
+    gaps = np.diff(times)
+    assert gaps.min() >= 1 / sample_fps - 1 / 23.976 - 1e-6
+    assert gaps.max() <= 1 / sample_fps + 1 / 23.976 + 1e-6
+
+
+def test_sample_rate_above_video_rate_keeps_every_frame(tmp_path):
+    path = write_video(tmp_path / "v.mp4", 8, fps=10)
+    with VideoReader(path, 100.0) as reader:
+        assert len(list(reader.frames())) == 8
+
+
+def test_hevc_mov_decodes():
+    with VideoReader(shared_video("face_noface.mov"), 2.0) as reader:
+        frames = list(reader.frames())
+        assert reader.info.codec.lower() == "hevc"
+    assert frames and frames[0].image.shape == (540, 960, 3)
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
+    (tmp_path / "dir.mp4").mkdir()
+    os.symlink(tmp_path / "missing.mp4", tmp_path / "broken.mp4")
+    return {
+        "empty.mp4": "empty file",
+        "text.mp4": "not a video",
+        "dir.mp4": "directory",
+        "broken.mp4": "broken symbolic link",
+        "absent.mp4": "not found",
+    }
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path):
+    for name, message in _bad_inputs(tmp_path).items():
+        with pytest.raises(VideoOpenError, match=message):
+            with VideoReader(tmp_path / name):
+                pass
+
+
+def test_unreadable_file(tmp_path):
+    path = write_video(tmp_path / "locked.mp4", 3)
+    os.chmod(path, 0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: permissions do not stop reading")
+        with pytest.raises(VideoOpenError, match="permission denied"):
+            with VideoReader(path):
+                pass
+    finally:
+        os.chmod(path, 0o644)
+
+
+def test_truncated_video_reports_truncation(tmp_path):
+    source = shared_video("WolfgangLanger_Pexels.mp4").read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(source[: len(source) // 2])
+    try:
+        with VideoReader(path) as reader:
+            n = sum(1 for _ in reader.frames())
+    except VideoOpenError:
+        pytest.skip("this FFmpeg build cannot open an mp4 cut before its index")
+    assert 0 < n < 472
+    assert "truncated" in reader.truncation()
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_sample_fps_must_be_positive(bad, tmp_path):
+    with pytest.raises(ValueError, match="sample_fps"):
+        VideoReader(tmp_path / "x.mp4", bad)
+
+
+def test_frames_outside_with_block_is_an_error(tmp_path):
+    reader = VideoReader(write_video(tmp_path / "v.mp4", 3))
+    with pytest.raises(RuntimeError):
+        next(reader.frames())
+
+
+def test_capture_released_when_generator_stops_early(tmp_path):
+    path = write_video(tmp_path / "v.mp4", 20)
+    with VideoReader(path) as reader:
+        next(reader.frames())
+    assert reader._cap is None
