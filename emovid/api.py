@@ -130,19 +130,44 @@ def analyze(
     return to_frame(rows)
 
 
-def _execute(tasks, config, options, in_process, record) -> None:
-    if in_process:
-        from emovid.pipeline import VideoAnalyzer
+#: Runs of at most this many videos also get a progress bar over frames (long single videos).
+FRAME_BAR_MAX_VIDEOS = 4
 
-        analyzer = VideoAnalyzer(config, num_threads=None)
-        for task in tasks:
-            record(analyzer(task))
-        return
+
+def _frame_total(tasks: list[VideoTask]) -> int | None:
+    import cv2
+
+    total = 0
+    for task in tasks:
+        cap = cv2.VideoCapture(task.path)
+        try:
+            total += max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        finally:
+            cap.release()
+    return total or None
+
+
+def _execute(tasks, config, options, in_process, record) -> None:
+    show_frames = options.progress and 0 < len(tasks) <= FRAME_BAR_MAX_VIDEOS
+    with tqdm(total=_frame_total(tasks) if show_frames else None, unit="frame", disable=not show_frames,
+              position=1, leave=False) as frame_bar:
+        on_frames = frame_bar.update if show_frames else None
+        if in_process:
+            from emovid.pipeline import VideoAnalyzer
+
+            analyzer = VideoAnalyzer(config, num_threads=None, on_frames=on_frames)
+            for task in tasks:
+                record(analyzer(task))
+        else:
+            _execute_on_ray(tasks, config, options, record, on_frames)
+
+
+def _execute_on_ray(tasks, config, options, record, on_frames) -> None:
     from emovid import distributed
 
     started_ray = distributed.connect(options)
     try:
-        distributed.run_tasks(tasks, config, options, record)
+        distributed.run_tasks(tasks, config, options, record, on_frames=on_frames)
     finally:
         if started_ray:
             import ray

@@ -28,8 +28,25 @@ RESTART_TIMEOUT_S = 120
 _WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
 
 
+class FrameCounter:
+    """Tiny actor that sums decoded-frame reports from workers for the driver's progress bar."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, n: int) -> None:
+        self.count += n
+
+    def take(self) -> int:
+        n, self.count = self.count, 0
+        return n
+
+
 class RayVideoAnalyzer(VideoAnalyzer):
-    """Actor flavour of :class:`VideoAnalyzer` with a readiness probe."""
+    """Actor flavour of :class:`VideoAnalyzer`: reports progress to a :class:`FrameCounter`."""
+
+    def __init__(self, config: AnalyzeConfig, num_threads: int, counter=None) -> None:
+        super().__init__(config, num_threads, on_frames=(lambda n: counter.add.remote(n)) if counter else None)
 
     def ready(self) -> dict:
         import tensorflow as tf
@@ -64,13 +81,13 @@ def pool_size(options: RunOptions, n_tasks: int) -> int:
     return max(1, min(size, n_tasks))
 
 
-def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyzer_cls: type) -> list:
+def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyzer_cls: type, counter) -> list:
     threads = max(1, math.floor(options.cpus_per_worker))
     actor_cls = ray.remote(analyzer_cls).options(
         num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
         max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
     )
-    actors = [actor_cls.remote(config, threads) for _ in range(size)]
+    actors = [actor_cls.remote(config, threads, counter) for _ in range(size)]
     try:
         for info in ray.get([a.ready.remote() for a in actors]):
             log.info("worker ready on node %s, GPUs: %s", info["node"][:8], info["gpus"] or "none")
@@ -80,15 +97,18 @@ def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyze
 
 
 def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
-              on_result: Callable[[VideoResult], None], analyzer_cls: type = RayVideoAnalyzer) -> None:
+              on_result: Callable[[VideoResult], None], analyzer_cls: type = RayVideoAnalyzer,
+              on_frames: Callable[[int], None] | None = None) -> None:
     """Analyse ``tasks`` on a pool of Ray actors, calling ``on_result`` on the driver for each video.
 
     A video whose worker process dies is retried (up to ``options.retries`` times) on a
-    restarted worker, then reported as failed. ``analyzer_cls`` lets tests inject faults.
+    restarted worker, then reported as failed. ``on_frames`` receives decoded-frame counts for
+    a frame progress bar. ``analyzer_cls`` lets tests inject faults.
     """
     if not tasks:
         return
-    actors = _start_actors(config, options, pool_size(options, len(tasks)), analyzer_cls)
+    counter = ray.remote(num_cpus=0)(FrameCounter).remote() if on_frames else None
+    actors = _start_actors(config, options, pool_size(options, len(tasks)), analyzer_cls, counter)
     queue = deque(tasks)
     attempts: dict[str, int] = {}
     in_flight: dict = {}  # ObjectRef -> (actor index, task)
@@ -104,7 +124,12 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
                 submit(i)
     try:
         while in_flight:
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5 if counter else None)
+            if counter:
+                on_frames(ray.get(counter.take.remote()))
+            if not ready:
+                continue
+            ref = ready[0]
             actor_index, task = in_flight.pop(ref)
             tries = attempts[task.video_id]
             try:

@@ -11,6 +11,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Frames buffered before classifying even if fewer than ``batch_size`` faces were found.
 MAX_FRAMES_PER_CHUNK = 128
+#: Decoded frames between two progress reports.
+PROGRESS_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +75,12 @@ class VideoAnalyzer:
     Args:
         config: analysis settings.
         num_threads: CPU threads for TensorFlow and OpenCV (Ray passes the worker's CPUs).
+        on_frames: progress callback, given the number of frames decoded since its last call.
     """
 
-    def __init__(self, config: AnalyzeConfig, num_threads: int | None = None) -> None:
+    def __init__(self, config: AnalyzeConfig, num_threads: int | None = None,
+                 on_frames: Callable[[int], None] | None = None) -> None:
+        self.on_frames = on_frames  # called with counts of newly decoded frames (progress bars)
         if num_threads:
             cv2.setNumThreads(num_threads)
         configure_tensorflow(num_threads)
@@ -119,9 +125,12 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
         pending: list[FrameFaces] = []
         crops: list[np.ndarray] = []
-        faces_found = 0
+        faces_found = reported = 0
         with ParquetSink(task.output, schema) as sink:
             for frame in reader.frames():
+                if analyzer.on_frames and reader.frames_decoded - reported >= PROGRESS_EVERY:
+                    analyzer.on_frames(reader.frames_decoded - reported)
+                    reported = reader.frames_decoded
                 faces = analyzer.detector.detect(frame.image)
                 pending.append(FrameFaces(frame.index, frame.timestamp_s, faces))
                 if len(faces):
@@ -131,6 +140,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
                 if sum(len(c) for c in crops) >= config.batch_size or len(pending) >= MAX_FRAMES_PER_CHUNK:
                     _flush(task, pending, crops, sink, classifier, config.batch_size)
             _flush(task, pending, crops, sink, classifier, config.batch_size)
+            if analyzer.on_frames and reader.frames_decoded > reported:
+                analyzer.on_frames(reader.frames_decoded - reported)
             if reader.frames_decoded == 0:
                 raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
         info = reader.info

@@ -75,13 +75,15 @@ def test_worker_death_is_retried_then_reported(ray_local, folder, tmp_path):
     tasks = [VideoTask(str(folder / f"f{i}.mp4"), f"f{i}.mp4", str(out / f"f{i}.mp4.parquet")) for i in range(3)]
     (folder / "f0.mp4.crash").write_text("once")
     (folder / "f1.mp4.crash").write_text("always")
-    results = {}
+    results, frames = {}, []
     run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=2, retries=1),
-              lambda r: results.__setitem__(r.video_id, r), analyzer_cls=crashing_analyzer_class())
+              lambda r: results.__setitem__(r.video_id, r), analyzer_cls=crashing_analyzer_class(),
+              on_frames=frames.append)
     assert results["f0.mp4"].status == "ok" and results["f0.mp4"].attempts == 2
     assert results["f1.mp4"].status == "failed" and "died" in results["f1.mp4"].error
     assert results["f1.mp4"].attempts == 2
     assert results["f2.mp4"].status == "ok"
+    assert sum(frames) == 12  # frame progress reached the driver: 6 frames each for f0 and f2
     assert sorted(p.name for p in out.iterdir()) == ["f0.mp4.parquet", "f2.mp4.parquet"]  # no temp files
     clean = emovid.analyze([folder / "f0.mp4"], tmp_path / "clean", in_process=True, progress=False)
     assert list(clean["status"]) == ["ok"]

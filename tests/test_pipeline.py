@@ -85,3 +85,14 @@ def test_synthetic_faceless_video(analyzer, tmp_path):
     result, out = run(analyzer, write_video(tmp_path / "s.mp4", 20, fps=10), tmp_path)
     assert result.status == "ok" and result.faces == 0
     assert pq.read_table(out).num_rows == result.frames_sampled == 8  # 2 s at 4 fps
+
+
+def test_frame_progress_callback_counts_every_decoded_frame(tmp_path):
+    from emovid.config import AnalyzeConfig
+    from emovid.pipeline import PROGRESS_EVERY, VideoAnalyzer
+
+    reports = []
+    analyzer = VideoAnalyzer(AnalyzeConfig(fps=2), num_threads=1, on_frames=reports.append)
+    result, _ = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path)
+    assert sum(reports) == result.frames_decoded == 472
+    assert len(reports) >= 472 // PROGRESS_EVERY
