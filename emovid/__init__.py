@@ -22,6 +22,10 @@ _LAZY = {
     "VideoError": "emovid.errors",
     "OutputError": "emovid.errors",
     "EMOTIONS": "emovid.labels",
+    "smooth": "emovid.timelines",
+    "track_timelines": "emovid.timelines",
+    "track_summary": "emovid.timelines",
+    "FaceTracker": "emovid.tracker",
 }
 __all__ = ["__version__", *_LAZY]
 

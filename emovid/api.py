@@ -63,6 +63,8 @@ def analyze(
     min_face: int = 20,
     max_side: int = 640,
     align: bool = False,
+    track: bool = True,
+    track_gap_s: float = 1.0,
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
@@ -81,8 +83,8 @@ def analyze(
         fps: frames analysed per second of video. every_frame: analyse all frames instead.
         batch_size: face crops per classifier call.
         model: ``.keras`` emotion model; default the bundled one.
-        score_threshold, min_face, max_side, align: face detection and cropping, see
-            :class:`~emovid.config.AnalyzeConfig`.
+        score_threshold, min_face, max_side, align: face detection and cropping; track,
+            track_gap_s: face tracking; see :class:`~emovid.config.AnalyzeConfig`.
         workers, cpus_per_worker, gpus_per_worker, address: Ray execution, see
             :class:`~emovid.config.RunOptions`.
         overwrite: redo videos that already have results (default: skip them).
@@ -100,7 +102,8 @@ def analyze(
     """
     config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
                            model=os.fspath(model) if model is not None else None,
-                           score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align)
+                           score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
+                           track=track, track_gap_s=track_gap_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
     find_videos(paths)  # input errors surface before the output folder is touched

@@ -33,6 +33,8 @@ class AnalyzeConfig:
         min_face: minimum face side in pixels of the original frame.
         max_side: frames are shrunk to this longer side for detection (boxes are mapped back).
         align: rotate each face crop so the eyes are level.
+        track: give faces a ``track_id`` that follows a person across frames.
+        track_gap_s: seconds a track survives without a detection before its id ends.
     """
 
     fps: float | None = DEFAULT_FPS
@@ -42,8 +44,11 @@ class AnalyzeConfig:
     min_face: int = 20
     max_side: int = 640
     align: bool = False
+    track: bool = True
+    track_gap_s: float = 1.0
 
     def __post_init__(self) -> None:
+        _check_range("track_gap_s", self.track_gap_s, 0)
         if self.fps is not None:
             _check_range("fps", self.fps, 0, 1000, low_open=True)
         _check_range("batch_size", self.batch_size, 1)

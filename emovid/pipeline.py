@@ -24,6 +24,7 @@ from emovid.faces import FaceDetector, crop_faces
 from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 from emovid.sink import ParquetSink
+from emovid.tracker import FaceTracker
 from emovid.video import VideoReader
 
 log = logging.getLogger(__name__)
@@ -126,13 +127,15 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
         pending: list[FrameFaces] = []
         crops: list[np.ndarray] = []
         faces_found = reported = 0
+        tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
         with ParquetSink(task.output, schema) as sink:
             for frame in reader.frames():
                 if analyzer.on_frames and reader.frames_decoded - reported >= PROGRESS_EVERY:
                     analyzer.on_frames(reader.frames_decoded - reported)
                     reported = reader.frames_decoded
                 faces = analyzer.detector.detect(frame.image)
-                pending.append(FrameFaces(frame.index, frame.timestamp_s, faces))
+                track_ids = tracker.update(faces, frame.timestamp_s) if tracker else None
+                pending.append(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids))
                 if len(faces):
                     crops.append(crop_faces(frame.image, faces, classifier.info.crop_margin,
                                             classifier.input_size, config.align))

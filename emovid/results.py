@@ -23,8 +23,11 @@ def _result_files(out: Path) -> list[Path]:
     return files
 
 
-def read_results(out_dir: str | Path) -> pd.DataFrame:
+def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFrame:
     """All result rows under ``out_dir`` as one DataFrame.
+
+    With ``smooth`` (seconds), ``smooth_prob_*`` and ``smooth_emotion`` columns hold a
+    per-track, time-aware moving average (see :func:`emovid.timelines.smooth`).
 
     ``emotion`` is a categorical in the model's class order, ids are strings, face columns are
     nullable, and rows are ordered by video, timestamp and face. An empty folder gives an
@@ -55,4 +58,9 @@ def read_results(out_dir: str | Path) -> pd.DataFrame:
     frame["emotion"] = pd.Categorical(frame["emotion"].astype(object), categories=list(classes))
     frame["timestamp_s"] = frame["timestamp_s"].astype("float64")
     frame = frame.sort_values(["video_id", "timestamp_s", "face_index"], na_position="first", kind="stable")
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    if smooth is not None:
+        from emovid.timelines import smooth as smooth_tracks
+
+        frame = smooth_tracks(frame, smooth)
+    return frame

@@ -60,3 +60,35 @@ def face_video(path: Path, n_frames: int = 12, fps: float = 12.0) -> Path:
         canvas[10:10 + h, dx:dx + w] = photo
         frames.append(canvas)
     return write_video(path, frames, fps=fps)
+
+
+def multi_face_crops() -> list[np.ndarray]:
+    """The five faces of multi_face.jpg as BGR patches (about 100 px), left to right."""
+    from emovid.faces import FaceDetector
+
+    image = cv2.imread(str(shared_video("multi_face.jpg")))
+    faces = FaceDetector().detect(image)
+    order = np.argsort(faces.boxes[:, 0])
+    crops = []
+    for x, y, w, h in faces.boxes[order].astype(int):
+        pad = int(0.25 * w)
+        crops.append(image[max(y - pad, 0):y + h + pad, max(x - pad, 0):x + w + pad].copy())
+    return crops
+
+
+def moving_faces_video(path: Path, positions: list[dict[int, tuple[int, int]]], fps: float = 10.0,
+                       size=(640, 360)) -> Path:
+    """Render frames where face k of multi_face.jpg is pasted at ``positions[frame][k]`` (top-left)."""
+    crops = multi_face_crops()
+    frames = []
+    for placed in positions:
+        canvas = np.full((size[1], size[0], 3), 110, np.uint8)
+        for k, (x, y) in placed.items():
+            crop = crops[k]
+            h, w = crop.shape[:2]
+            x0, y0 = max(x, 0), max(y, 0)
+            x1, y1 = min(x + w, size[0]), min(y + h, size[1])
+            if x1 > x0 and y1 > y0:
+                canvas[y0:y1, x0:x1] = crop[y0 - y:y1 - y, x0 - x:x1 - x]
+        frames.append(canvas)
+    return write_video(path, frames, fps=fps)

@@ -58,6 +58,9 @@ def test_read_results_types_and_order(videos, tmp_path):
     for _, group in df.groupby("video_id"):
         assert group["timestamp_s"].is_monotonic_increasing
     assert df.loc[df["video_id"] == "plain.avi", "emotion"].isna().all()
+    assert df.loc[df["video_id"] == "a/clip.mp4", "track_id"].nunique() == 1  # one face, one track
+    smoothed = emovid.read_results(out, smooth=1.0)
+    assert smoothed["smooth_prob_joy"].notna().sum() == df["track_id"].notna().sum()
 
 
 def test_read_results_on_empty_folder(tmp_path):

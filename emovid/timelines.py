@@ -1,0 +1,92 @@
+"""Per-face timelines from ``read_results`` DataFrames: smoothing, per-track rows, summaries.
+
+Smoothing is applied when reading, so the Parquet files keep the raw per-frame probabilities
+and any window can be tried without re-analysing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PROB_PREFIX = "prob_"
+SMOOTH_PREFIX = "smooth_"
+
+
+def prob_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith(PROB_PREFIX)]
+
+
+def _classes(df: pd.DataFrame) -> list[str]:
+    return [c[len(PROB_PREFIX):] for c in prob_columns(df)]
+
+
+def _ema(times: np.ndarray, values: np.ndarray, tau: float) -> np.ndarray:
+    """Exponential moving average over irregular timestamps: weight ``1 - exp(-dt / tau)``."""
+    out = np.empty_like(values)
+    out[0] = values[0]
+    for i in range(1, len(values)):
+        alpha = 1.0 - np.exp(-(times[i] - times[i - 1]) / tau)
+        out[i] = alpha * values[i] + (1 - alpha) * out[i - 1]
+    return out
+
+
+def smooth(df: pd.DataFrame, seconds: float) -> pd.DataFrame:
+    """Add ``smooth_prob_<class>`` and ``smooth_emotion`` columns: a time-aware EMA per track.
+
+    Each (video, track) is smoothed on its own, in timestamp order, with time constant
+    ``seconds``; tracks never mix. Rows without a track (no face, or tracking off) get nulls.
+    Raw ``prob_`` columns are left as they are.
+
+    Raises:
+        ValueError: ``seconds`` is not positive, or the frame has no ``prob_`` columns.
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds: expected > 0, got {seconds}")
+    probs = prob_columns(df)
+    if not probs:
+        raise ValueError("expected prob_<class> columns (a DataFrame from emovid.read_results)")
+    out = df.copy()
+    smoothed = np.full((len(df), len(probs)), np.nan)
+    tracked = df["track_id"].notna().to_numpy()
+    sub = df.loc[tracked, ["video_id", "track_id", "timestamp_s"]].assign(_row=np.flatnonzero(tracked))
+    values = df[probs].to_numpy(dtype=float, na_value=np.nan)
+    for _, group in sub.sort_values("timestamp_s", kind="stable").groupby(["video_id", "track_id"], sort=False):
+        rows = group["_row"].to_numpy()
+        smoothed[rows] = _ema(group["timestamp_s"].to_numpy(), values[rows], seconds)
+    classes = _classes(df)
+    for i, col in enumerate(probs):
+        out[SMOOTH_PREFIX + col] = pd.array(smoothed[:, i], dtype="Float32")
+    best = np.where(np.isnan(smoothed).all(axis=1), -1, np.nan_to_num(smoothed, nan=-1).argmax(axis=1))
+    labels = pd.Categorical.from_codes(best, categories=classes)
+    out[SMOOTH_PREFIX + "emotion"] = labels
+    return out
+
+
+def track_timelines(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per track per timestamp (faceless and untracked rows dropped), ordered by video, track, time."""
+    rows = df[df["track_id"].notna()]
+    return rows.sort_values(["video_id", "track_id", "timestamp_s"], kind="stable").reset_index(drop=True)
+
+
+def track_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (video, track): first/last seen, samples, dominant emotion, share of samples per emotion,
+    mean confidence. Shares are over the track's samples, so they sum to 1 per track."""
+    timeline = track_timelines(df)
+    classes = _classes(df)
+    columns = ["video_id", "track_id", "first_seen_s", "last_seen_s", "samples", "dominant_emotion",
+               "mean_confidence", *(f"share_{c}" for c in classes)]
+    if timeline.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = timeline.groupby(["video_id", "track_id"], observed=True, sort=True)
+    summary = grouped.agg(first_seen_s=("timestamp_s", "min"), last_seen_s=("timestamp_s", "max"),
+                          samples=("timestamp_s", "size"), mean_confidence=("confidence", "mean"))
+    shares = pd.crosstab([timeline["video_id"], timeline["track_id"]],
+                         pd.Categorical(timeline["emotion"].astype(object), categories=classes),
+                         normalize="index", dropna=False)
+    shares = shares.reindex(columns=classes, fill_value=0.0)
+    shares.columns = [f"share_{c}" for c in classes]
+    summary = summary.join(shares)
+    summary["dominant_emotion"] = pd.Categorical(
+        [classes[i] for i in shares.to_numpy().argmax(axis=1)], categories=classes)
+    return summary.reset_index()[columns]

@@ -1,0 +1,127 @@
+"""Online face tracking: stable ``track_id`` per person while they stay in view.
+
+SORT-style association, made time-aware for sampled frames: each track predicts its box at
+the new frame's timestamp with a constant-velocity model, detections are matched greedily by
+IoU with that prediction (falling back to centre distance relative to face size, for the
+big jumps between frames sampled at a few fps), and a track that misses detections survives
+``max_gap_s`` seconds before it ends. Ids are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emovid.faces import FaceDetections
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``x, y, w, h`` boxes: (len(a), len(b))."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2) - np.maximum(ax1[:, None], bx1), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2) - np.maximum(ay1[:, None], by1), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + b[:, 2] * b[:, 3] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter, dtype=float), where=union > 0)
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    box: np.ndarray  # x, y, w, h at last_seen
+    last_seen: float
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre px/s
+
+    def predict(self, t: float) -> np.ndarray:
+        box = self.box.copy()
+        box[:2] += self.velocity * (t - self.last_seen)
+        return box
+
+    def update(self, box: np.ndarray, t: float, smoothing: float) -> None:
+        dt = t - self.last_seen
+        if dt > 0:
+            measured = ((box[:2] + box[2:] / 2) - (self.box[:2] + self.box[2:] / 2)) / dt
+            self.velocity = smoothing * measured + (1 - smoothing) * self.velocity
+        self.box = box.astype(float)
+        self.last_seen = t
+
+
+class FaceTracker:
+    """Assigns track ids to the faces of successive frames of one video.
+
+    Args:
+        max_gap_s: how long a track survives without a matching detection (a turned head, a
+            hand in front of the face). Longer bridges longer occlusions but risks handing an
+            id to someone else who appears where the lost face was.
+        min_iou: IoU with the predicted box needed for a match.
+        max_centre_shift: fallback match when IoU is low: centre distance at most this many
+            face widths (sampled frames far apart). Larger follows faster motion, but two
+            people close together are likelier to swap.
+        velocity_smoothing: weight of the newest motion measurement (0..1).
+    """
+
+    def __init__(self, max_gap_s: float = 1.0, min_iou: float = 0.2, max_centre_shift: float = 1.0,
+                 velocity_smoothing: float = 0.5) -> None:
+        if max_gap_s < 0 or not 0 <= min_iou <= 1 or max_centre_shift < 0 or not 0 <= velocity_smoothing <= 1:
+            raise ValueError("expected max_gap_s >= 0, 0 <= min_iou <= 1, max_centre_shift >= 0, "
+                             f"0 <= velocity_smoothing <= 1; got {max_gap_s}, {min_iou}, {max_centre_shift}, "
+                             f"{velocity_smoothing}")
+        self.max_gap_s = max_gap_s
+        self.min_iou = min_iou
+        self.max_centre_shift = max_centre_shift
+        self.velocity_smoothing = velocity_smoothing
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._last_t: float | None = None
+
+    def reset(self) -> None:
+        """Forget all tracks (ids still never repeat for this tracker)."""
+        self._tracks.clear()
+        self._last_t = None
+
+    def _similarity(self, predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """IoU where it is high enough, else a score below ``min_iou`` from centre distance."""
+        iou = iou_matrix(predicted, boxes)
+        pc = predicted[:, :2] + predicted[:, 2:] / 2
+        bc = boxes[:, :2] + boxes[:, 2:] / 2
+        scale = np.maximum(predicted[:, 2:3], 1.0)
+        shift = np.linalg.norm(pc[:, None, :] - bc[None, :, :], axis=2) / scale
+        size_ratio = boxes[None, :, 2] / np.maximum(predicted[:, None, 2], 1.0)
+        plausible = (shift <= self.max_centre_shift) & (size_ratio > 0.5) & (size_ratio < 2.0)
+        fallback = np.where(plausible, self.min_iou * (1 - shift / max(self.max_centre_shift, 1e-6)) * 0.999, -1.0)
+        return np.where(iou >= self.min_iou, iou, fallback)
+
+    def update(self, faces: FaceDetections, timestamp_s: float) -> np.ndarray:
+        """Match ``faces`` (one frame) to tracks and return their (n,) int32 track ids.
+
+        Raises:
+            ValueError: timestamps go backwards.
+        """
+        if self._last_t is not None and timestamp_s < self._last_t:
+            raise ValueError(f"timestamp_s: expected >= {self._last_t}, got {timestamp_s}")
+        self._last_t = timestamp_s
+        self._tracks = [t for t in self._tracks if timestamp_s - t.last_seen <= self.max_gap_s]
+        ids = np.full(len(faces), -1, np.int32)
+        if self._tracks and len(faces):
+            predicted = np.stack([t.predict(timestamp_s) for t in self._tracks])
+            sim = self._similarity(predicted, faces.boxes.astype(float))
+            taken = np.zeros(len(self._tracks), bool)
+            # Greedy, best pairs first: with a handful of faces per frame this matches Hungarian.
+            for flat in np.argsort(-sim, axis=None):
+                ti, di = np.unravel_index(flat, sim.shape)
+                if sim[ti, di] < 0:
+                    break
+                if taken[ti] or ids[di] >= 0:
+                    continue
+                taken[ti] = True
+                ids[di] = self._tracks[ti].track_id
+                self._tracks[ti].update(faces.boxes[di], timestamp_s, self.velocity_smoothing)
+        for di in np.flatnonzero(ids < 0):
+            ids[di] = self._next_id
+            self._tracks.append(_Track(self._next_id, faces.boxes[di].astype(float), timestamp_s))
+            self._next_id += 1
+        return ids

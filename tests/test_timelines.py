@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from emovid.labels import EMOTIONS
+from emovid.timelines import smooth, track_summary, track_timelines
+
+
+def frame(rows):
+    """rows: (video, track, t, emotion index or None)."""
+    records = []
+    for video, track, t, k in rows:
+        probs = np.eye(7)[k] if k is not None else np.full(7, np.nan)
+        rec = {"video_id": video, "frame_index": int(t * 10), "timestamp_s": t,
+               "face_index": 0 if k is not None else None, "track_id": track,
+               "emotion": EMOTIONS[k] if k is not None else None,
+               "confidence": 1.0 if k is not None else None}
+        rec.update({f"prob_{c}": p for c, p in zip(EMOTIONS, probs)})
+        records.append(rec)
+    df = pd.DataFrame(records)
+    df["track_id"] = df["track_id"].astype("Int32")
+    df["emotion"] = pd.Categorical(df["emotion"], categories=EMOTIONS)
+    return df
+
+
+def test_smoothing_never_mixes_tracks_or_videos():
+    # track 0 is always joy, track 1 always fear, interleaved in time; another video reuses id 0
+    df = frame([("a", 0, t, 1) for t in (0, 1, 2)] + [("a", 1, t + 0.5, 6) for t in (0, 1, 2)]
+               + [("b", 0, t, 4) for t in (0, 1)] + [("a", None, 3.0, None)])
+    out = smooth(df, seconds=5.0)
+    a0 = out[(out.video_id == "a") & (out.track_id == 0)]
+    assert (a0["smooth_prob_joy"] == 1).all() and (a0["smooth_emotion"] == "joy").all()
+    assert (out[(out.video_id == "a") & (out.track_id == 1)]["smooth_prob_fear"] == 1).all()
+    assert (out[out.video_id == "b"]["smooth_emotion"] == "anger").all()
+    assert out["smooth_prob_joy"].isna().sum() == 1  # the faceless row
+    pd.testing.assert_series_equal(out["prob_joy"], df["prob_joy"])  # raw kept
+
+
+def test_smoothing_is_time_aware():
+    df = frame([("a", 0, 0.0, 0), ("a", 0, 0.1, 1), ("a", 0, 10.0, 1)])
+    out = smooth(df, seconds=1.0)
+    joy = out["smooth_prob_joy"].to_numpy(dtype=float)
+    assert joy[1] == pytest.approx(1 - np.exp(-0.1))  # 0.1 s later: mostly the past
+    assert joy[2] > 0.999  # 10 s later: the past is forgotten
+
+
+@pytest.mark.parametrize("seconds", [0, -1])
+def test_smoothing_window_must_be_positive(seconds):
+    with pytest.raises(ValueError):
+        smooth(frame([("a", 0, 0.0, 0)]), seconds)
+
+
+def test_track_timelines_and_summary():
+    df = frame([("a", 0, 0.0, 1), ("a", 0, 0.5, 1), ("a", 0, 1.0, 3), ("a", 1, 0.5, 6), ("a", None, 2.0, None)])
+    timeline = track_timelines(df)
+    assert len(timeline) == 4 and timeline["track_id"].tolist() == [0, 0, 0, 1]
+    summary = track_summary(df).set_index("track_id")
+    assert summary.loc[0, "first_seen_s"] == 0.0 and summary.loc[0, "last_seen_s"] == 1.0
+    assert summary.loc[0, "samples"] == 3 and summary.loc[0, "dominant_emotion"] == "joy"
+    assert summary.loc[0, "share_joy"] == pytest.approx(2 / 3) and summary.loc[0, "share_sadness"] == pytest.approx(1 / 3)
+    assert summary.loc[1, "dominant_emotion"] == "fear"
+    share_cols = [c for c in summary.columns if c.startswith("share_")]
+    np.testing.assert_allclose(summary[share_cols].sum(axis=1), 1)
+
+
+def test_summary_of_faceless_results_is_empty():
+    assert track_summary(frame([("a", None, 0.0, None)])).empty
