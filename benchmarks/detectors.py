@@ -1,0 +1,91 @@
+"""Face detector comparison on the shared test media: YuNet (emovid's), ResNet-10 SSD, Haar.
+
+    python benchmarks/detectors.py
+
+Prints a Markdown table: faces found on multi_face.jpg (5 real), single-face photos found,
+frames with a face on the sample video (a face is in all of them), false positives on
+no_face.mp4 (no face in any frame), and milliseconds per 640x360 frame (1 thread).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared"
+PHOTOS = ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg"]
+
+
+class Yunet:
+    name = "YuNet (emovid default: score 0.7, min face 20 px)"
+
+    def __init__(self):
+        from emovid.faces import FaceDetector
+
+        self.detector = FaceDetector()
+
+    def __call__(self, frame):
+        return len(self.detector.detect(frame))
+
+
+class Ssd:
+    name = "ResNet-10 SSD (confidence 0.5)"
+
+    def __init__(self):
+        self.net = cv2.dnn.readNetFromCaffe(str(SHARED / "models" / "deploy.prototxt"),
+                                            str(SHARED / "models" / "res10_300x300_ssd_iter_140000.caffemodel"))
+
+    def __call__(self, frame):
+        blob = cv2.dnn.blobFromImage(cv2.resize(frame, (300, 300)), 1.0, (300, 300), (104.0, 177.0, 123.0))
+        self.net.setInput(blob)
+        return int((self.net.forward()[0, 0, :, 2] > 0.5).sum())
+
+
+class Haar:
+    name = "Haar cascade (fer settings: 1.1, 5, min 50 px)"
+
+    def __init__(self):
+        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def __call__(self, frame):
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return len(self.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(50, 50)))
+
+
+def frames(path: Path):
+    cap = cv2.VideoCapture(str(path))
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        yield frame
+    cap.release()
+
+
+def main() -> None:
+    cv2.setNumThreads(1)
+    video = list(frames(SHARED / "videos" / "WolfgangLanger_Pexels.mp4"))
+    faceless = list(frames(SHARED / "videos" / "no_face.mp4"))
+    multi = cv2.imread(str(SHARED / "videos" / "multi_face.jpg"))
+    photos = [cv2.imread(str(SHARED / "videos" / p)) for p in PHOTOS]
+    print("| detector | multi_face.jpg (5 faces) | single-face photos | sample video frames with a face | "
+          "no_face.mp4 false positives | ms / 640x360 frame |\n|---|---|---|---|---|---|")
+    for detector in (Yunet(), Ssd(), Haar()):
+        found_multi = detector(multi)
+        found_photos = sum(min(detector(p), 1) for p in photos)
+        start = time.perf_counter()
+        with_face = sum(detector(f) > 0 for f in video)
+        ms = 1000 * (time.perf_counter() - start) / len(video)
+        false_pos = sum(detector(f) for f in faceless)
+        print(f"| {detector.name} | {found_multi} | {found_photos}/{len(photos)} | {with_face}/{len(video)} | "
+              f"{false_pos} in {len(faceless)} frames | {ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
