@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from emovid import __version__
@@ -138,6 +139,14 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so cleanup (temp files, lock, Ray) runs as for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 COMMANDS = {"analyze": _run_analyze, "train": _run_train, "evaluate": _run_evaluate}
 
 
@@ -147,16 +156,19 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from emovid.errors import EmovidError
 
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as exc:
         print("interrupted: finished videos are kept; rerun the same command to continue", file=sys.stderr)
-        return EXIT_SIGINT
+        return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
     except (ValueError, EmovidError, FileNotFoundError) as exc:
         if args.verbose or os.environ.get("EMOVID_DEBUG"):
             raise
         print(f"emovid {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> None:

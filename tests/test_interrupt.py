@@ -1,0 +1,59 @@
+"""A driver interrupted mid-run (SIGINT/SIGTERM) keeps finished videos, cleans up, and resumes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+import emovid
+from emovid.manifest import MANIFEST_NAME
+from tests.helpers import face_video
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("in")
+    for i in range(6):
+        face_video(root / f"v{i}.mp4", n_frames=40, fps=10)
+    return root
+
+
+def wait_for_rows(manifest, n, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if manifest.exists() and len(manifest.read_text().splitlines()) > n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run never finished a video")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_resumes_to_the_same_dataset(folder, tmp_path, sig, code):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "emovid", "analyze", str(folder), "--out", str(out), "--in-process",
+           "--no-progress", "--every-frame"]
+    env = {k: v for k, v in os.environ.items() if k != "EMOVID_DEBUG"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    wait_for_rows(out / MANIFEST_NAME, 1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "rerun the same command" in err and "Traceback" not in err
+    left = sorted(p.name for p in out.rglob("*"))
+    assert not [n for n in left if ".tmp-" in n or n == "_emovid.lock"]  # no temp files, no lock
+    done_before = {n for n in left if n.endswith(".parquet")}
+    assert 1 <= len(done_before) < 6
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    manifest = pd.read_csv(out / MANIFEST_NAME)
+    assert (manifest["status"] == "skipped").sum() == len(done_before)
+    assert (manifest["status"] == "ok").sum() == 6 - len(done_before)
+
+    clean = tmp_path / "clean"
+    emovid.analyze(folder, clean, every_frame=True, in_process=True, progress=False)
+    pd.testing.assert_frame_equal(emovid.read_results(out), emovid.read_results(clean), check_exact=False, atol=1e-5)
