@@ -51,7 +51,9 @@ class RayVideoAnalyzer(VideoAnalyzer):
     def ready(self) -> dict:
         import tensorflow as tf
 
-        return {"gpus": [d.name for d in tf.config.list_logical_devices("GPU")], "node": ray.get_runtime_context().get_node_id()}
+        context = ray.get_runtime_context()
+        return {"gpus": [d.name for d in tf.config.list_logical_devices("GPU")], "node": context.get_node_id(),
+                "ray_gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
 def connect(options: RunOptions) -> bool:
@@ -90,7 +92,8 @@ def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyze
     actors = [actor_cls.remote(config, threads, counter) for _ in range(size)]
     try:
         for info in ray.get([a.ready.remote() for a in actors]):
-            log.info("worker ready on node %s, GPUs: %s", info["node"][:8], info["gpus"] or "none")
+            log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
+                     info["ray_gpu_ids"] or "none", info["gpus"] or "none")
     except RayActorError as exc:
         raise EmovidError(f"emovid workers failed to start: {getattr(exc, 'error_msg', exc)}") from None
     return actors
