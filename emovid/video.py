@@ -56,11 +56,24 @@ class Frame:
     image: np.ndarray
 
 
+_IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
+                b"MM\x00*": "TIFF"}
+
+
+def _image_kind(path: Path) -> str | None:
+    """The image format of ``path`` from its first bytes (FFmpeg would open it as a 1-frame video)."""
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
+
+
 def check_video_file(path: Path) -> None:
     """Reject paths that cannot be a readable video, with a one-line reason.
 
     Raises:
-        VideoOpenError: missing, a directory, a broken link, unreadable or empty.
+        VideoOpenError: missing, a directory, a broken link, unreadable, empty or an image.
     """
     if path.is_symlink() and not path.exists():
         raise VideoOpenError(f"broken symbolic link (points to {os.readlink(path)})")
@@ -72,6 +85,8 @@ def check_video_file(path: Path) -> None:
         raise VideoOpenError("permission denied")
     if path.stat().st_size == 0:
         raise VideoOpenError("empty file (0 bytes)")
+    if kind := _image_kind(path):
+        raise VideoOpenError(f"is a {kind} image, not a video")
 
 
 class VideoReader:

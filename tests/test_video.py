@@ -51,12 +51,15 @@ def _bad_inputs(tmp_path):
     (tmp_path / "text.mp4").write_text("this is not a video\n" * 50)
     (tmp_path / "dir.mp4").mkdir()
     os.symlink(tmp_path / "missing.mp4", tmp_path / "broken.mp4")
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "photo.jpg").rename(tmp_path / "photo.mp4")
     return {
         "empty.mp4": "empty file",
         "text.mp4": "not a video",
         "dir.mp4": "directory",
         "broken.mp4": "broken symbolic link",
         "absent.mp4": "not found",
+        "photo.mp4": "JPEG image",
     }
 
 
