@@ -54,6 +54,9 @@ def _add_analyze(sub) -> None:
     p.add_argument("--model", help="emotion model (.keras) made by `emovid train` (default: bundled)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
+    p.add_argument("--max-side", type=_positive_int, default=640,
+                   help="frames are shrunk to this longer side for face detection (default 640; 320 is ~3x "
+                        "faster but misses faces under ~40 px in 640 px video)")
     p.add_argument("--align", action="store_true", help="rotate face crops so the eyes are level")
     p.add_argument("--no-track", action="store_true", help="do not track faces (track_id stays null)")
     p.add_argument("--track-gap", type=_non_negative_float, default=1.0, metavar="SECONDS",
@@ -108,7 +111,7 @@ def _run_analyze(args) -> int:
 
     manifest = analyze(
         args.inputs, args.out, fps=args.fps, every_frame=args.every_frame, batch_size=args.batch_size,
-        model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, align=args.align,
+        model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, max_side=args.max_side, align=args.align,
         track=not args.no_track, track_gap_s=args.track_gap,
         workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         address=args.address, overwrite=args.overwrite, retries=args.retries, in_process=args.in_process,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,7 @@ from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 from emovid.sink import ParquetSink
 from emovid.tracker import FaceTracker
-from emovid.video import VideoReader
+from emovid.video import VideoReader, prefetched
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,9 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
         crops: list[np.ndarray] = []
         faces_found = reported = 0
         tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
-        with ParquetSink(task.output, schema) as sink:
-            for frame in reader.frames():
+        # closing(): the decode thread must stop before the reader releases the capture, even on errors.
+        with ParquetSink(task.output, schema) as sink, closing(prefetched(reader.frames())) as frames:
+            for frame in frames:
                 if analyzer.on_frames and reader.frames_decoded - reported >= PROGRESS_EVERY:
                     analyzer.on_frames(reader.frames_decoded - reported)
                     reported = reader.frames_decoded

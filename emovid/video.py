@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -180,3 +182,51 @@ class VideoReader:
         if expected and self.frames_decoded < 0.95 * expected - 1:
             return f"stream ended after {self.frames_decoded} of {expected} frames (truncated or corrupt)"
         return None
+
+
+_DONE = object()
+
+
+def prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+    """Decode ``frames`` in a background thread, at most ``depth`` ahead of the consumer.
+
+    OpenCV releases the GIL while decoding, as do face detection and TensorFlow, so decoding
+    overlaps with inference. Stopping early (or an error) stops and joins the thread, and the
+    source generator is closed in the thread that ran it.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            frames.close()
+            put(_DONE)
+
+    thread = threading.Thread(target=produce, name="emovid-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -113,3 +113,30 @@ def test_capture_released_when_generator_stops_early(tmp_path):
     with VideoReader(path) as reader:
         next(reader.frames())
     assert reader._cap is None
+
+
+def test_prefetched_yields_everything_in_order_and_stops_cleanly(tmp_path):
+    from emovid.video import prefetched
+
+    path = write_video(tmp_path / "v.mp4", 30)
+    with VideoReader(path) as reader:
+        indices = [f.index for f in prefetched(reader.frames(), depth=2)]
+    assert indices == list(range(30))
+    with VideoReader(path) as reader:
+        stream = prefetched(reader.frames(), depth=2)
+        first = [next(stream).index for _ in range(3)]
+        stream.close()  # consumer stops early: the decode thread ends, nothing hangs
+    assert first == [0, 1, 2]
+
+
+def test_prefetched_passes_errors_to_the_consumer():
+    from emovid.video import prefetched
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    stream = prefetched(broken())
+    assert next(stream) == 1
+    with pytest.raises(OSError, match="disk gone"):
+        next(stream)
