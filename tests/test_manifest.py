@@ -12,7 +12,8 @@ def test_rows_are_on_disk_as_soon_as_written(tmp_path):
         manifest.write(VideoResult("b.mp4", "/in/b.mp4", "failed", error="empty file (0 bytes)"))
     df = read_manifest(tmp_path)
     assert df["status"].tolist() == ["ok", "failed"]
-    assert df["frames_decoded"].dtype == "Int64" and df["frames_decoded"].isna().tolist() == [False, True]
+    assert df["frames_decoded"].dtype == "Int64" and df["frames_decoded"].tolist() == [10, 0]
+    assert df["fps"].isna().tolist() == [False, True]
     assert df.loc[1, "error"] == "empty file (0 bytes)" and df["error"].isna().tolist() == [True, False]
 
 
