@@ -142,3 +142,35 @@ def test_real_sample_folder(tmp_path):
     df = emovid.read_results(out)
     assert df.groupby("video_id").size().to_dict() == {"WolfgangLanger_Pexels.mp4": 79, "no_face.mp4": 16}
     shutil.rmtree(out)
+
+
+def test_unicode_names_and_4k_frames(tmp_path):
+    import cv2
+    import numpy as np
+
+    root = tmp_path / "in put"
+    (root / "séance 1").mkdir(parents=True)
+    photo = cv2.imread(str(shared_video("single_face.jpg")))
+    frame = np.full((2160, 3840, 3), 80, np.uint8)
+    frame[800:800 + photo.shape[0], 1500:1500 + photo.shape[1]] = photo
+    write_video(root / "séance 1" / "clip ü 4k.mp4", [frame] * 3, fps=3)
+    out = tmp_path / "out"
+    manifest = run(root, out)
+    assert manifest["video_id"].tolist() == ["séance 1/clip ü 4k.mp4"] and manifest["status"].tolist() == ["ok"]
+    df = emovid.read_results(out)
+    assert df["video_id"].unique().tolist() == ["séance 1/clip ü 4k.mp4"]
+    assert (df["x"] > 1400).all() and df["emotion"].notna().all()  # boxes in 4K pixels
+
+
+def test_model_with_wrong_classes_stops_before_any_video(videos, tmp_path):
+    from emovid.assets import DEFAULT_MODEL_NAME, bundled
+    from emovid.errors import ModelError
+    from emovid.model_file import ModelInfo, read_model_info, write_model_info
+
+    model = tmp_path / "wrong.keras"
+    shutil.copy(bundled(DEFAULT_MODEL_NAME), model)
+    info = read_model_info(model)
+    write_model_info(model, ModelInfo(info.name, "bad", ("a", "b"), info.input_size, info.crop_margin))
+    with pytest.raises(ModelError, match="2 classes"):
+        run(videos, tmp_path / "out", model=model)
+    assert not list((tmp_path / "out").rglob("*.parquet"))
