@@ -140,3 +140,41 @@ def test_prefetched_passes_errors_to_the_consumer():
     assert next(stream) == 1
     with pytest.raises(OSError, match="disk gone"):
         next(stream)
+
+
+def test_avi_with_zeroed_frame_rate_still_gets_increasing_timestamps(tmp_path):
+    import struct
+
+    path = tmp_path / "z.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    strh = data.find(b"strh") + 8 + 20  # dwScale, dwRate of the stream header
+    data[strh:strh + 8] = struct.pack("<II", 0, 0)
+    path.write_bytes(bytes(data))
+    with VideoReader(path) as reader:
+        times = [f.timestamp_s for f in reader.frames()]
+    assert len(times) == 10 and times[0] == 0 and (np.diff(times) > 0).all()
+
+
+class _NoTimestamps:
+    """Stands in for a capture whose container reports no presentation times."""
+
+    def get(self, prop):
+        return float("nan")
+
+
+@pytest.mark.parametrize("fps, expected", [(20.0, [0.0, 0.05, 0.1]), (None, [0.0, 1 / 30, 2 / 30])])
+def test_timestamp_fallbacks(fps, expected):
+    from emovid.video import VideoInfo
+
+    reader = VideoReader("unused.mp4")
+    reader._cap = _NoTimestamps()
+    reader.info = VideoInfo(64, 48, fps, None, "")
+    times, previous = [], None
+    for i in range(3):
+        previous = reader._timestamp(i, previous)
+        times.append(previous)
+    np.testing.assert_allclose(times, expected)
