@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections import deque
 from typing import Callable
 
@@ -43,9 +44,14 @@ class FrameCounter:
 
 
 class RayVideoAnalyzer(VideoAnalyzer):
-    """Actor flavour of :class:`VideoAnalyzer`: reports progress to a :class:`FrameCounter`."""
+    """Actor flavour of :class:`VideoAnalyzer`: reports progress to the named :class:`FrameCounter`.
 
-    def __init__(self, config: AnalyzeConfig, num_threads: int, counter=None) -> None:
+    The counter travels by name, not as a handle: constructor arguments must stay plain values
+    so Ray can restart a crashed worker from them.
+    """
+
+    def __init__(self, config: AnalyzeConfig, num_threads: int, counter_name: str | None = None) -> None:
+        counter = ray.get_actor(counter_name) if counter_name else None
         super().__init__(config, num_threads, on_frames=(lambda n: counter.add.remote(n)) if counter else None)
 
     def ready(self) -> dict:
@@ -83,13 +89,14 @@ def pool_size(options: RunOptions, n_tasks: int) -> int:
     return max(1, min(size, n_tasks))
 
 
-def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyzer_cls: type, counter) -> list:
+def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyzer_cls: type,
+                  counter_name: str | None) -> list:
     threads = max(1, math.floor(options.cpus_per_worker))
     actor_cls = ray.remote(analyzer_cls).options(
         num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
         max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
     )
-    actors = [actor_cls.remote(config, threads, counter) for _ in range(size)]
+    actors = [actor_cls.remote(config, threads, counter_name) for _ in range(size)]
     try:
         for info in ray.get([a.ready.remote() for a in actors]):
             log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
@@ -110,9 +117,19 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
     """
     if not tasks:
         return
-    counter = ray.remote(num_cpus=0)(FrameCounter).remote() if on_frames else None
-    actors = _start_actors(config, options, pool_size(options, len(tasks)), analyzer_cls, counter)
-    queue = deque(tasks)
+    counter_name = f"emovid-frames-{uuid.uuid4().hex[:12]}" if on_frames else None
+    counter = ray.remote(num_cpus=0)(FrameCounter).options(name=counter_name).remote() if on_frames else None
+    actors: list = []
+    try:
+        actors = _start_actors(config, options, pool_size(options, len(tasks)), analyzer_cls, counter_name)
+        _drive(deque(tasks), actors, options, on_result, counter, on_frames)
+    finally:
+        for actor in [*actors, *([counter] if counter else [])]:
+            ray.kill(actor, no_restart=True)
+
+
+def _drive(queue: deque, actors: list, options: RunOptions, on_result, counter, on_frames) -> None:
+    """Keep every actor busy with one video until the queue is empty; retry videos of dead workers."""
     attempts: dict[str, int] = {}
     in_flight: dict = {}  # ObjectRef -> (actor index, task)
 
@@ -125,35 +142,27 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
         for _ in range(PER_ACTOR_IN_FLIGHT):
             if queue:
                 submit(i)
-    try:
-        while in_flight:
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5 if counter else None)
-            if counter:
-                on_frames(ray.get(counter.take.remote()))
-            if not ready:
-                continue
-            ref = ready[0]
-            actor_index, task = in_flight.pop(ref)
-            tries = attempts[task.video_id]
-            try:
-                result = ray.get(ref).with_attempts(tries)
-            except RayActorError as exc:
-                # Ray reports a death mid-task as ActorUnavailableError while the actor restarts.
-                _wait_for_restart(actors[actor_index])
-                if tries <= options.retries:
-                    log.warning("worker died on %s (attempt %d); retrying", task.video_id, tries)
-                    queue.appendleft(task)
-                    result = None
-                else:
-                    result = VideoResult(task.video_id, task.path, "failed", attempts=tries,
-                                         error=f"worker process died on each of {tries} attempts ({type(exc).__name__})")
-            if result is not None:
-                on_result(result)
-            if queue:
-                submit(actor_index)
-    finally:
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5 if counter else None)
+        if counter:
+            on_frames(ray.get(counter.take.remote()))
+        if not ready:
+            continue
+        actor_index, task = in_flight.pop(ready[0])
+        tries = attempts[task.video_id]
+        try:
+            on_result(ray.get(ready[0]).with_attempts(tries))
+        except RayActorError as exc:
+            # Ray reports a death mid-task as ActorUnavailableError while the actor restarts.
+            _wait_for_restart(actors[actor_index])
+            if tries <= options.retries:
+                log.warning("worker died on %s (attempt %d); retrying", task.video_id, tries)
+                queue.appendleft(task)
+            else:
+                on_result(VideoResult(task.video_id, task.path, "failed", attempts=tries,
+                                      error=f"worker process died on each of {tries} attempts ({type(exc).__name__})"))
+        if queue:
+            submit(actor_index)
 
 
 def _wait_for_restart(actor) -> None:
