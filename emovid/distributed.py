@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from collections import deque
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 #: Videos in flight per actor. One: when a worker dies, only the video it was on is affected.
 PER_ACTOR_IN_FLIGHT = 1
 RESTART_TIMEOUT_S = 120
-_WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
 
 
 class FrameCounter:
@@ -54,6 +54,9 @@ class RayVideoAnalyzer(VideoAnalyzer):
         counter = ray.get_actor(counter_name) if counter_name else None
         super().__init__(config, num_threads, on_frames=(lambda n: counter.add.remote(n)) if counter else None)
 
+    def worker_name(self) -> str:
+        return f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
+
     def ready(self) -> dict:
         import tensorflow as tf
 
@@ -67,8 +70,7 @@ def connect(options: RunOptions) -> bool:
     if ray.is_initialized():
         return False
     ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
-             logging_level=logging.INFO if options.verbose else logging.WARNING,
-             runtime_env={"env_vars": _WORKER_ENV})
+             logging_level=logging.INFO if options.verbose else logging.WARNING)
     return True
 
 

@@ -56,7 +56,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     """Manifest rows as a DataFrame with the declared columns and nullable dtypes."""
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame = frame.astype(_PANDAS_DTYPES)
-    for col in ("video_id", "path", "status", "error", "output"):
+    for col in ("video_id", "path", "status", "error", "output", "worker"):
         frame[col] = frame[col].astype("string")
     return frame
 

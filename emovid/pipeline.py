@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from contextlib import closing
 from dataclasses import asdict, dataclass, replace
@@ -63,6 +64,7 @@ class VideoResult:
     wall_s: float = 0.0
     attempts: int = 1
     output: str | None = None
+    worker: str | None = None  # host:pid (Ray node id:pid on a cluster) that produced the result
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -103,7 +105,10 @@ class VideoAnalyzer:
         except Exception as exc:  # a bug or an OpenCV error on one video must not end the run
             log.exception("unexpected error on %s", task.path)
             result = VideoResult(task.video_id, task.path, "failed", error=f"{type(exc).__name__}: {exc}")
-        return replace(result, wall_s=round(time.perf_counter() - started, 3))
+        return replace(result, wall_s=round(time.perf_counter() - started, 3), worker=self.worker_name())
+
+    def worker_name(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
 
     def file_metadata(self, task: VideoTask, reader: VideoReader) -> dict:
         info = reader.info

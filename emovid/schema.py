@@ -71,6 +71,7 @@ MANIFEST_SCHEMA = pa.schema([
     pa.field("wall_s", pa.float64()),
     pa.field("attempts", pa.int32()),
     pa.field("output", pa.string()),
+    pa.field("worker", pa.string()),
 ])
 
 STATUSES = ("ok", "partial", "failed", "skipped")
