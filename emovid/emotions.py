@@ -108,8 +108,13 @@ class EmotionClassifier:
         self.path = path
         size = info.input_size
         # One traced graph for every batch size: no retracing per batch, no Python per layer.
+        def logits(x):
+            if info.flip_average:  # mirror test-time augmentation, declared in the model's metadata
+                return (model(x, training=False) + model(tf.reverse(x, axis=[2]), training=False)) / 2
+            return model(x, training=False)
+
         self._logits = tf.function(
-            lambda x: model(x, training=False),
+            logits,
             input_signature=[tf.TensorSpec([None, size, size, 1], tf.float32)],
             reduce_retracing=True,
         )

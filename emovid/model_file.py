@@ -27,6 +27,7 @@ class ModelInfo:
         input_size: side of the square grayscale input, in pixels.
         crop_margin: how much the detector's face box is enlarged before cropping (0.2 = 20%).
         training: free-form training details (data, epochs, results) for the model card.
+        flip_average: average the logits of each crop and its mirror image at inference.
     """
 
     name: str
@@ -35,6 +36,7 @@ class ModelInfo:
     input_size: int
     crop_margin: float
     training: dict = field(default_factory=dict)
+    flip_average: bool = False
 
     def __post_init__(self) -> None:
         if not self.classes or len(set(self.classes)) != len(self.classes):

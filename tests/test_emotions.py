@@ -93,3 +93,15 @@ def test_keras_file_without_emovid_metadata(tmp_path):
         zf.writestr("config.json", "{}")
     with pytest.raises(ModelError, match="emovid.json"):
         EmotionClassifier.load(path)
+
+
+def test_flip_average_makes_predictions_mirror_invariant(classifier, tmp_path):
+    from dataclasses import replace
+
+    path = tmp_path / "tta.keras"
+    shutil.copy(classifier.path, path)
+    write_model_info(path, replace(read_model_info(path), flip_average=True))
+    tta = EmotionClassifier.load(path)
+    faces = np.random.default_rng(1).integers(0, 255, (4, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(tta.predict_proba(faces), tta.predict_proba(faces[:, :, ::-1]), atol=2e-3)
+    assert not np.allclose(classifier.predict_proba(faces), classifier.predict_proba(faces[:, :, ::-1]), atol=2e-3)
