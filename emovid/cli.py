@@ -83,6 +83,7 @@ def _add_train(sub) -> None:
     p.add_argument("--learning-rate", type=_positive_float, default=2e-3, help="peak learning rate (default 0.002)")
     p.add_argument("--balance", type=float, default=0.5, help="class re-weighting exponent, 0 = none (default 0.5)")
     p.add_argument("--limit", type=_positive_int, help="use only the first N training images (smoke tests)")
+    p.add_argument("--init-from", help="start from this model's weights (fine-tuning)")
 
 
 def _add_evaluate(sub) -> None:
@@ -139,7 +140,8 @@ def _run_train(args) -> int:
     from training.train import TrainConfig, train
 
     info = train(TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, balance=args.balance, limit=args.limit))
+                             learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
+                             init_from=Path(args.init_from) if args.init_from else None))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

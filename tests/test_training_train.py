@@ -61,3 +61,17 @@ def test_eval_report_metrics():
     assert report.precision[1] == pytest.approx(2 / 3)
     assert report.mean_recall == pytest.approx((0.5 + 1 + 0) / 3)  # classes absent from the set are ignored
     assert report.confusion.sum() == 5 and report.confusion[5, 0] == 1
+
+
+def test_fine_tuning_starts_from_given_weights(tmp_path):
+    import keras
+
+    data = write_ferplus(tmp_path / "split", VOTES * 2)
+    first = tmp_path / "first.keras"
+    train(TrainConfig(data=data, out=first, epochs=1, batch_size=8))
+    second = tmp_path / "second.keras"
+    train(TrainConfig(data=data, out=second, epochs=1, batch_size=8, learning_rate=1e-9, init_from=first))
+    a = keras.saving.load_model(first).get_weights()
+    b = keras.saving.load_model(second).get_weights()
+    # a near-zero learning rate keeps the conv kernels where fine-tuning started
+    np.testing.assert_allclose(a[0], b[0], atol=1e-4)

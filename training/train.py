@@ -46,6 +46,7 @@ class TrainConfig:
         seed: random seed for the split, shuffling and augmentation.
         name / version: recorded in the model file.
         limit: train on the first ``limit`` images only (smoke tests).
+        init_from: start from this ``.keras`` model's weights (fine-tuning; same architecture).
     """
 
     data: Path
@@ -62,6 +63,7 @@ class TrainConfig:
     name: str = "emovid-fer7"
     version: str = "1"
     limit: int | None = None
+    init_from: Path | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -104,6 +106,12 @@ def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tupl
     """Compile and fit a fresh model; returns the best-epoch model and its history."""
     keras.utils.set_random_seed(config.seed)
     model = make_model((config.input_size, config.input_size, 1), len(EMOTIONS))
+    if config.init_from:
+        start = keras.saving.load_model(config.init_from, compile=False, safe_mode=True)
+        try:
+            model.set_weights(start.get_weights())
+        except ValueError as exc:
+            raise DatasetError(f"--init-from {config.init_from}: not this architecture ({exc})") from None
     model.summary(print_fn=log.info)
     weights = class_weights(train.targets, config.balance)
     log.info("class weights: %s", dict(zip(EMOTIONS, np.round(weights, 2))))
