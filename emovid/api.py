@@ -61,7 +61,7 @@ def analyze(
     model: str | os.PathLike | None = None,
     score_threshold: float = 0.7,
     min_face: int = 20,
-    max_side: int = 640,
+    max_side: int | None = None,
     align: bool = False,
     track: bool = True,
     track_gap_s: float = 1.0,

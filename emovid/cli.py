@@ -54,9 +54,9 @@ def _add_analyze(sub) -> None:
     p.add_argument("--model", help="emotion model (.keras) made by `emovid train` (default: bundled)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
-    p.add_argument("--max-side", type=_positive_int, default=640,
-                   help="frames are shrunk to this longer side for face detection (default 640; 320 is ~3x "
-                        "faster but misses faces under ~40 px in 640 px video)")
+    p.add_argument("--max-side", type=_positive_int, metavar="PX",
+                   help="shrink frames to this longer side for face detection (default: from --min-face, "
+                        "so a --min-face face stays findable; 640 px video -> 320 px)")
     p.add_argument("--align", action="store_true", help="rotate face crops so the eyes are level")
     p.add_argument("--no-track", action="store_true", help="do not track faces (track_id stays null)")
     p.add_argument("--track-gap", type=_non_negative_float, default=1.0, metavar="SECONDS",

@@ -31,7 +31,8 @@ class AnalyzeConfig:
         model: ``.keras`` emotion model; None uses the bundled one.
         score_threshold: minimum face detection score (0..1).
         min_face: minimum face side in pixels of the original frame.
-        max_side: frames are shrunk to this longer side for detection (boxes are mapped back).
+        max_side: frames are shrunk to this longer side for detection (boxes are mapped back);
+            None sizes detection by ``min_face`` (see :class:`~emovid.faces.FaceDetector`).
         align: rotate each face crop so the eyes are level.
         track: give faces a ``track_id`` that follows a person across frames.
         track_gap_s: seconds a track survives without a detection before its id ends.
@@ -42,7 +43,7 @@ class AnalyzeConfig:
     model: str | None = None
     score_threshold: float = 0.7
     min_face: int = 20
-    max_side: int = 640
+    max_side: int | None = None
     align: bool = False
     track: bool = True
     track_gap_s: float = 1.0
@@ -54,7 +55,8 @@ class AnalyzeConfig:
         _check_range("batch_size", self.batch_size, 1)
         _check_range("score_threshold", self.score_threshold, 0, 1, low_open=True)
         _check_range("min_face", self.min_face, 0)
-        _check_range("max_side", self.max_side, 64)
+        if self.max_side is not None:
+            _check_range("max_side", self.max_side, 64)
         if self.model is not None and not Path(self.model).is_file():
             raise ValueError(f"model: expected an existing .keras file, got {self.model!r}")
 

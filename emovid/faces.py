@@ -70,6 +70,12 @@ class FaceDetections:
         return self[int(np.argmax(self.boxes[:, 2] * self.boxes[:, 3]))]
 
 
+#: YuNet finds faces down to about this size (pixels, at detection resolution).
+YUNET_MIN_FACE_PX = 10
+#: Detection never runs on frames smaller than this (longer side).
+MIN_DETECT_SIDE = 320
+
+
 class FaceDetector:
     """YuNet face detector that runs on a downscaled copy of each frame and maps boxes back.
 
@@ -79,17 +85,19 @@ class FaceDetector:
         min_face: minimum face side in original-frame pixels; smaller faces carry too little
             expression detail for a 48 px classifier.
         max_side: frames are shrunk so their longer side is at most this before detection.
-            Faster; faces smaller than about ``10 * long_side / max_side`` px are missed.
+            None (default) picks the size per video from ``min_face``: just small enough that
+            a ``min_face`` face is still ~10 px for YuNet, never below 320 px. Smaller is faster
+            (640 -> 320 px is ~3.5x) but loses faces under ``10 * long_side / max_side`` px.
         nms_threshold: overlap above which two detections are merged.
         model_path: YuNet ONNX weights; the bundled file by default.
     """
 
-    def __init__(self, score_threshold: float = 0.7, min_face: int = 20, max_side: int = 640,
+    def __init__(self, score_threshold: float = 0.7, min_face: int = 20, max_side: int | None = None,
                  nms_threshold: float = 0.3, model_path: str | Path | None = None) -> None:
         if not 0 < score_threshold < 1:
             raise ValueError(f"score_threshold: expected 0..1, got {score_threshold}")
-        if min_face < 0 or max_side < 64:
-            raise ValueError(f"expected min_face >= 0 and max_side >= 64, got {min_face}, {max_side}")
+        if min_face < 0 or (max_side is not None and max_side < 64):
+            raise ValueError(f"expected min_face >= 0 and max_side >= 64 or None, got {min_face}, {max_side}")
         self.score_threshold = score_threshold
         self.min_face = min_face
         self.max_side = max_side
@@ -101,12 +109,20 @@ class FaceDetector:
     def name(self) -> str:
         return f"yunet:{self.model_path.name}"
 
+    def detection_scale(self, width: int, height: int) -> float:
+        """Factor (<= 1) by which a ``width`` x ``height`` frame is shrunk before detection."""
+        long_side = max(width, height)
+        if self.max_side is not None:
+            return min(1.0, self.max_side / long_side)
+        by_min_face = YUNET_MIN_FACE_PX / self.min_face if self.min_face > 0 else 1.0
+        return min(1.0, max(by_min_face, MIN_DETECT_SIDE / long_side))
+
     def detect(self, frame: np.ndarray) -> FaceDetections:
         """Detect faces in a BGR (or grayscale) frame; boxes are in the frame's own pixels."""
         if frame.ndim == 2:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         height, width = frame.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = self.detection_scale(width, height)
         small = frame if scale == 1.0 else cv2.resize(frame, (round(width * scale), round(height * scale)),
                                                        interpolation=cv2.INTER_AREA)
         size = (small.shape[1], small.shape[0])

@@ -111,3 +111,14 @@ def test_detector_downscaling_keeps_boxes_in_original_pixels():
 def test_min_face_filters_small_faces():
     image = cv2.imread(str(shared_video("multi_face.jpg")))
     assert len(FaceDetector(min_face=110).detect(image)) < 5
+
+
+@pytest.mark.parametrize("min_face, max_side, size, expected", [
+    (20, None, (640, 360), 0.5),      # a 20 px face is 10 px at 320 px
+    (20, None, (1920, 1080), 0.5),    # HD keeps enough resolution for 20 px faces
+    (60, None, (1920, 1080), 1 / 6),  # bigger faces only: 320 px is enough
+    (20, None, (200, 100), 1.0),      # never enlarged
+    (20, 640, (1280, 720), 0.5),      # explicit size wins
+])
+def test_detection_scale_follows_min_face(min_face, max_side, size, expected):
+    assert FaceDetector(min_face=min_face, max_side=max_side).detection_scale(*size) == pytest.approx(expected)
