@@ -105,3 +105,16 @@ def test_flip_average_makes_predictions_mirror_invariant(classifier, tmp_path):
     faces = np.random.default_rng(1).integers(0, 255, (4, 48, 48), dtype=np.uint8)
     # equal up to bfloat16 rounding (oneDNN's bf16 path is on where the CPU has it)
     np.testing.assert_allclose(tta.predict_proba(faces), tta.predict_proba(faces[:, :, ::-1]), atol=1e-2)
+
+
+def test_models_with_code_are_refused(tmp_path):
+    """safe_mode: a .keras file carrying a Python lambda is not deserialised (no code from model files)."""
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Dense(7)(keras.layers.Flatten()(keras.layers.Lambda(lambda x: x * 2)(inputs)))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    write_model_info(path, ModelInfo("evil", "1", EMOTIONS, 48, 0.1))
+    with pytest.raises(ModelError, match="cannot load model"):
+        EmotionClassifier.load(path)
