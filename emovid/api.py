@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from emovid.assets import DEFAULT_MODEL_NAME, bundled
 from emovid.config import DEFAULT_FPS, AnalyzeConfig, RunOptions
-from emovid.discover import find_videos, output_path
+from emovid.discover import VideoInput, find_videos, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
 from emovid.model_file import read_model_info
@@ -24,7 +24,8 @@ from emovid.pipeline import VideoResult, VideoTask
 log = logging.getLogger(__name__)
 
 
-def plan_tasks(paths, out: Path, config: AnalyzeConfig, overwrite: bool) -> tuple[list[VideoTask], list[VideoResult]]:
+def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig,
+               overwrite: bool) -> tuple[list[VideoTask], list[VideoResult]]:
     """Split the inputs into videos to analyse and videos already done with these settings.
 
     Raises:
@@ -34,7 +35,7 @@ def plan_tasks(paths, out: Path, config: AnalyzeConfig, overwrite: bool) -> tupl
     settings = config.settings(info.tag, info.classes)
     wanted = config.settings_hash(info.tag, info.classes)
     todo, done, clashes = [], [], []
-    for item in find_videos(paths):
+    for item in inputs:
         task = VideoTask(os.fspath(item.path), item.video_id, os.fspath(output_path(out, item.video_id)))
         existing = None if overwrite else existing_output(Path(task.output))
         if existing is None or existing.settings_hash is None:
@@ -106,13 +107,13 @@ def analyze(
                            track=track, track_gap_s=track_gap_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
-    find_videos(paths)  # input errors surface before the output folder is touched
+    inputs = find_videos(paths)  # input errors surface before the output folder is touched
     out_dir = prepare_out_dir(out)
     rows: list[dict] = []
     with OutputLock(out_dir):
         if removed := remove_temp_files(out_dir):
             log.info("removed %d temp files of an interrupted run", removed)
-        todo, done = plan_tasks(paths, out_dir, config, options.overwrite)
+        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite)
         started = time.perf_counter()
         try:
             with ManifestWriter(out_dir) as manifest, tqdm(total=len(todo) + len(done), initial=len(done),
@@ -181,4 +182,5 @@ def _execute_on_ray(tasks, config, options, record, on_frames) -> None:
 def summarize(manifest: pd.DataFrame) -> str:
     """One line: counts per status, e.g. ``3 ok, 1 failed, 2 skipped``."""
     counts = Counter(manifest["status"])
-    return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "partial", "failed", "skipped") if counts.get(s) or s in ("ok", "failed"))
+    shown = [s for s in ("ok", "partial", "failed", "skipped") if counts[s] or s in ("ok", "failed")]
+    return ", ".join(f"{counts[s]} {s}" for s in shown)

@@ -8,7 +8,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from emovid import __version__
 from emovid.schema import SCHEMA_VERSION
 
 DEFAULT_FPS = 4.0
@@ -103,7 +102,3 @@ class RunOptions:
         _check_range("cpus_per_worker", self.cpus_per_worker, 0, low_open=True)
         _check_range("gpus_per_worker", self.gpus_per_worker, 0)
         _check_range("retries", self.retries, 0)
-
-
-def versions() -> dict:
-    return {"emovid_version": __version__}

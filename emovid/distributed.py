@@ -69,8 +69,11 @@ def connect(options: RunOptions) -> bool:
     """Start Ray embedded (or join ``options.address``); returns True if this call started it."""
     if ray.is_initialized():
         return False
-    ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
-             logging_level=logging.INFO if options.verbose else logging.WARNING)
+    if options.address and options.address.startswith("ray://"):
+        ray.init(address=options.address)  # Ray Client: the cluster's own settings apply
+    else:
+        ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
+                 logging_level=logging.INFO if options.verbose else logging.WARNING)
     return True
 
 
