@@ -96,3 +96,13 @@ def test_frame_progress_callback_counts_every_decoded_frame(tmp_path):
     result, _ = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path)
     assert sum(reports) == result.frames_decoded == 472
     assert len(reports) >= 472 // PROGRESS_EVERY
+
+
+def test_rotated_phone_video_is_analysed_upright(analyzer, tmp_path):
+    from tests.test_video import rotated_phone_video
+
+    path, (height, width) = rotated_phone_video(tmp_path)
+    result, out = run(analyzer, path, tmp_path)
+    df = pq.read_table(out).to_pandas()
+    assert result.status == "ok" and (result.height, result.width) == (height, width)
+    assert result.faces == result.frames_sampled and (df["x"] + df["w"] <= width + 2).all()
