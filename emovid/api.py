@@ -122,8 +122,8 @@ def analyze(
                     manifest.write(result)
                     rows.append(result.to_row())
                     bar.update(1 if result.status != "skipped" else 0)
-                    if result.status == "failed":
-                        log.warning("%s: %s", result.video_id, result.error)
+                    if result.status in ("failed", "partial"):  # the CLI lists these once at the end
+                        log.info("%s %s: %s", result.status, result.video_id, result.error)
 
                 for result in done:
                     record(result)
