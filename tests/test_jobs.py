@@ -57,3 +57,20 @@ def test_submit_analyze_job_to_a_local_cluster(ray_head, tmp_path):
     assert "1 ok, 0 failed" in job.stdout + job.stderr
     df = pd.read_parquet(out)
     assert set(df["video_id"]) == {"sample.mp4"} and len(df) == 79
+
+
+def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
+    from tests.test_training_data import VOTES, write_ferplus
+
+    address, env = ray_head
+    data = write_ferplus(tmp_path / "fer", VOTES * 4)
+    model = tmp_path / "models" / "job.keras"
+    job = subprocess.run(
+        [RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
+         "python", "jobs/train.py", str(data), "--out", str(model), "--smoke-test", "--batch-size", "8"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    from emovid.emotions import EmotionClassifier
+
+    assert EmotionClassifier.load(model).classes[0] == "neutral"
