@@ -20,7 +20,7 @@ from emovid.labels import EMOTIONS
 from emovid.manifest import MANIFEST_NAME, read_manifest
 from emovid.results import result_files, to_frame
 from emovid.schema import read_metadata
-from emovid.timelines import prob_columns, smooth as smooth_tracks
+from emovid.timelines import emotion_shares, prob_columns, smooth as smooth_tracks, track_summary
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,23 @@ class Report:
 def _summary_rows(df: pd.DataFrame, video_id: str, interval: float) -> list[dict]:
     """One row for the video and one per track: time with a face, dominant emotion, shares, confidence."""
     classes = [c[len("prob_"):] for c in prob_columns(df)]
-    sampled = df["timestamp_s"].nunique()
-    face_rows = df[df["emotion"].notna()]
-    rows = []
-    groups = [("(all)", face_rows)] + [(int(t), g) for t, g in face_rows.groupby("track_id", dropna=True)]
-    for track, rows_ in groups:
-        shares = rows_["emotion"].value_counts(normalize=True).reindex(classes, fill_value=0.0)
+    duration = round(float(df["timestamp_s"].max() - df["timestamp_s"].min() + interval), 3) if len(df) else 0.0
+    faces = df[df["emotion"].notna()]
+    shares = emotion_shares(df).drop(columns="video_id").to_numpy()  # one row, or none without faces
+    rows = [{
+        "video_id": video_id, "track_id": "(all)", "duration_s": duration,
+        "seconds_with_face": round(faces["timestamp_s"].nunique() * interval, 3),
+        "dominant_emotion": classes[int(shares[0].argmax())] if len(faces) else None,
+        "mean_confidence": round(float(faces["confidence"].mean()), 4) if len(faces) else None,
+        **{f"share_{c}": round(float(shares[0][i]), 4) if len(faces) else 0.0 for i, c in enumerate(classes)},
+    }]
+    for track in track_summary(df).to_dict("records"):
         rows.append({
-            "video_id": video_id, "track_id": track,
-            "duration_s": round(float(df["timestamp_s"].max() - df["timestamp_s"].min() + interval), 3) if sampled else 0.0,
-            "seconds_with_face": round(rows_["timestamp_s"].nunique() * interval, 3),
-            "dominant_emotion": shares.idxmax() if len(rows_) else None,
-            "mean_confidence": round(float(rows_["confidence"].mean()), 4) if len(rows_) else None,
-            **{f"share_{c}": round(float(shares[c]), 4) for c in classes},
+            "video_id": video_id, "track_id": int(track["track_id"]), "duration_s": duration,
+            "seconds_with_face": round(track["samples"] * interval, 3),  # one row per track per timestamp
+            "dominant_emotion": track["dominant_emotion"],
+            "mean_confidence": round(float(track["mean_confidence"]), 4),
+            **{f"share_{c}": round(float(track[f"share_{c}"]), 4) for c in classes},
         })
     return rows
 

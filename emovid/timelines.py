@@ -81,12 +81,8 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     grouped = timeline.groupby(["video_id", "track_id"], observed=True, sort=True)
     summary = grouped.agg(first_seen_s=("timestamp_s", "min"), last_seen_s=("timestamp_s", "max"),
                           samples=("timestamp_s", "size"), mean_confidence=("confidence", "mean"))
-    shares = pd.crosstab([timeline["video_id"], timeline["track_id"]],
-                         pd.Categorical(timeline["emotion"].astype(object), categories=classes),
-                         normalize="index", dropna=False)
-    shares = shares.reindex(columns=classes, fill_value=0.0)
-    shares.columns = [f"share_{c}" for c in classes]
-    summary = summary.join(shares)
+    shares = emotion_shares(timeline, by=("video_id", "track_id")).set_index(["video_id", "track_id"])
+    summary = summary.join(shares.add_prefix("share_"))
     summary["dominant_emotion"] = pd.Categorical(
         [classes[i] for i in shares.to_numpy().argmax(axis=1)], categories=classes)
     return summary.reset_index()[columns]
