@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Sequence
 
@@ -13,13 +13,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emovid.assets import DEFAULT_MODEL_NAME, bundled
-from emovid.config import DEFAULT_FPS, AnalyzeConfig, RunOptions
+from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, AnalyzeConfig, RunOptions
 from emovid.discover import VideoInput, find_videos, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
 from emovid.model_file import read_model_info
 from emovid.outdir import OutputLock, describe_difference, existing_output, prepare_out_dir, remove_temp_files
 from emovid.pipeline import VideoResult, VideoTask
+from emovid.segments import SegmentedVideos
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def analyze(
     align: bool = False,
     track: bool = True,
     track_gap_s: float = 1.0,
+    segment_s: float | None = DEFAULT_SEGMENT_S,
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
@@ -86,6 +88,8 @@ def analyze(
         model: ``.keras`` emotion model; default the bundled one.
         score_threshold, min_face, max_side, align: face detection and cropping; track,
             track_gap_s: face tracking; see :class:`~emovid.config.AnalyzeConfig`.
+        segment_s: analyse videos longer than 1.5x this many seconds in parallel segments
+            (None: never split); see :mod:`emovid.segments`.
         workers, cpus_per_worker, gpus_per_worker, address: Ray execution, see
             :class:`~emovid.config.RunOptions`.
         overwrite: redo videos that already have results (default: skip them).
@@ -104,7 +108,7 @@ def analyze(
     config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
                            model=os.fspath(model) if model is not None else None,
                            score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
-                           track=track, track_gap_s=track_gap_s)
+                           track=track, track_gap_s=track_gap_s, segment_s=segment_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
     inputs = find_videos(paths)  # input errors surface before the output folder is touched
@@ -153,6 +157,14 @@ def _frame_total(tasks: list[VideoTask]) -> int | None:
 
 def _execute(tasks, config, options, in_process, record) -> None:
     show_frames = options.progress and 0 < len(tasks) <= FRAME_BAR_MAX_VIDEOS
+    segmented = SegmentedVideos(config.segment_s, config.fps, config.track_gap_s if config.track else None)
+
+    def on_result(task: VideoTask, result: VideoResult) -> list[VideoTask]:
+        follow_up, final = segmented.handle(task, result)
+        if final is not None:
+            record(final)
+        return follow_up
+
     with tqdm(total=_frame_total(tasks) if show_frames else None, unit="frame", disable=not show_frames,
               position=1, leave=False) as frame_bar:
         on_frames = frame_bar.update if show_frames else None
@@ -160,18 +172,20 @@ def _execute(tasks, config, options, in_process, record) -> None:
             from emovid.pipeline import VideoAnalyzer
 
             analyzer = VideoAnalyzer(config, num_threads=None, on_frames=on_frames)
-            for task in tasks:
-                record(analyzer(task))
+            queue = deque(tasks)
+            while queue:
+                task = queue.popleft()
+                queue.extendleft(reversed(on_result(task, analyzer(task))))
         else:
-            _execute_on_ray(tasks, config, options, record, on_frames)
+            _execute_on_ray(tasks, config, options, on_result, on_frames)
 
 
-def _execute_on_ray(tasks, config, options, record, on_frames) -> None:
+def _execute_on_ray(tasks, config, options, on_result, on_frames) -> None:
     from emovid import distributed
 
     started_ray = distributed.connect(options)
     try:
-        distributed.run_tasks(tasks, config, options, record, on_frames=on_frames)
+        distributed.run_tasks(tasks, config, options, on_result, on_frames=on_frames)
     finally:
         if started_ray:
             import ray

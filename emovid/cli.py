@@ -9,7 +9,7 @@ import signal
 import sys
 
 from emovid import __version__
-from emovid.config import DEFAULT_FPS
+from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -67,6 +67,9 @@ def _add_analyze(sub) -> None:
     ray_opts.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per worker (default 1)")
     ray_opts.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
                           help="GPUs per worker, fractions share a GPU (default 0: CPU only)")
+    ray_opts.add_argument("--segment-s", type=_non_negative_float, default=DEFAULT_SEGMENT_S, metavar="SECONDS",
+                          help=f"split videos longer than 1.5x this into segments analysed in parallel "
+                               f"(default {DEFAULT_SEGMENT_S:g}; 0: never split)")
     ray_opts.add_argument("--in-process", action="store_true", help="run in this process without Ray")
     ray_opts.add_argument("--retries", type=int, default=2, help="retries for a video whose worker died (default 2)")
     p.add_argument("--overwrite", action="store_true", help="redo videos that already have results")
@@ -84,6 +87,7 @@ def _add_train(sub) -> None:
     p.add_argument("--balance", type=float, default=0.5, help="class re-weighting exponent, 0 = none (default 0.5)")
     p.add_argument("--limit", type=_positive_int, help="use only the first N training images (smoke tests)")
     p.add_argument("--init-from", help="start from this model's weights (fine-tuning)")
+    p.add_argument("--seed", type=int, default=1337, help="random seed for shuffling and augmentation (default 1337)")
 
 
 def _add_evaluate(sub) -> None:
@@ -123,7 +127,7 @@ def _run_analyze(args) -> int:
     manifest = analyze(
         args.inputs, args.out, fps=args.fps, every_frame=args.every_frame, batch_size=args.batch_size,
         model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, max_side=args.max_side, align=args.align,
-        track=not args.no_track, track_gap_s=args.track_gap,
+        track=not args.no_track, track_gap_s=args.track_gap, segment_s=args.segment_s or None,
         workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         address=args.address, overwrite=args.overwrite, retries=args.retries, in_process=args.in_process,
         progress=not args.no_progress, verbose=args.verbose,
@@ -141,7 +145,7 @@ def _run_train(args) -> int:
 
     info = train(TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
-                             init_from=Path(args.init_from) if args.init_from else None))
+                             seed=args.seed, init_from=Path(args.init_from) if args.init_from else None))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

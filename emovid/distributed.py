@@ -77,8 +77,8 @@ def connect(options: RunOptions) -> bool:
     return True
 
 
-def pool_size(options: RunOptions, n_tasks: int) -> int:
-    """Workers to start: ``--workers`` if given, else what the cluster's CPUs (and GPUs) allow.
+def pool_size(options: RunOptions) -> int:
+    """Most workers to run: ``--workers`` if given, else what the cluster's CPUs (and GPUs) allow.
 
     Raises:
         EmovidError: GPUs are requested but the cluster has none.
@@ -91,83 +91,104 @@ def pool_size(options: RunOptions, n_tasks: int) -> int:
         if gpus < options.gpus_per_worker:
             raise EmovidError(f"--gpus-per-worker {options.gpus_per_worker} but the Ray cluster has {gpus:g} GPUs")
         size = min(size, math.floor(gpus / options.gpus_per_worker))
-    return max(1, min(size, n_tasks))
+    return max(1, size)
 
 
-def _start_actors(config: AnalyzeConfig, options: RunOptions, size: int, analyzer_cls: type,
-                  counter_name: str | None) -> list:
-    threads = max(1, math.floor(options.cpus_per_worker))
-    actor_cls = ray.remote(analyzer_cls).options(
-        num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
-        max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
-    )
-    actors = [actor_cls.remote(config, threads, counter_name) for _ in range(size)]
-    try:
-        for info in ray.get([a.ready.remote() for a in actors]):
-            log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
-                     info["ray_gpu_ids"] or "none", info["gpus"] or "none")
-    except RayActorError as exc:
-        raise EmovidError(f"emovid workers failed to start: {getattr(exc, 'error_msg', exc)}") from None
-    return actors
+class _Pool:
+    """The actors, started as work appears: one per task up to ``max_size`` (a long video that
+    splits into segments adds workers; a single short video never starts an idle one)."""
+
+    def __init__(self, config: AnalyzeConfig, options: RunOptions, max_size: int, analyzer_cls: type,
+                 counter_name: str | None) -> None:
+        self.max_size = max_size
+        self._args = (config, max(1, math.floor(options.cpus_per_worker)), counter_name)
+        self._cls = ray.remote(analyzer_cls).options(
+            num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
+            max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
+        )
+        self.actors: list = []
+
+    def grow(self, n: int) -> list:
+        """Start up to ``n`` more actors (within ``max_size``) and return them."""
+        new = [self._cls.remote(*self._args) for _ in range(min(n, self.max_size - len(self.actors)))]
+        self.actors.extend(new)
+        return new
+
+    def wait_ready(self, actors: list) -> None:
+        try:
+            for info in ray.get([a.ready.remote() for a in actors]):
+                log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
+                         info["ray_gpu_ids"] or "none", info["gpus"] or "none")
+        except RayActorError as exc:
+            raise EmovidError(f"emovid workers failed to start: {getattr(exc, 'error_msg', exc)}") from None
 
 
 def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
-              on_result: Callable[[VideoResult], None], analyzer_cls: type = RayVideoAnalyzer,
+              on_result: Callable[[VideoTask, VideoResult], list[VideoTask]], analyzer_cls: type = RayVideoAnalyzer,
               on_frames: Callable[[int], None] | None = None) -> None:
-    """Analyse ``tasks`` on a pool of Ray actors, calling ``on_result`` on the driver for each video.
+    """Analyse ``tasks`` on a pool of Ray actors, calling ``on_result`` on the driver for each task.
 
-    A video whose worker process dies is retried (up to ``options.retries`` times) on a
-    restarted worker, then reported as failed. ``on_frames`` receives decoded-frame counts for
-    a frame progress bar. ``analyzer_cls`` lets tests inject faults.
+    ``on_result`` returns follow-up tasks (the segments of a long video), which run before the
+    rest of the queue. A task whose worker process dies is retried (up to ``options.retries``
+    times) on a restarted worker, then reported as failed. ``on_frames`` receives decoded-frame
+    counts for a frame progress bar. ``analyzer_cls`` lets tests inject faults.
     """
     if not tasks:
         return
     counter_name = f"emovid-frames-{uuid.uuid4().hex[:12]}" if on_frames else None
     counter = ray.remote(num_cpus=0)(FrameCounter).options(name=counter_name).remote() if on_frames else None
-    actors: list = []
+    pool = _Pool(config, options, pool_size(options), analyzer_cls, counter_name)
     try:
-        actors = _start_actors(config, options, pool_size(options, len(tasks)), analyzer_cls, counter_name)
-        _drive(deque(tasks), actors, options, on_result, counter, on_frames)
+        pool.wait_ready(pool.grow(len(tasks)))
+        _drive(deque(tasks), pool, options, on_result, counter, on_frames)
     finally:
-        for actor in [*actors, *([counter] if counter else [])]:
+        for actor in [*pool.actors, *([counter] if counter else [])]:
             ray.kill(actor, no_restart=True)
 
 
-def _drive(queue: deque, actors: list, options: RunOptions, on_result, counter, on_frames) -> None:
-    """Keep every actor busy with one video until the queue is empty; retry videos of dead workers."""
+def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, on_frames) -> None:
+    """Keep every actor busy with one task until the queue is empty; retry tasks of dead workers."""
     attempts: dict[str, int] = {}
-    in_flight: dict = {}  # ObjectRef -> (actor index, task)
+    in_flight: dict = {}  # ObjectRef -> (actor, task)
 
-    def submit(actor_index: int) -> None:
-        task = queue.popleft()
-        attempts[task.video_id] = attempts.get(task.video_id, 0) + 1
-        in_flight[actors[actor_index].__call__.remote(task)] = (actor_index, task)
+    def fill() -> None:
+        busy: dict = {}
+        for actor, _ in in_flight.values():
+            busy[actor] = busy.get(actor, 0) + 1
+        idle = [a for a in pool.actors for _ in range(PER_ACTOR_IN_FLIGHT - busy.get(a, 0))]
+        if len(queue) > len(idle):
+            idle += [a for a in pool.grow(len(queue) - len(idle)) for _ in range(PER_ACTOR_IN_FLIGHT)]
+        for actor in idle:
+            if not queue:
+                return
+            task = queue.popleft()
+            attempts[task.key] = attempts.get(task.key, 0) + 1
+            in_flight[actor.__call__.remote(task)] = (actor, task)
 
-    for i in range(len(actors)):
-        for _ in range(PER_ACTOR_IN_FLIGHT):
-            if queue:
-                submit(i)
+    fill()
     while in_flight:
         ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5 if counter else None)
         if counter:
             on_frames(ray.get(counter.take.remote()))
         if not ready:
             continue
-        actor_index, task = in_flight.pop(ready[0])
-        tries = attempts[task.video_id]
+        actor, task = in_flight.pop(ready[0])
+        tries = attempts[task.key]
+        follow_up: list[VideoTask] = []
         try:
-            on_result(ray.get(ready[0]).with_attempts(tries))
+            follow_up = on_result(task, ray.get(ready[0]).with_attempts(tries))
         except RayActorError as exc:
             # Ray reports a death mid-task as ActorUnavailableError while the actor restarts.
-            _wait_for_restart(actors[actor_index])
+            _wait_for_restart(actor)
             if tries <= options.retries:
-                log.warning("worker died on %s (attempt %d); retrying", task.video_id, tries)
+                log.warning("worker died on %s (attempt %d); retrying", task.key, tries)
                 queue.appendleft(task)
             else:
-                on_result(VideoResult(task.video_id, task.path, "failed", attempts=tries,
-                                      error=f"worker process died on each of {tries} attempts ({type(exc).__name__})"))
-        if queue:
-            submit(actor_index)
+                follow_up = on_result(task, VideoResult(
+                    task.video_id, task.path, "failed", attempts=tries,
+                    error=f"worker process died on each of {tries} attempts ({type(exc).__name__})"))
+        queue.extendleft(reversed(follow_up))
+        fill()
 
 
 def _wait_for_restart(actor) -> None:

@@ -21,3 +21,10 @@ class VideoOpenError(VideoError):
 
 class OutputError(EmovidError):
     """The output folder cannot be used (holds results from other settings, is locked, ...)."""
+
+
+class SegmentError(VideoError):
+    """A segment of a split video cannot be read exactly (no container timestamps, failed seek).
+
+    The driver then analyses the whole video in one piece instead.
+    """

@@ -19,7 +19,7 @@ COLUMNS = tuple(MANIFEST_SCHEMA.names)
 _PANDAS_DTYPES = {
     "frames_decoded": "Int64", "frames_sampled": "Int64", "faces": "Int64",
     "duration_s": "Float64", "fps": "Float64", "width": "Int32", "height": "Int32",
-    "wall_s": "Float64", "attempts": "Int32",
+    "wall_s": "Float64", "attempts": "Int32", "segments": "Int32",
 }
 
 

@@ -21,13 +21,13 @@ import numpy as np
 from emovid import __version__
 from emovid.config import AnalyzeConfig
 from emovid.emotions import EmotionClassifier, configure_tensorflow
-from emovid.errors import EmovidError, VideoError
+from emovid.errors import EmovidError, SegmentError, VideoError
 from emovid.faces import FaceDetector, crop_faces
 from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 from emovid.sink import ParquetSink
 from emovid.tracker import FaceTracker
-from emovid.video import VideoReader, prefetched
+from emovid.video import Segment, VideoReader, plan_segments, prefetched
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,31 @@ PROGRESS_EVERY = 64
 
 @dataclass(frozen=True, slots=True)
 class VideoTask:
-    """One input video: where it is, its id (path relative to the input root) and its output file."""
+    """One input video: where it is, its id (path relative to the input root) and its output file.
+
+    ``segment``: analyse only this time range of the video (see :mod:`emovid.segments`).
+    ``split``: whether a worker may answer "split" for a long video instead of analysing it.
+    """
 
     path: str
     video_id: str
     output: str
+    segment: Segment | None = None
+    split: bool = True
+
+    @property
+    def key(self) -> str:
+        """Unique per unit of work: the video id, plus the segment index for a segment."""
+        return self.video_id if self.segment is None else f"{self.video_id}#{self.segment.index}"
 
 
 @dataclass(frozen=True, slots=True)
 class VideoResult:
-    """What happened to one video; one manifest row."""
+    """What happened to one video; one manifest row.
+
+    Workers also answer ``split`` (too long: analyse it in ``segments`` parts) and
+    ``unsplittable`` (a segment could not be read exactly); the driver never records those.
+    """
 
     video_id: str
     path: str
@@ -65,6 +80,7 @@ class VideoResult:
     attempts: int = 1
     output: str | None = None
     worker: str | None = None  # host:pid (Ray node id:pid on a cluster) that produced the result
+    segments: int = 1  # time segments the video was analysed in
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -100,6 +116,8 @@ class VideoAnalyzer:
         started = time.perf_counter()
         try:
             result = analyze_video(task, self)
+        except SegmentError as exc:
+            result = VideoResult(task.video_id, task.path, "unsplittable", error=str(exc))
         except EmovidError as exc:
             result = VideoResult(task.video_id, task.path, "failed", error=str(exc))
         except Exception as exc:  # a bug or an OpenCV error on one video must not end the run
@@ -129,13 +147,15 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
     """
     config, classifier = analyzer.config, analyzer.classifier
     with VideoReader(task.path, config.fps) as reader:
+        if (split := _split_answer(task, reader, config)) is not None:
+            return split
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
         pending: list[FrameFaces] = []
         crops: list[np.ndarray] = []
         faces_found = reported = 0
         tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
         # closing(): the decode thread must stop before the reader releases the capture, even on errors.
-        with ParquetSink(task.output, schema) as sink, closing(prefetched(reader.frames())) as frames:
+        with ParquetSink(task.output, schema) as sink, closing(prefetched(reader.frames(task.segment))) as frames:
             for frame in frames:
                 if analyzer.on_frames and reader.frames_decoded - reported >= PROGRESS_EVERY:
                     analyzer.on_frames(reader.frames_decoded - reported)
@@ -152,16 +172,28 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
             _flush(task, pending, crops, sink, classifier, config.batch_size)
             if analyzer.on_frames and reader.frames_decoded > reported:
                 analyzer.on_frames(reader.frames_decoded - reported)
-            if reader.frames_decoded == 0:
+            if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
                 raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
         info = reader.info
-        truncated = reader.truncation()
+        truncated = reader.truncation() if task.segment is None else None  # segments: checked when merged
         return VideoResult(
             task.video_id, task.path, "partial" if truncated else "ok", error=truncated,
             frames_decoded=reader.frames_decoded, frames_sampled=reader.frames_sampled, faces=faces_found,
             duration_s=round(info.duration_s, 3) if info.duration_s else None, fps=info.fps,
             width=info.width, height=info.height, output=os.fspath(task.output),
         )
+
+
+def _split_answer(task: VideoTask, reader: VideoReader, config: AnalyzeConfig) -> VideoResult | None:
+    """A "split" result when ``task`` is a whole video longer than ``config.segment_s``."""
+    info = reader.info
+    if task.segment is not None or not task.split or not config.segment_s or not (info.fps and info.duration_s):
+        return None
+    count = len(plan_segments(info.duration_s, config.segment_s, config.fps))
+    if count == 1:
+        return None
+    return VideoResult(task.video_id, task.path, "split", duration_s=info.duration_s, fps=info.fps,
+                       width=info.width, height=info.height, segments=count)
 
 
 def _flush(task: VideoTask, pending: list[FrameFaces], crops: list[np.ndarray], sink: ParquetSink,

@@ -72,6 +72,7 @@ MANIFEST_SCHEMA = pa.schema([
     pa.field("attempts", pa.int32()),
     pa.field("output", pa.string()),
     pa.field("worker", pa.string()),
+    pa.field("segments", pa.int32()),  # time segments the video was analysed in (1: in one piece)
 ])
 
 STATUSES = ("ok", "partial", "failed", "skipped")

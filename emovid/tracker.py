@@ -83,8 +83,9 @@ class FaceTracker:
         self._tracks.clear()
         self._last_t = None
 
-    def _similarity(self, predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """IoU where it is high enough, else a score below ``min_iou`` from centre distance."""
+    def similarity(self, predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Pairwise match scores: IoU where it is high enough, else a score below ``min_iou``
+        from centre distance; negative means "cannot be the same face"."""
         iou = iou_matrix(predicted, boxes)
         pc = predicted[:, :2] + predicted[:, 2:] / 2
         bc = boxes[:, :2] + boxes[:, 2:] / 2
@@ -108,7 +109,7 @@ class FaceTracker:
         ids = np.full(len(faces), -1, np.int32)
         if self._tracks and len(faces):
             predicted = np.stack([t.predict(timestamp_s) for t in self._tracks])
-            sim = self._similarity(predicted, faces.boxes.astype(float))
+            sim = self.similarity(predicted, faces.boxes.astype(float))
             taken = np.zeros(len(self._tracks), bool)
             # Greedy, best pairs first: with a handful of faces per frame this matches Hungarian.
             for flat in np.argsort(-sim, axis=None):

@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from emovid.errors import VideoOpenError
+from emovid.errors import SegmentError, VideoOpenError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -56,6 +56,42 @@ class Frame:
     index: int
     timestamp_s: float
     image: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A time range of one video analysed as its own task (long videos are split into these).
+
+    Holds the frames with ``start_s <= t - t0 < end_s``, where ``t0`` is the video's first
+    timestamp. With sampling, bounds are whole sampling periods, so a sampling slot never
+    straddles two segments and the split run keeps exactly the frames an unsplit run keeps.
+    """
+
+    index: int
+    count: int
+    start_s: float
+    end_s: float  # math.inf for the last segment
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"index: expected 0..{self.count - 1}, got {self.index}")
+        if not 0 <= self.start_s < self.end_s:
+            raise ValueError(f"expected 0 <= start_s < end_s, got {self.start_s}, {self.end_s}")
+
+
+def plan_segments(duration_s: float, segment_s: float, sample_fps: float | None) -> list[Segment]:
+    """Cut a video of ``duration_s`` into segments of about ``segment_s`` (one if it is short).
+
+    Segments are 0.5-1.5x ``segment_s`` long; the last one is open-ended so frames beyond the
+    declared duration are still read.
+    """
+    if not segment_s > 0 or not duration_s >= 0:
+        raise ValueError(f"expected segment_s > 0 and duration_s >= 0, got {segment_s}, {duration_s}")
+    if sample_fps:  # a whole number of sampling periods per segment
+        segment_s = max(1, round(segment_s * sample_fps)) / sample_fps
+    count = max(1, round(duration_s / segment_s))
+    return [Segment(i, count, i * segment_s, (i + 1) * segment_s if i < count - 1 else math.inf)
+            for i in range(count)]
 
 
 _IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
@@ -135,38 +171,68 @@ class VideoReader:
             self._cap.release()
             self._cap = None
 
-    def _timestamp(self, index: int, previous: float | None) -> float:
+    def _timestamp(self, index: int, previous: float | None, exact: bool = False) -> float:
         """Presentation time of the frame just grabbed, from the container.
 
         Falls back to index / fps (or the previous time + 1/30 s) where the container gives none,
-        and never goes backwards.
+        and never goes backwards. ``exact``: raise :class:`SegmentError` instead of falling back.
         """
         msec = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         if math.isfinite(msec) and msec >= 0 and not (index > 0 and msec == 0):
             t = msec / 1000.0
+        elif exact:
+            raise SegmentError("the container gives no frame timestamps, so the video cannot be split")
         elif self.info.fps:
             t = index / self.info.fps
         else:
             t = (previous + 1 / 30) if previous is not None else 0.0
         return t if previous is None else max(t, previous)
 
-    def frames(self) -> Iterator[Frame]:
-        """Yield the sampled frames in order; undecoded frames are only grabbed (no colour conversion)."""
+    def frames(self, segment: Segment | None = None) -> Iterator[Frame]:
+        """Yield the sampled frames in order; undecoded frames are only grabbed (no colour conversion).
+
+        With ``segment``, only that time range is read (seeking to it) and ``Frame.index``
+        counts from the segment's first frame; :func:`emovid.segments.merge_segments` turns it
+        into the index in the whole video.
+
+        Raises:
+            SegmentError: ``segment`` cannot be read exactly (see :meth:`_seek_before`).
+        """
         if self._cap is None:
             raise RuntimeError("VideoReader.frames() used outside its `with` block")
         period = 1.0 / self.sample_fps if self.sample_fps else None
+        # Positions in sampling slots (or seconds): slot membership and segment bounds use the
+        # same number, so they can never disagree about a frame on a boundary.
+        unit = period or 1.0
+        start_pos, end_pos = -math.inf, math.inf
+        if segment is not None:
+            start_pos, end_pos = segment.start_s / unit, segment.end_s / unit
+            if period:
+                start_pos = round(start_pos)
+                end_pos = round(end_pos) if math.isfinite(end_pos) else end_pos
         first_t: float | None = None
-        last_slot = -1
         previous: float | None = None
-        index = -1
+        grabbed = 0  # frames grabbed from the stream's start, or since the seek (which grabbed one)
+        if segment is not None and segment.start_s > 0:
+            first_t = self._seek_before(segment.start_s)
+            previous, grabbed = first_t, 1
+        last_slot = start_pos - 1 if period and segment is not None else -1
+        exact = segment is not None
+        index = -1  # of decoded frames (in the segment, when there is one)
         while self._cap.grab():
+            grabbed += 1
+            t = self._timestamp(grabbed - 1, previous, exact)
+            previous = t
+            first_t = t if first_t is None else first_t
+            position = (t - first_t) / unit + 1e-6
+            if position < start_pos:
+                continue
+            if position >= end_pos:
+                break
             index += 1
             self.frames_decoded += 1
-            t = self._timestamp(index, previous)
-            previous = t
             if period is not None:
-                first_t = t if first_t is None else first_t
-                slot = math.floor((t - first_t) / period + 1e-6)
+                slot = math.floor(position)
                 if slot <= last_slot:
                     continue
                 last_slot = slot
@@ -176,12 +242,46 @@ class VideoReader:
             self.frames_sampled += 1
             yield Frame(index, t, image)
 
+    def _seek_before(self, start_s: float) -> float:
+        """Position the capture on a frame before ``start_s``; returns the video's first timestamp.
+
+        OpenCV seeks by frame number through the frame rate, which lands late on variable frame
+        rate videos, so it seeks further back until the frame it lands on is before the segment:
+        then no frame of the segment can have been skipped.
+
+        Raises:
+            SegmentError: no frame rate or timestamps, or no seek landed before ``start_s``.
+        """
+        fps = self.info.fps
+        if not fps or not self._cap.grab():
+            raise SegmentError("no frame rate or first frame, so the video cannot be split")
+        first_t = self._timestamp(0, None, exact=True)
+        preroll_s = 1.0
+        while True:
+            target = max(0, math.floor((start_s - preroll_s) * fps))
+            if target == 0:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            else:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            if not self._cap.grab():
+                raise SegmentError(f"seeking to {start_s:.3f}s found no frame")
+            t = self._timestamp(1, None, exact=True)
+            if t - first_t < start_s - 1e-3:
+                return first_t
+            if target == 0:
+                raise SegmentError(f"seeking to {start_s:.3f}s: even the start lands at {t:.3f}s")
+            preroll_s *= 4
+
     def truncation(self) -> str | None:
         """A reason string when the stream ended well before the frame count the container declared."""
-        expected = self.info.frame_count if self.info else None
-        if expected and self.frames_decoded < 0.95 * expected - 1:
-            return f"stream ended after {self.frames_decoded} of {expected} frames (truncated or corrupt)"
-        return None
+        return truncation_message(self.frames_decoded, self.info.frame_count if self.info else None)
+
+
+def truncation_message(frames_decoded: int, frame_count: int | None) -> str | None:
+    """Why a stream of ``frames_decoded`` frames looks truncated, or None if it does not."""
+    if frame_count and frames_decoded < 0.95 * frame_count - 1:
+        return f"stream ended after {frames_decoded} of {frame_count} frames (truncated or corrupt)"
+    return None
 
 
 _DONE = object()

@@ -35,17 +35,16 @@ def test_analyze_on_ray_matches_in_process(ray_local, folder, tmp_path):
 def test_pool_size_follows_cpus_and_caps(ray_local):
     from emovid.distributed import pool_size
 
-    assert pool_size(RunOptions(), 10) == 2  # 2 CPUs, 1 per worker
-    assert pool_size(RunOptions(), 1) == 1  # never more workers than videos
-    assert pool_size(RunOptions(workers=1), 10) == 1
-    assert pool_size(RunOptions(cpus_per_worker=2), 10) == 1
+    assert pool_size(RunOptions()) == 2  # 2 CPUs, 1 per worker
+    assert pool_size(RunOptions(workers=1)) == 1
+    assert pool_size(RunOptions(cpus_per_worker=2)) == 1
 
 
 def test_gpu_request_without_gpus_is_a_clear_error(ray_local):
     from emovid.distributed import pool_size
 
     with pytest.raises(EmovidError, match="GPUs"):
-        pool_size(RunOptions(gpus_per_worker=0.5), 3)
+        pool_size(RunOptions(gpus_per_worker=0.5))
 
 
 def crashing_analyzer_class():
@@ -77,7 +76,7 @@ def test_worker_death_is_retried_then_reported(ray_local, folder, tmp_path):
     (folder / "f1.mp4.crash").write_text("always")
     results, frames = {}, []
     run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=2, retries=1),
-              lambda r: results.__setitem__(r.video_id, r), analyzer_cls=crashing_analyzer_class(),
+              lambda task, r: results.__setitem__(r.video_id, r) or [], analyzer_cls=crashing_analyzer_class(),
               on_frames=frames.append)
     assert results["f0.mp4"].status == "ok" and results["f0.mp4"].attempts == 2
     assert results["f1.mp4"].status == "failed" and "died" in results["f1.mp4"].error
@@ -89,3 +88,16 @@ def test_worker_death_is_retried_then_reported(ray_local, folder, tmp_path):
     assert list(clean["status"]) == ["ok"]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "f0.mp4.parquet"),
                                   pd.read_parquet(tmp_path / "clean" / "f0.mp4.parquet"), check_exact=False, atol=1e-4)
+
+
+def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
+    from tests.test_tracker import crossing_scene
+    from tests.helpers import moving_faces_video
+
+    video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
+    split = emovid.analyze(video, tmp_path / "split", segment_s=1.5, workers=2, every_frame=True, progress=False)
+    assert list(split["status"]) == ["ok"] and list(split["segments"]) == [4]
+    assert len(split["worker"][0].split()) == 2  # the pool grew from one worker (one video) to two
+    emovid.analyze(video, tmp_path / "whole", segment_s=None, every_frame=True, in_process=True, progress=False)
+    pd.testing.assert_frame_equal(emovid.read_results(tmp_path / "split"), emovid.read_results(tmp_path / "whole"),
+                                  check_exact=False, atol=1e-3)

@@ -21,17 +21,20 @@ def ray_with_fake_gpu():
 def test_pool_size_respects_gpus(ray_with_fake_gpu):
     from emovid.distributed import pool_size
 
-    assert pool_size(RunOptions(gpus_per_worker=1), 5) == 1
-    assert pool_size(RunOptions(gpus_per_worker=0.5), 5) == 2  # two workers share the GPU
-    assert pool_size(RunOptions(gpus_per_worker=0.25), 5) == 2  # still capped by CPUs
+    assert pool_size(RunOptions(gpus_per_worker=1)) == 1
+    assert pool_size(RunOptions(gpus_per_worker=0.5)) == 2  # two workers share the GPU
+    assert pool_size(RunOptions(gpus_per_worker=0.25)) == 2  # still capped by CPUs
 
 
 def test_workers_are_placed_on_the_gpu(ray_with_fake_gpu, tmp_path):
-    from emovid.distributed import RayVideoAnalyzer, _start_actors
+    from emovid.distributed import RayVideoAnalyzer, _Pool
 
     ray = ray_with_fake_gpu
-    actors = _start_actors(AnalyzeConfig(), RunOptions(gpus_per_worker=0.5), 2, RayVideoAnalyzer, None)
+    pool = _Pool(AnalyzeConfig(), RunOptions(gpus_per_worker=0.5), 2, RayVideoAnalyzer, None)
+    actors = pool.grow(5)
+    assert len(actors) == 2  # never beyond the pool's size
     try:
+        pool.wait_ready(actors)
         infos = ray.get([a.ready.remote() for a in actors])
         assert all(info["ray_gpu_ids"] for info in infos)  # Ray assigned a GPU share to each worker
         assert ray.available_resources().get("GPU", 0) == pytest.approx(0)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from emovid import __version__
+from emovid.emotions import configure_tensorflow, enable_cpu_bf16
 from emovid.labels import EMOTIONS
 from emovid.model_file import ModelInfo, write_model_info
 from training.augment import make_augmenter, make_dataset
@@ -105,6 +106,9 @@ def class_weights(targets: np.ndarray, exponent: float) -> np.ndarray:
 def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tuple[keras.Model, dict]:
     """Compile and fit a fresh model; returns the best-epoch model and its history."""
     keras.utils.set_random_seed(config.seed)
+    on_gpu = bool(configure_tensorflow())
+    if not on_gpu:
+        enable_cpu_bf16()  # measured 551 -> 384 ms per batch of 128 on this 2-core AMX CPU
     model = make_model((config.input_size, config.input_size, 1), len(EMOTIONS))
     if config.init_from:
         start = keras.saving.load_model(config.init_from, compile=False, safe_mode=True)
@@ -126,6 +130,8 @@ def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tupl
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=5e-4),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
+        # XLA's CPU convolutions are slower than oneDNN's (855 vs 551 ms per batch here); keep it for GPUs.
+        jit_compile="auto" if on_gpu else False,
     )
     work = Path(config.out).with_suffix("").with_name(Path(config.out).stem + "_work")
     work.mkdir(parents=True, exist_ok=True)

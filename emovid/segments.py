@@ -1,0 +1,195 @@
+"""Long videos in parallel: split into time segments, analyse each as its own task, merge.
+
+A worker that opens a video longer than ``AnalyzeConfig.segment_s`` answers "split" instead of
+analysing it; the driver queues one task per :class:`~emovid.video.Segment` (ahead of other
+videos, so the long video stops being a straggler) and, when all are in, merges their part
+files into the video's one Parquet file:
+
+- frames: segment bounds are exact (by presentation time, whole sampling periods), so the
+  merged rows are the rows of an unsplit run; frame indices are shifted by the frames
+  decoded in earlier segments.
+- tracks: each segment tracks on its own; at each boundary, tracks that end within
+  ``track_gap_s`` before it are joined to tracks that start after it with the tracker's own
+  match score, and ids are renumbered in order of appearance, as an unsplit run numbers them.
+- a segment that cannot be read exactly (no timestamps, failed seek) makes the driver redo
+  the whole video in one piece; a failed segment fails the video. Part files are hidden temp
+  files, so an interrupted run leaves nothing a reader would pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from emovid.pipeline import VideoResult, VideoTask
+from emovid.schema import METADATA_KEY, read_metadata
+from emovid.sink import TEMP_MARKER, ParquetSink
+from emovid.tracker import FaceTracker
+from emovid.video import Segment, plan_segments, truncation_message
+
+
+def part_path(output: str | os.PathLike, index: int) -> str:
+    """Hidden temp-file name of one segment's rows (removed with other temp files)."""
+    out = Path(output)
+    return os.fspath(out.with_name(f".{out.name}.part{index:05d}{TEMP_MARKER}segment"))
+
+
+def segment_tasks(task: VideoTask, segments: list[Segment]) -> list[VideoTask]:
+    return [replace(task, output=part_path(task.output, s.index), segment=s) for s in segments]
+
+
+class TrackStitcher:
+    """Renumbers per-segment track ids into ids for the whole video, joining tracks at boundaries."""
+
+    def __init__(self, max_gap_s: float) -> None:
+        self.max_gap_s = max_gap_s
+        self._scorer = FaceTracker(max_gap_s=max_gap_s)
+        self._next_id = 0
+        self._last: dict[int, tuple[float, np.ndarray]] = {}  # whole-video id -> (last time, box)
+
+    def relabel(self, table: pa.Table) -> pa.Array:
+        """Whole-video track ids for one segment's rows (in segment order)."""
+        local = table["track_id"].to_numpy(zero_copy_only=False)
+        has_track = ~np.asarray(pc.is_null(table["track_id"]))
+        if not has_track.any():
+            return table["track_id"]
+        ids = local[has_track].astype(np.int64)
+        times = table["timestamp_s"].to_numpy()[has_track]
+        boxes = np.stack([table[c].to_numpy(zero_copy_only=False)[has_track] for c in ("x", "y", "w", "h")], axis=1)
+        boxes = boxes.astype(float)
+        order = np.lexsort((times, ids))  # rows grouped by id, in time order
+        starts = np.flatnonzero(np.r_[True, np.diff(ids[order]) != 0])
+        ends = np.r_[starts[1:], len(order)] - 1
+        local_ids = ids[order][starts]
+        first_t, first_box = times[order][starts], boxes[order][starts]
+        last_t, last_box = times[order][ends], boxes[order][ends]
+
+        mapping = self._match(first_t, first_box)
+        for i, lid in enumerate(local_ids):  # local ids are in order of appearance
+            if i not in mapping:
+                mapping[i] = self._next_id
+                self._next_id += 1
+        for i in range(len(local_ids)):
+            self._last[mapping[i]] = (float(last_t[i]), last_box[i])
+        lookup = dict(zip(local_ids.tolist(), (mapping[i] for i in range(len(local_ids)))))
+        out = np.full(len(local), -1, np.int64)
+        out[has_track] = [lookup[i] for i in ids.tolist()]
+        return pa.array(out.astype(np.int32), mask=~has_track)
+
+    def _match(self, first_t: np.ndarray, first_box: np.ndarray) -> dict[int, int]:
+        """{index of a new track: whole-video id of the earlier track it continues}."""
+        if not self._last or not len(first_t):
+            return {}
+        old_ids = list(self._last)
+        old_t = np.array([self._last[i][0] for i in old_ids])
+        old_box = np.stack([self._last[i][1] for i in old_ids])
+        score = self._scorer.similarity(old_box, first_box)
+        gap = first_t[None, :] - old_t[:, None]
+        score[(gap < 0) | (gap > self.max_gap_s)] = -1.0
+        matched: dict[int, int] = {}
+        used: set[int] = set()
+        for flat in np.argsort(-score, axis=None):  # best pairs first, as the tracker does
+            oi, ni = np.unravel_index(flat, score.shape)
+            if score[oi, ni] < 0:
+                break
+            if oi in used or ni in matched:
+                continue
+            used.add(oi)
+            matched[int(ni)] = old_ids[oi]
+        return matched
+
+
+def merge_segments(parts: list[str], output: str, frame_offsets: list[int], track_gap_s: float | None) -> int:
+    """Concatenate segment part files into ``output`` (atomically); returns the row count.
+
+    ``frame_offsets[k]``: frames decoded before segment ``k``. ``track_gap_s`` None: tracking off.
+    """
+    first_schema = pq.read_schema(parts[0])
+    metadata = {**read_metadata(first_schema), "segments": len(parts)}
+    schema = first_schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
+    stitcher = TrackStitcher(track_gap_s) if track_gap_s is not None else None
+    with ParquetSink(output, schema) as sink:
+        for part, offset in zip(parts, frame_offsets):
+            table = pq.read_table(part).replace_schema_metadata(schema.metadata)
+            table = table.set_column(table.schema.get_field_index("frame_index"), "frame_index",
+                                     pc.add(table["frame_index"], pa.scalar(offset, pa.int64())))
+            if stitcher is not None:
+                table = table.set_column(table.schema.get_field_index("track_id"), "track_id",
+                                         stitcher.relabel(table))
+            sink.write(table.cast(schema))
+    return sink.rows
+
+
+@dataclass(slots=True)
+class _SplitVideo:
+    task: VideoTask
+    results: list[VideoResult | None] = field(default_factory=list)
+
+
+class SegmentedVideos:
+    """Driver-side bookkeeping of split videos: turns worker results into follow-up tasks and
+    final per-video results.
+
+    Args:
+        segment_s, sample_fps, track_gap_s: the run's settings (as in ``AnalyzeConfig``);
+            ``track_gap_s`` None when tracking is off.
+    """
+
+    def __init__(self, segment_s: float | None, sample_fps: float | None, track_gap_s: float | None) -> None:
+        self.segment_s = segment_s
+        self.sample_fps = sample_fps
+        self.track_gap_s = track_gap_s
+        self._videos: dict[str, _SplitVideo] = {}
+
+    def handle(self, task: VideoTask, result: VideoResult) -> tuple[list[VideoTask], VideoResult | None]:
+        """Returns (tasks to run next, the video's final result or None while segments are out)."""
+        if result.status == "split":
+            segments = plan_segments(result.duration_s, self.segment_s, self.sample_fps)
+            self._videos[task.video_id] = _SplitVideo(task, [None] * len(segments))
+            return segment_tasks(task, segments), None
+        if task.segment is None:
+            return [], result
+        video = self._videos[task.video_id]
+        video.results[task.segment.index] = result
+        if any(r is None for r in video.results):
+            return [], None
+        del self._videos[task.video_id]
+        return self._finish(video)
+
+    def _finish(self, video: _SplitVideo) -> tuple[list[VideoTask], VideoResult | None]:
+        results = video.results
+        parts = [part_path(video.task.output, i) for i in range(len(results))]
+        try:
+            if any(r.status == "unsplittable" for r in results):
+                return [replace(video.task, split=False)], None
+            if failed := next((r for r in results if r.status == "failed"), None):
+                return [], self._combined(video.task, results, "failed", f"segment: {failed.error}")
+            offsets = np.cumsum([0] + [r.frames_decoded for r in results[:-1]]).tolist()
+            merge_segments(parts, video.task.output, offsets, self.track_gap_s)
+            combined = self._combined(video.task, results, "ok", None)
+            expected = round(combined.duration_s * combined.fps) if combined.duration_s and combined.fps else None
+            if truncated := truncation_message(combined.frames_decoded, expected):
+                combined = replace(combined, status="partial", error=truncated)
+            return [], replace(combined, output=video.task.output)
+        finally:
+            for part in parts:
+                Path(part).unlink(missing_ok=True)
+
+    @staticmethod
+    def _combined(task: VideoTask, results: list[VideoResult], status: str, error: str | None) -> VideoResult:
+        first = results[0]
+        workers = sorted({r.worker for r in results if r.worker})
+        return VideoResult(
+            task.video_id, task.path, status, error=error,
+            frames_decoded=sum(r.frames_decoded for r in results), frames_sampled=sum(r.frames_sampled for r in results),
+            faces=sum(r.faces for r in results), duration_s=first.duration_s, fps=first.fps, width=first.width,
+            height=first.height, wall_s=round(sum(r.wall_s for r in results), 3),
+            attempts=max(r.attempts for r in results), worker=" ".join(workers) or None, segments=len(results),
+        )

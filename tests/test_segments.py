@@ -1,0 +1,154 @@
+"""Long videos split into time segments: exact boundaries, stitched tracks, merge and fallbacks."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import emovid
+from emovid.pipeline import VideoResult, VideoTask
+from emovid.schema import face_schema, read_metadata
+from emovid.segments import SegmentedVideos, TrackStitcher, part_path
+from emovid.video import Segment, VideoReader, plan_segments
+from tests.helpers import moving_faces_video, shared_video
+from tests.test_tracker import crossing_scene
+
+
+def test_plan_segments_uses_whole_sampling_periods():
+    segments = plan_segments(20.0, 3.0, sample_fps=4 / 3)  # period 0.75 s: 3 s is 4 periods
+    assert [s.index for s in segments] == list(range(7)) and segments[0].count == 7
+    assert [s.start_s for s in segments] == pytest.approx([i * 3.0 for i in range(7)])
+    assert all(b.start_s == a.end_s for a, b in zip(segments, segments[1:]))
+    assert segments[-1].end_s == math.inf  # frames past the declared duration are still read
+    odd = plan_segments(10.0, 1.0, sample_fps=0.3)  # segment rounds up to one whole period
+    assert odd[1].start_s == pytest.approx(1 / 0.3)
+    assert len(plan_segments(14.0, 10.0, None)) == 1  # < 1.5 segments: not split
+    assert len(plan_segments(16.0, 10.0, None)) == 2
+
+
+@pytest.mark.parametrize("bad", [dict(index=2, count=2, start_s=0, end_s=1), dict(index=0, count=1, start_s=2, end_s=1)])
+def test_segment_validates(bad):
+    with pytest.raises(ValueError):
+        Segment(**bad)
+
+
+def read_split(path: Path, segment_s: float, sample_fps: float | None) -> tuple[list, list]:
+    """(frames of an unsplit read, frames of a split read with indices shifted as the merge does)."""
+    with VideoReader(path, sample_fps) as reader:
+        whole = [(f.index, f.timestamp_s) for f in reader.frames()]
+        duration = reader.info.duration_s
+    split, offset = [], 0
+    for segment in plan_segments(duration, segment_s, sample_fps):
+        with VideoReader(path, sample_fps) as reader:
+            split += [(f.index + offset, f.timestamp_s) for f in reader.frames(segment)]
+            offset += reader.frames_decoded
+    return whole, split
+
+
+@pytest.mark.parametrize("name", ["WolfgangLanger_Pexels.mp4", "face_noface.mov"])  # H.264 CFR; HEVC, variable rate
+@pytest.mark.parametrize("sample_fps", [None, 4.0, 3.3])
+def test_segment_reads_add_up_to_the_whole_video(name, sample_fps):
+    whole, split = read_split(shared_video(name), 1.7, sample_fps)
+    assert len(whole) > 20
+    assert split == whole  # same frames, indices and timestamps: nothing missing or doubled at boundaries
+
+
+def run_pair(tmp_path, video, **kwargs):
+    whole = emovid.analyze(video, tmp_path / "whole", segment_s=None, in_process=True, progress=False, **kwargs)
+    split = emovid.analyze(video, tmp_path / "split", segment_s=1.5, in_process=True, progress=False, **kwargs)
+    return whole, split
+
+
+@pytest.mark.parametrize("every_frame", [True, False])
+def test_split_run_equals_unsplit_run_with_tracks(tmp_path, every_frame):
+    positions, _ = crossing_scene()  # 6 s: faces cross, one hides and leaves; boundaries every 1.5 s
+    video = moving_faces_video(tmp_path / "crossing.mp4", positions, fps=10)
+    whole, split = run_pair(tmp_path, video, every_frame=every_frame, fps=3.0)
+    assert list(split["segments"]) == [4] and list(whole["segments"]) == [1]
+    assert list(split["status"]) == ["ok"]
+    for col in ("frames_decoded", "frames_sampled", "faces"):
+        assert split[col].tolist() == whole[col].tolist()
+    a, b = emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split")
+    assert a["track_id"].nunique() == 3
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-3)  # track ids included
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["_manifest.csv", "crossing.mp4.parquet"]
+    meta = read_metadata(pq.read_schema(tmp_path / "split" / "crossing.mp4.parquet"))
+    assert meta["segments"] == 4
+
+
+def test_split_run_equals_unsplit_run_on_a_real_video(tmp_path):
+    whole, split = run_pair(tmp_path, shared_video("face_noface.mov"))
+    assert list(split["segments"]) == [4]
+    pd.testing.assert_frame_equal(emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split"),
+                                  check_exact=False, atol=1e-3)
+
+
+def track_table(rows: list[tuple[float, int | None, tuple[int, int, int, int]]]) -> pa.Table:
+    """Face rows (timestamp, local track id, box) in the declared schema."""
+    schema = face_schema()
+    n = len(rows)
+    data = {f.name: pa.nulls(n, f.type) for f in schema}
+    data.update(
+        video_id=pa.array(["v"] * n), frame_index=pa.array(range(n), pa.int64()),
+        timestamp_s=pa.array([r[0] for r in rows], pa.float64()),
+        track_id=pa.array([r[1] for r in rows], pa.int32()),
+        **{c: pa.array([r[2][i] for r in rows], pa.int32()) for i, c in enumerate("xywh")},
+    )
+    return pa.table([data[f.name] for f in schema], schema=schema)
+
+
+def test_stitcher_joins_tracks_across_a_boundary_and_numbers_new_ones_in_order():
+    stitcher = TrackStitcher(max_gap_s=1.0)
+    first = track_table([(0.0, 0, (10, 10, 50, 50)), (0.0, 1, (200, 10, 50, 50)), (2.9, 0, (14, 10, 50, 50)),
+                         (1.0, 1, (200, 10, 50, 50))])
+    assert stitcher.relabel(first).to_pylist() == [0, 1, 0, 1]
+    second = track_table([(3.0, 0, (300, 200, 50, 50)), (3.0, 1, (16, 10, 50, 50)), (3.1, None, (0, 0, 0, 0)),
+                          (3.5, 2, (200, 12, 50, 50))])
+    # local 1 continues track 0 (same place, 0.1 s later); local 0 is someone new; local 2 is where
+    # track 1 was, but 2.5 s after it was last seen (> max gap): new as well.
+    assert stitcher.relabel(second).to_pylist() == [2, 0, None, 3]
+
+
+def fake_result(task: VideoTask, status="ok", frames=10, **kw) -> VideoResult:
+    return VideoResult(task.video_id, task.path, status, frames_decoded=frames, frames_sampled=frames, faces=0,
+                       duration_s=30.0, fps=1.0, width=64, height=48, worker="w1", **kw)
+
+
+def write_part(task: VideoTask) -> None:
+    pq.write_table(track_table([(task.segment.start_s, None, (0, 0, 0, 0))]), task.output)
+
+
+def test_driver_bookkeeping_merges_fails_or_falls_back(tmp_path):
+    task = VideoTask("v.mp4", "v.mp4", str(tmp_path / "v.mp4.parquet"))
+    for outcome in ("ok", "failed", "unsplittable"):
+        videos = SegmentedVideos(segment_s=10.0, sample_fps=None, track_gap_s=1.0)
+        segments, final = videos.handle(task, fake_result(task, "split", segments=3))
+        assert final is None and [s.segment.index for s in segments] == [0, 1, 2]
+        assert segments[1].output == part_path(task.output, 1) and Path(segments[1].output).name.startswith(".")
+        for i, seg in enumerate(segments):
+            write_part(seg)
+            status = outcome if i == 1 else "ok"
+            follow_up, final = videos.handle(seg, fake_result(seg, status, error="boom" if status != "ok" else None))
+        assert not list(tmp_path.glob(".*"))  # part files are gone in every case
+        if outcome == "ok":
+            assert follow_up == [] and final.status == "ok" and final.frames_decoded == 30 and final.segments == 3
+            assert pq.read_table(task.output)["frame_index"].to_pylist() == [0, 10, 20]  # shifted per segment
+        elif outcome == "failed":
+            assert follow_up == [] and final.status == "failed" and "boom" in final.error
+        else:  # redo the whole video in one piece
+            assert final is None and follow_up == [VideoTask(task.path, task.video_id, task.output, split=False)]
+        Path(task.output).unlink(missing_ok=True)
+
+
+def test_short_merged_stream_is_partial(tmp_path):
+    task = VideoTask("v.mp4", "v.mp4", str(tmp_path / "v.mp4.parquet"))
+    videos = SegmentedVideos(segment_s=10.0, sample_fps=None, track_gap_s=None)
+    segments, _ = videos.handle(task, fake_result(task, "split", segments=3))
+    for seg in segments:
+        write_part(seg)
+        _, final = videos.handle(seg, fake_result(seg, frames=5))  # 15 of 30 declared frames
+    assert final.status == "partial" and "15 of 30 " in final.error
