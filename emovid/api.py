@@ -59,7 +59,7 @@ def analyze(
     *,
     fps: float | None = DEFAULT_FPS,
     every_frame: bool = False,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     model: str | os.PathLike | None = None,
     score_threshold: float = 0.7,
     min_face: int = 20,
@@ -84,7 +84,7 @@ def analyze(
         paths: video files and/or folders (searched recursively).
         out: output folder; one ``<video id>.parquet`` per video plus ``_manifest.csv``.
         fps: frames analysed per second of video. every_frame: analyse all frames instead.
-        batch_size: face crops per classifier call.
+        batch_size: face crops per classifier call (None: 256 on CPU, 1024 on a GPU worker).
         model: ``.keras`` emotion model; default the bundled one.
         score_threshold, min_face, max_side, align: face detection and cropping; track,
             track_gap_s: face tracking; see :class:`~emovid.config.AnalyzeConfig`.

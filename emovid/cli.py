@@ -50,7 +50,8 @@ def _add_analyze(sub) -> None:
     sampling.add_argument("--fps", type=_positive_float, default=DEFAULT_FPS,
                           help=f"frames analysed per second of video (default {DEFAULT_FPS:g})")
     sampling.add_argument("--every-frame", action="store_true", help="analyse every frame")
-    p.add_argument("--batch-size", type=_positive_int, default=256, help="face crops per classifier call (default 256)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
     p.add_argument("--model", help="emotion model (.keras) made by `emovid train` (default: bundled)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")

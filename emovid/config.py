@@ -28,7 +28,8 @@ class AnalyzeConfig:
 
     Attributes:
         fps: frames analysed per second of video; None analyses every frame.
-        batch_size: face crops per classifier call (speed only).
+        batch_size: face crops per classifier call (speed only); None: 256 on CPU workers,
+            1024 on workers with a GPU.
         model: ``.keras`` emotion model; None uses the bundled one.
         score_threshold: minimum face detection score (0..1).
         min_face: minimum face side in pixels of the original frame.
@@ -42,7 +43,7 @@ class AnalyzeConfig:
     """
 
     fps: float | None = DEFAULT_FPS
-    batch_size: int = 256
+    batch_size: int | None = None
     model: str | None = None
     score_threshold: float = 0.7
     min_face: int = 20
@@ -58,7 +59,8 @@ class AnalyzeConfig:
             _check_range("segment_s", self.segment_s, 1)
         if self.fps is not None:
             _check_range("fps", self.fps, 0, 1000, low_open=True)
-        _check_range("batch_size", self.batch_size, 1)
+        if self.batch_size is not None:
+            _check_range("batch_size", self.batch_size, 1)
         _check_range("score_threshold", self.score_threshold, 0, 1, low_open=True)
         _check_range("min_face", self.min_face, 0)
         if self.max_side is not None:

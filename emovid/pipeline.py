@@ -20,7 +20,7 @@ import numpy as np
 
 from emovid import __version__
 from emovid.config import AnalyzeConfig
-from emovid.emotions import EmotionClassifier, configure_tensorflow
+from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, configure_tensorflow
 from emovid.errors import EmovidError, SegmentError, VideoError
 from emovid.faces import FaceDetector, crop_faces
 from emovid.rows import FrameFaces, to_record_batch
@@ -103,8 +103,11 @@ class VideoAnalyzer:
         self.on_frames = on_frames  # called with counts of newly decoded frames (progress bars)
         if num_threads:
             cv2.setNumThreads(num_threads)
-        configure_tensorflow(num_threads)
+        gpus = configure_tensorflow(num_threads)
         self.config = config
+        # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
+        self.batch_size = config.batch_size or (GPU_BATCH_SIZE if gpus else CPU_BATCH_SIZE)
+        self.max_frames_per_chunk = max(MAX_FRAMES_PER_CHUNK, self.batch_size)
         self.classifier = EmotionClassifier.load(config.model)
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side)
@@ -167,9 +170,9 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
                     crops.append(crop_faces(frame.image, faces, classifier.info.crop_margin,
                                             classifier.input_size, config.align))
                     faces_found += len(faces)
-                if sum(len(c) for c in crops) >= config.batch_size or len(pending) >= MAX_FRAMES_PER_CHUNK:
-                    _flush(task, pending, crops, sink, classifier, config.batch_size)
-            _flush(task, pending, crops, sink, classifier, config.batch_size)
+                if sum(len(c) for c in crops) >= analyzer.batch_size or len(pending) >= analyzer.max_frames_per_chunk:
+                    _flush(task, pending, crops, sink, classifier, analyzer.batch_size)
+            _flush(task, pending, crops, sink, classifier, analyzer.batch_size)
             if analyzer.on_frames and reader.frames_decoded > reported:
                 analyzer.on_frames(reader.frames_decoded - reported)
             if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):

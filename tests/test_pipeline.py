@@ -106,3 +106,16 @@ def test_rotated_phone_video_is_analysed_upright(analyzer, tmp_path):
     df = pq.read_table(out).to_pandas()
     assert result.status == "ok" and (result.height, result.width) == (height, width)
     assert result.faces == result.frames_sampled and (df["x"] + df["w"] <= width + 2).all()
+
+
+def test_classifier_batch_is_larger_on_gpu_workers(monkeypatch):
+    from emovid import pipeline
+    from emovid.config import AnalyzeConfig
+    from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+
+    assert pipeline.VideoAnalyzer(AnalyzeConfig()).batch_size == CPU_BATCH_SIZE  # this machine has no GPU
+    assert pipeline.VideoAnalyzer(AnalyzeConfig(batch_size=64)).batch_size == 64
+    # TensorFlow's device list is the one thing faked: a worker that sees a GPU batches more.
+    monkeypatch.setattr(pipeline, "configure_tensorflow", lambda num_threads=None: ["/physical_device:GPU:0"])
+    on_gpu = pipeline.VideoAnalyzer(AnalyzeConfig())
+    assert on_gpu.batch_size == GPU_BATCH_SIZE and on_gpu.max_frames_per_chunk >= GPU_BATCH_SIZE
