@@ -110,11 +110,14 @@ class EmotionClassifier:
     def __init__(self, model, info: ModelInfo, path: Path) -> None:
         import tensorflow as tf
 
+        from emovid.inference_graph import fold_batch_norms  # imports Keras: not at package import
+
         enable_cpu_bf16()
-        self._model = model
         self.info = info
         self.path = path
         size = info.input_size
+        model = fold_batch_norms(model)
+        self._model = model
         # One traced graph for every batch size: no retracing per batch, no Python per layer.
         def logits(x):
             if info.flip_average:  # mirror test-time augmentation, declared in the model's metadata
