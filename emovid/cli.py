@@ -91,6 +91,20 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=1337, help="random seed for shuffling and augmentation (default 1337)")
 
 
+def _add_ensemble(sub) -> None:
+    p = sub.add_parser("ensemble", help="average trained models into one model file",
+                       description="Write one .keras model whose output is the mean of the given models' logits "
+                                   "(e.g. the same recipe trained with different --seed). Use it like any model.")
+    p.add_argument("models", nargs="+", help="two or more .keras files from `emovid train`")
+    p.add_argument("--out", required=True, help="model file to write (.keras)")
+    p.add_argument("--name", help="model name in its metadata (default: the first model's)")
+    p.add_argument("--version", dest="model_version", help="model version in its metadata (default: the first model's)")
+    flip = p.add_mutually_exclusive_group()
+    flip.add_argument("--flip-average", action="store_true", default=None,
+                      help="also average each crop with its mirror image at inference (2x compute)")
+    flip.add_argument("--no-flip-average", dest="flip_average", action="store_false")
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, per-class report and confusion matrix on labelled faces",
                        description="Evaluate a model on a FER+ split folder (majority-vote protocol) or "
@@ -117,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_analyze(sub)
     _add_train(sub)
+    _add_ensemble(sub)
     _add_evaluate(sub)
     _add_report(sub)
     return parser
@@ -175,7 +190,19 @@ def _run_report(args) -> int:
     return 0
 
 
-COMMANDS = {"analyze": _run_analyze, "train": _run_train, "evaluate": _run_evaluate, "report": _run_report}
+def _run_ensemble(args) -> int:
+    from pathlib import Path
+
+    from training.ensemble import average_models
+
+    info = average_models([Path(m) for m in args.models], Path(args.out), name=args.name, version=args.model_version,
+                          flip_average=args.flip_average)
+    print(f"wrote {args.out} ({info.tag}, mean of {len(args.models)} models, "
+          f"mirror averaging {'on' if info.flip_average else 'off'})", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"analyze": _run_analyze, "train": _run_train, "ensemble": _run_ensemble, "evaluate": _run_evaluate, "report": _run_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,60 @@
+"""Averaging models into one file: same metadata contract, mean logits, clear refusals."""
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+
+from emovid.cli import main
+from emovid.emotions import EmotionClassifier, to_model_input
+from emovid.errors import ModelError
+from emovid.labels import EMOTIONS
+from emovid.model_file import ModelInfo, read_model_info, write_model_info
+from tests.test_inference_graph import randomise_batch_norms
+from training.ensemble import average_models
+from training.model import make_model
+
+INFO = ModelInfo(name="t", version="1", classes=EMOTIONS, input_size=48, crop_margin=0.1, training={"seed": 0})
+
+
+def saved_model(path, seed, info=INFO):
+    keras.utils.set_random_seed(seed)
+    model = make_model((48, 48, 1), len(info.classes))
+    randomise_batch_norms(model, seed)
+    model.save(path)
+    write_model_info(path, replace(info, training={"seed": seed}))
+    return model
+
+
+def test_ensemble_outputs_the_mean_of_its_members(tmp_path):
+    members = [saved_model(tmp_path / f"m{i}.keras", i) for i in range(2)]
+    info = average_models([tmp_path / "m0.keras", tmp_path / "m1.keras"], tmp_path / "e.keras", version="2")
+    assert read_model_info(tmp_path / "e.keras") == info
+    assert info.version == "2" and [m["seed"] for m in info.training["ensemble_of"]] == [0, 1]
+    crops = [np.random.default_rng(i).integers(0, 256, (60, 50), dtype=np.uint8) for i in range(5)]
+    x = to_model_input(crops, 48)
+    mean_logits = np.mean([m(x, training=False) for m in members], axis=0)
+    expected = np.exp(mean_logits) / np.exp(mean_logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(EmotionClassifier.load(tmp_path / "e.keras").predict_proba(crops), expected, atol=0.02)
+
+
+def test_members_must_agree_and_be_two_or_more(tmp_path):
+    saved_model(tmp_path / "a.keras", 0)
+    saved_model(tmp_path / "b.keras", 1, replace(INFO, classes=EMOTIONS[:6]))
+    with pytest.raises(ModelError, match="differ"):
+        average_models([tmp_path / "a.keras", tmp_path / "b.keras"], tmp_path / "e.keras")
+    with pytest.raises(ValueError, match="at least 2"):
+        average_models([tmp_path / "a.keras"], tmp_path / "e.keras")
+    assert not (tmp_path / "e.keras").exists()
+
+
+def test_ensemble_command(tmp_path, capsys):
+    for i in range(2):
+        saved_model(tmp_path / f"m{i}.keras", i)
+    out = tmp_path / "e.keras"
+    assert main(["ensemble", str(tmp_path / "m0.keras"), str(tmp_path / "m1.keras"), "--out", str(out),
+                 "--name", "emovid-x", "--flip-average"]) == 0
+    info = read_model_info(out)
+    assert info.name == "emovid-x" and info.flip_average
+    assert "mean of 2 models" in capsys.readouterr().err

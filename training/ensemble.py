@@ -1,0 +1,58 @@
+"""Averaging trained models into one model file (an ensemble of independently trained seeds).
+
+Members see the same crop and their logits are averaged inside the graph, so the result is an
+ordinary ``.keras`` file with the usual metadata: ``EmotionClassifier``, ``analyze`` and
+``evaluate`` use it unchanged. Members must agree on classes, input size and crop margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+
+from emovid.errors import ModelError
+from emovid.model_file import ModelInfo, read_model_info, write_model_info
+
+
+def average_models(paths: list[Path], out: Path, name: str | None = None, version: str | None = None,
+                   flip_average: bool | None = None) -> ModelInfo:
+    """Write ``out``: one model whose logits are the mean of the models at ``paths``.
+
+    Args:
+        paths: two or more model files saved by ``emovid train``.
+        name, version, flip_average: metadata of the result (default: the first member's).
+
+    Raises:
+        ValueError: fewer than two models, or ``out`` is not a ``.keras`` name.
+        ModelError: a member is unreadable, or the members disagree on classes/input/crop.
+    """
+    if len(paths) < 2:
+        raise ValueError(f"paths: expected at least 2 models, got {len(paths)}")
+    if Path(out).suffix != ".keras":
+        raise ValueError(f"out: expected a .keras file name, got {out}")
+    infos = [read_model_info(p) for p in paths]
+    first = infos[0]
+    for path, info in zip(paths[1:], infos[1:]):
+        if (info.classes, info.input_size, info.crop_margin) != (first.classes, first.input_size, first.crop_margin):
+            raise ModelError(f"{path}: classes/input size/crop margin differ from {paths[0]}; cannot average")
+    face = keras.Input((first.input_size, first.input_size, 1), name="face")
+    member_logits = []
+    for i, path in enumerate(paths):
+        member = keras.saving.load_model(path, compile=False, safe_mode=True)
+        member = keras.Model(member.input, member.output, name=f"member_{i}")  # unique names inside the file
+        member_logits.append(member(face))
+    logits = keras.layers.Average(name="emotion_logits")(member_logits)
+    ensemble = keras.Model(face, logits, name="emovid_ensemble")
+    info = replace(first, name=name or first.name, version=version or first.version,
+                   flip_average=first.flip_average if flip_average is None else flip_average,
+                   training={"ensemble_of": [{"file": Path(p).name, "tag": i.tag, **i.training}
+                                             for p, i in zip(paths, infos)]})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".partial.keras")
+    ensemble.save(tmp)
+    write_model_info(tmp, info)
+    tmp.replace(out)
+    return info
