@@ -66,6 +66,20 @@ def test_crop_faces_shape_dtype_and_padding():
     assert crop_faces(frame, FaceDetections.empty(), 0.2, 48).shape == (0, 48, 48)
 
 
+@pytest.mark.parametrize("box", [[30, 20, 40, 40], [-10, -6, 40, 40], [100, 70, 40, 40], [200, 150, 20, 20]])
+def test_square_crop_equals_resampling_with_replicated_border(box):
+    import cv2
+
+    from emovid.faces import crop_transforms
+
+    frame = np.random.default_rng(0).integers(0, 256, (100, 120), dtype=np.uint8)
+    faces = detections([box])
+    (m,), (side,) = crop_transforms(faces, 0.0)
+    reference = cv2.warpAffine(frame, m, (int(side), int(side)), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)  # integer shift here: no interpolation
+    np.testing.assert_array_equal(crop_faces(frame, faces, margin=0.0, size=int(side))[0], reference)
+
+
 def test_crop_is_centred_on_the_box():
     frame = np.zeros((200, 200), np.uint8)
     frame[80:120, 80:120] = 255  # a bright 40 px square
