@@ -96,7 +96,11 @@ def pool_size(options: RunOptions) -> int:
 
 class _Pool:
     """The actors, started as work appears: one per task up to ``max_size`` (a long video that
-    splits into segments adds workers; a single short video never starts an idle one)."""
+    splits into segments adds workers; a single short video never starts an idle one).
+
+    Work goes only to actors that answered ``ready()``, so an actor that cannot be scheduled
+    yet (a busy cluster) or fails to start never holds a task.
+    """
 
     def __init__(self, config: AnalyzeConfig, options: RunOptions, max_size: int, analyzer_cls: type,
                  counter_name: str | None) -> None:
@@ -106,21 +110,38 @@ class _Pool:
             num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
             max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
         )
-        self.actors: list = []
+        self.ready: list = []
+        self.starting: dict = {}  # ready() ObjectRef -> actor
 
-    def grow(self, n: int) -> list:
-        """Start up to ``n`` more actors (within ``max_size``) and return them."""
-        new = [self._cls.remote(*self._args) for _ in range(min(n, self.max_size - len(self.actors)))]
-        self.actors.extend(new)
-        return new
+    @property
+    def actors(self) -> list:
+        return [*self.ready, *self.starting.values()]
 
-    def wait_ready(self, actors: list) -> None:
+    def grow(self, n: int) -> None:
+        """Start up to ``n`` more actors (within ``max_size``)."""
+        for _ in range(min(n, self.max_size - len(self.ready) - len(self.starting))):
+            actor = self._cls.remote(*self._args)
+            self.starting[actor.ready.remote()] = actor
+
+    def mark_ready(self, ref) -> None:
+        """Move the actor whose ``ready()`` answered to the ready list.
+
+        Raises:
+            EmovidError: its constructor failed (model missing on that node, bad install, ...).
+        """
+        actor = self.starting.pop(ref)
         try:
-            for info in ray.get([a.ready.remote() for a in actors]):
-                log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
-                         info["ray_gpu_ids"] or "none", info["gpus"] or "none")
+            info = ray.get(ref)
         except RayActorError as exc:
-            raise EmovidError(f"emovid workers failed to start: {getattr(exc, 'error_msg', exc)}") from None
+            ray.kill(actor, no_restart=True)
+            raise EmovidError(f"an emovid worker failed to start: {_last_line(exc)} (run with -v for details)") from exc
+        log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
+                 info["ray_gpu_ids"] or "none", info["gpus"] or "none")
+        self.ready.append(actor)
+
+    def wait_all(self) -> None:
+        for ref in list(self.starting):
+            self.mark_ready(ref)
 
 
 def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
@@ -132,6 +153,9 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
     rest of the queue. A task whose worker process dies is retried (up to ``options.retries``
     times) on a restarted worker, then reported as failed. ``on_frames`` receives decoded-frame
     counts for a frame progress bar. ``analyzer_cls`` lets tests inject faults.
+
+    Raises:
+        EmovidError: a worker cannot start (checked up front for the first workers).
     """
     if not tasks:
         return
@@ -139,7 +163,8 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
     counter = ray.remote(num_cpus=0)(FrameCounter).options(name=counter_name).remote() if on_frames else None
     pool = _Pool(config, options, pool_size(options), analyzer_cls, counter_name)
     try:
-        pool.wait_ready(pool.grow(len(tasks)))
+        pool.grow(len(tasks))
+        pool.wait_all()
         _drive(deque(tasks), pool, options, on_result, counter, on_frames)
     finally:
         for actor in [*pool.actors, *([counter] if counter else [])]:
@@ -147,7 +172,7 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
 
 
 def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, on_frames) -> None:
-    """Keep every actor busy with one task until the queue is empty; retry tasks of dead workers."""
+    """Keep every ready actor busy with one task until the queue is empty; retry tasks of dead workers."""
     attempts: dict[str, int] = {}
     in_flight: dict = {}  # ObjectRef -> (actor, task)
 
@@ -155,9 +180,9 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
         busy: dict = {}
         for actor, _ in in_flight.values():
             busy[actor] = busy.get(actor, 0) + 1
-        idle = [a for a in pool.actors for _ in range(PER_ACTOR_IN_FLIGHT - busy.get(a, 0))]
-        if len(queue) > len(idle):
-            idle += [a for a in pool.grow(len(queue) - len(idle)) for _ in range(PER_ACTOR_IN_FLIGHT)]
+        idle = [a for a in pool.ready for _ in range(PER_ACTOR_IN_FLIGHT - busy.get(a, 0))]
+        if (short := len(queue) - len(idle) - len(pool.starting) * PER_ACTOR_IN_FLIGHT) > 0:
+            pool.grow(math.ceil(short / PER_ACTOR_IN_FLIGHT))
         for actor in idle:
             if not queue:
                 return
@@ -166,11 +191,15 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
             in_flight[actor.__call__.remote(task)] = (actor, task)
 
     fill()
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5 if counter else None)
+    while in_flight or (queue and pool.starting):
+        ready, _ = ray.wait([*in_flight, *pool.starting], num_returns=1, timeout=0.5 if counter else None)
         if counter:
             on_frames(ray.get(counter.take.remote()))
         if not ready:
+            continue
+        if ready[0] in pool.starting:
+            pool.mark_ready(ready[0])
+            fill()
             continue
         actor, task = in_flight.pop(ready[0])
         tries = attempts[task.key]
@@ -191,6 +220,12 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
         fill()
 
 
+def _last_line(exc: Exception) -> str:
+    """The root cause line of a Ray error (its message ends with the remote traceback)."""
+    lines = [line for line in str(getattr(exc, "error_msg", None) or exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
 def _wait_for_restart(actor) -> None:
     """Block until a restarting actor answers again (it reloads its models in ``__init__``)."""
     deadline = time.monotonic() + RESTART_TIMEOUT_S
@@ -200,4 +235,6 @@ def _wait_for_restart(actor) -> None:
             return
         except (ActorUnavailableError, GetTimeoutError):
             time.sleep(0.2)
+        except RayActorError as exc:  # died for good: its constructor failed on restart
+            raise EmovidError(f"a crashed emovid worker could not restart: {_last_line(exc)}") from exc
     raise EmovidError(f"a crashed emovid worker did not restart within {RESTART_TIMEOUT_S}s")

@@ -27,13 +27,20 @@ def _all_layers(model: keras.Model):
 
 
 def _foldable_pairs(model: keras.Model) -> dict[int, tuple[layers.Conv2D, layers.BatchNormalization]]:
-    """{id(conv): (conv, bn)} for each BN on the channel axis fed only by a plain channels-last Conv2D."""
+    """{id(conv): (conv, bn)} for each BN on the channel axis fed only by a linear channels-last Conv2D.
+
+    Both layers must be used once (a shared layer would be folded for one of its uses only).
+    """
     pairs = {}
+    outputs = {id(t) for t in model.outputs}
     for bn in _all_layers(model):
-        if not isinstance(bn, layers.BatchNormalization) or bn.axis not in (-1, 3, [-1], [3]):
+        if (not isinstance(bn, layers.BatchNormalization) or bn.axis not in (-1, 3, [-1], [3])
+                or len(bn._inbound_nodes) != 1):
             continue
         conv = bn.input._keras_history.operation
-        if type(conv) is layers.Conv2D and conv.data_format == "channels_last" and len(conv._outbound_nodes) == 1:
+        if (type(conv) is layers.Conv2D and conv.data_format == "channels_last"
+                and conv.get_config()["activation"] == "linear" and len(conv._inbound_nodes) == 1
+                and len(conv._outbound_nodes) == 1 and id(conv.output) not in outputs):
             pairs[id(conv)] = (conv, bn)
     return pairs
 

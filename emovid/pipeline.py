@@ -54,7 +54,9 @@ class VideoTask:
     @property
     def key(self) -> str:
         """Unique per unit of work: the video id, plus the segment index for a segment."""
-        return self.video_id if self.segment is None else f"{self.video_id}#{self.segment.index}"
+        if self.segment is not None:
+            return f"{self.video_id}#{self.segment.index}"
+        return self.video_id if self.split else f"{self.video_id}#whole"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
         pending: list[FrameFaces] = []
         crops: list[np.ndarray] = []
-        faces_found = reported = 0
+        faces_found = reported = buffered = 0
         tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
         # closing(): the decode thread must stop before the reader releases the capture, even on errors.
         with ParquetSink(task.output, schema) as sink, closing(prefetched(reader.frames(task.segment))) as frames:
@@ -170,8 +172,10 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
                     crops.append(crop_faces(frame.image, faces, classifier.info.crop_margin,
                                             classifier.input_size, config.align))
                     faces_found += len(faces)
-                if sum(len(c) for c in crops) >= analyzer.batch_size or len(pending) >= analyzer.max_frames_per_chunk:
+                    buffered += len(faces)
+                if buffered >= analyzer.batch_size or len(pending) >= analyzer.max_frames_per_chunk:
                     _flush(task, pending, crops, sink, classifier, analyzer.batch_size)
+                    buffered = 0
             _flush(task, pending, crops, sink, classifier, analyzer.batch_size)
             if analyzer.on_frames and reader.frames_decoded > reported:
                 analyzer.on_frames(reader.frames_decoded - reported)

@@ -52,7 +52,8 @@ class TrackStitcher:
         self.max_gap_s = max_gap_s
         self._scorer = FaceTracker(max_gap_s=max_gap_s)
         self._next_id = 0
-        self._last: dict[int, tuple[float, np.ndarray]] = {}  # whole-video id -> (last time, box)
+        # whole-video id -> (last time, box, centre velocity in px/s) of tracks seen so far
+        self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
 
     def relabel(self, table: pa.Table) -> pa.Array:
         """Whole-video track ids for one segment's rows (in segment order)."""
@@ -65,19 +66,23 @@ class TrackStitcher:
         boxes = np.stack([table[c].to_numpy(zero_copy_only=False)[has_track] for c in ("x", "y", "w", "h")], axis=1)
         boxes = boxes.astype(float)
         order = np.lexsort((times, ids))  # rows grouped by id, in time order
-        starts = np.flatnonzero(np.r_[True, np.diff(ids[order]) != 0])
+        times, boxes, by_track = times[order], boxes[order], ids[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(by_track) != 0])
         ends = np.r_[starts[1:], len(order)] - 1
-        local_ids = ids[order][starts]
-        first_t, first_box = times[order][starts], boxes[order][starts]
-        last_t, last_box = times[order][ends], boxes[order][ends]
+        local_ids = by_track[starts]
+        before_last = np.maximum(ends - 1, starts)
+        dt = times[ends] - times[before_last]
+        centres = boxes[:, :2] + boxes[:, 2:] / 2
+        velocity = np.divide(centres[ends] - centres[before_last], dt[:, None], out=np.zeros((len(ends), 2)),
+                             where=dt[:, None] > 0)
 
-        mapping = self._match(first_t, first_box)
-        for i, lid in enumerate(local_ids):  # local ids are in order of appearance
+        mapping = self._match(times[starts], boxes[starts])
+        for i in range(len(local_ids)):  # local ids are in order of appearance
             if i not in mapping:
                 mapping[i] = self._next_id
                 self._next_id += 1
         for i in range(len(local_ids)):
-            self._last[mapping[i]] = (float(last_t[i]), last_box[i])
+            self._last[mapping[i]] = (float(times[ends[i]]), boxes[ends[i]], velocity[i])
         lookup = dict(zip(local_ids.tolist(), (mapping[i] for i in range(len(local_ids)))))
         out = np.full(len(local), -1, np.int64)
         out[has_track] = [lookup[i] for i in ids.tolist()]
@@ -90,8 +95,13 @@ class TrackStitcher:
         old_ids = list(self._last)
         old_t = np.array([self._last[i][0] for i in old_ids])
         old_box = np.stack([self._last[i][1] for i in old_ids])
-        score = self._scorer.similarity(old_box, first_box)
+        old_velocity = np.stack([self._last[i][2] for i in old_ids])
         gap = first_t[None, :] - old_t[:, None]
+        score = np.empty(gap.shape)
+        for j in range(len(first_t)):  # each earlier track predicted at this track's first time, as the tracker does
+            predicted = old_box.copy()
+            predicted[:, :2] += old_velocity * np.clip(gap[:, j:j + 1], 0, None)
+            score[:, j] = self._scorer.similarity(predicted, first_box[j:j + 1])[:, 0]
         score[(gap < 0) | (gap > self.max_gap_s)] = -1.0
         matched: dict[int, int] = {}
         used: set[int] = set()
@@ -172,7 +182,11 @@ class SegmentedVideos:
             if failed := next((r for r in results if r.status == "failed"), None):
                 return [], self._combined(video.task, results, "failed", f"segment: {failed.error}")
             offsets = np.cumsum([0] + [r.frames_decoded for r in results[:-1]]).tolist()
-            merge_segments(parts, video.task.output, offsets, self.track_gap_s)
+            try:
+                merge_segments(parts, video.task.output, offsets, self.track_gap_s)
+            except Exception as exc:  # disk full, a part the driver cannot read: this video fails, the run goes on
+                return [], self._combined(video.task, results, "failed",
+                                          f"merging {len(parts)} segments failed: {type(exc).__name__}: {exc}")
             combined = self._combined(video.task, results, "ok", None)
             expected = round(combined.duration_s * combined.fps) if combined.duration_s and combined.fps else None
             if truncated := truncation_message(combined.frames_decoded, expected):

@@ -219,7 +219,11 @@ class VideoReader:
         last_slot = start_pos - 1 if period and segment is not None else -1
         exact = segment is not None
         index = -1  # of decoded frames (in the segment, when there is one)
-        while self._cap.grab():
+        while True:
+            if not self._cap.grab():
+                if math.isfinite(end_pos):  # later segments' frame indices would be off: redo in one piece
+                    raise SegmentError(f"the stream ended inside segment {segment.index + 1} of {segment.count}")
+                return
             grabbed += 1
             t = self._timestamp(grabbed - 1, previous, exact)
             previous = t
@@ -228,7 +232,7 @@ class VideoReader:
             if position < start_pos:
                 continue
             if position >= end_pos:
-                break
+                return
             index += 1
             self.frames_decoded += 1
             if period is not None:
@@ -258,18 +262,19 @@ class VideoReader:
         first_t = self._timestamp(0, None, exact=True)
         preroll_s = 1.0
         while True:
-            target = max(0, math.floor((start_s - preroll_s) * fps))
-            if target == 0:
-                self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            else:
-                self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+            target = math.floor((start_s - preroll_s) * fps)
+            if target <= 0:  # read from the first frame: reopen rather than trust a seek to 0
+                self._cap.release()
+                self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+                if not self._cap.grab():
+                    raise SegmentError("the video could not be reopened to read a segment")
+                return first_t
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
             if not self._cap.grab():
                 raise SegmentError(f"seeking to {start_s:.3f}s found no frame")
             t = self._timestamp(1, None, exact=True)
             if t - first_t < start_s - 1e-3:
                 return first_t
-            if target == 0:
-                raise SegmentError(f"seeking to {start_s:.3f}s: even the start lands at {t:.3f}s")
             preroll_s *= 4
 
     def truncation(self) -> str | None:

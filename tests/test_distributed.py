@@ -90,14 +90,79 @@ def test_worker_death_is_retried_then_reported(ray_local, folder, tmp_path):
                                   pd.read_parquet(tmp_path / "clean" / "f0.mp4.parquet"), check_exact=False, atol=1e-4)
 
 
+def two_worker_analyzer_class(started: str):
+    """Workers that note their start, and hold segment tasks until a second worker has started:
+    which worker takes a segment is otherwise a race with worker start-up."""
+    import time
+
+    from emovid.distributed import RayVideoAnalyzer
+
+    class WaitsForSecondWorker(RayVideoAnalyzer):
+        def __init__(self, *args):
+            super().__init__(*args)
+            with open(started, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+
+        def __call__(self, task):
+            deadline = time.monotonic() + 120
+            while task.segment is not None and len(open(started).read().split()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return super().__call__(task)
+
+    return WaitsForSecondWorker
+
+
 def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
-    from tests.test_tracker import crossing_scene
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+    from emovid.segments import SegmentedVideos
     from tests.helpers import moving_faces_video
+    from tests.test_tracker import crossing_scene
 
     video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
-    split = emovid.analyze(video, tmp_path / "split", segment_s=1.5, workers=2, every_frame=True, progress=False)
-    assert list(split["status"]) == ["ok"] and list(split["segments"]) == [4]
-    assert len(split["worker"][0].split()) == 2  # the pool grew from one worker (one video) to two
+    task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "split" / "crossing.mp4.parquet"))
+    config = AnalyzeConfig(fps=None, segment_s=1.5)
+    segmented, finals, seen = SegmentedVideos(1.5, None, config.track_gap_s), [], []
+
+    def on_result(t, result):
+        seen.append(result)
+        follow_up, final = segmented.handle(t, result)
+        finals.extend([final] if final else [])
+        return follow_up
+
+    (tmp_path / "started").touch()
+    run_tasks([task], config, RunOptions(workers=2), on_result,
+              analyzer_cls=two_worker_analyzer_class(str(tmp_path / "started")))
+    assert [r.status for r in seen] == ["split", "ok", "ok", "ok", "ok"]
+    assert len({r.worker for r in seen[1:]}) == 2  # the pool grew from one worker (one video) to two
+    assert [(r.status, r.segments, r.frames_decoded) for r in finals] == [("ok", 4, 60)]
     emovid.analyze(video, tmp_path / "whole", segment_s=None, every_frame=True, in_process=True, progress=False)
-    pd.testing.assert_frame_equal(emovid.read_results(tmp_path / "split"), emovid.read_results(tmp_path / "whole"),
+    pd.testing.assert_frame_equal(pd.read_parquet(task.output), pd.read_parquet(tmp_path / "whole" / "crossing.mp4.parquet"),
                                   check_exact=False, atol=1e-3)
+
+
+def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_path):
+    from emovid.distributed import RayVideoAnalyzer, run_tasks
+    from emovid.pipeline import VideoTask
+    from emovid.segments import SegmentedVideos
+    from tests.helpers import moving_faces_video
+    from tests.test_tracker import crossing_scene
+
+    starts = tmp_path / "starts"
+
+    class SecondWorkerFails(RayVideoAnalyzer):
+        def __init__(self, *args):
+            with open(starts, "a") as fh:
+                fh.write("x")
+            if starts.read_text() == "xx":
+                raise RuntimeError("model file missing on this node")
+            super().__init__(*args)
+
+    video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
+    task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "out" / "crossing.mp4.parquet"))
+    segmented = SegmentedVideos(1.5, None, None)
+    with pytest.raises(EmovidError, match="failed to start: RuntimeError: model file missing on this node"):
+        # one video: one worker at first; its segments make the pool grow, and the new worker fails
+        run_tasks([task], AnalyzeConfig(fps=None, segment_s=1.5), RunOptions(workers=2),
+                  lambda t, r: segmented.handle(t, r)[0], analyzer_cls=SecondWorkerFails)
+    assert starts.read_text() == "xx"

@@ -31,10 +31,11 @@ def test_workers_are_placed_on_the_gpu(ray_with_fake_gpu, tmp_path):
 
     ray = ray_with_fake_gpu
     pool = _Pool(AnalyzeConfig(), RunOptions(gpus_per_worker=0.5), 2, RayVideoAnalyzer, None)
-    actors = pool.grow(5)
+    pool.grow(5)
+    actors = pool.actors
     assert len(actors) == 2  # never beyond the pool's size
     try:
-        pool.wait_ready(actors)
+        pool.wait_all()
         infos = ray.get([a.ready.remote() for a in actors])
         assert all(info["ray_gpu_ids"] for info in infos)  # Ray assigned a GPU share to each worker
         assert ray.available_resources().get("GPU", 0) == pytest.approx(0)

@@ -51,8 +51,9 @@ def read_split(path: Path, segment_s: float, sample_fps: float | None) -> tuple[
 
 @pytest.mark.parametrize("name", ["WolfgangLanger_Pexels.mp4", "face_noface.mov"])  # H.264 CFR; HEVC, variable rate
 @pytest.mark.parametrize("sample_fps", [None, 4.0, 3.3])
-def test_segment_reads_add_up_to_the_whole_video(name, sample_fps):
-    whole, split = read_split(shared_video(name), 1.7, sample_fps)
+@pytest.mark.parametrize("segment_s", [1.7, 0.6])  # 0.6: segments start within the 1 s pre-roll (reopen, no seek)
+def test_segment_reads_add_up_to_the_whole_video(name, sample_fps, segment_s):
+    whole, split = read_split(shared_video(name), segment_s, sample_fps)
     assert len(whole) > 20
     assert split == whole  # same frames, indices and timestamps: nothing missing or doubled at boundaries
 
@@ -87,6 +88,20 @@ def test_split_run_equals_unsplit_run_on_a_real_video(tmp_path):
                                   check_exact=False, atol=1e-3)
 
 
+def test_truncated_video_is_redone_in_one_piece(tmp_path):
+    data = shared_video("WolfgangLanger_Pexels.mp4").read_bytes()
+    video = tmp_path / "cut.mp4"
+    video.write_bytes(data[: len(data) // 2])  # declares 19.7 s; about half of it decodes
+    whole, split = run_pair(tmp_path, video, every_frame=True)
+    # a segment before the last one hit the end of the stream: its successors' frame indices would
+    # be unknown, so the driver redid the video unsplit and got the unsplit run's rows
+    assert list(split["status"]) == ["partial"] and list(split["segments"]) == [1]
+    assert split["frames_decoded"].tolist() == whole["frames_decoded"].tolist()
+    pd.testing.assert_frame_equal(emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split"),
+                                  check_exact=False, atol=1e-3)
+    assert not [p for p in (tmp_path / "split").iterdir() if p.name.startswith(".")]
+
+
 def track_table(rows: list[tuple[float, int | None, tuple[int, int, int, int]]]) -> pa.Table:
     """Face rows (timestamp, local track id, box) in the declared schema."""
     schema = face_schema()
@@ -99,6 +114,14 @@ def track_table(rows: list[tuple[float, int | None, tuple[int, int, int, int]]])
         **{c: pa.array([r[2][i] for r in rows], pa.int32()) for i, c in enumerate("xywh")},
     )
     return pa.table([data[f.name] for f in schema], schema=schema)
+
+
+def test_stitcher_predicts_moving_faces_across_the_boundary():
+    stitcher = TrackStitcher(max_gap_s=1.0)
+    # a face moving right at 400 px/s: without its velocity, the box 0.2 s later would not overlap
+    stitcher.relabel(track_table([(2.7, 0, (100, 10, 40, 40)), (2.8, 0, (140, 10, 40, 40))]))
+    after = track_table([(3.0, 0, (220, 10, 40, 40)), (3.0, 1, (100, 10, 40, 40))])
+    assert stitcher.relabel(after).to_pylist() == [0, 1]
 
 
 def test_stitcher_joins_tracks_across_a_boundary_and_numbers_new_ones_in_order():

@@ -52,7 +52,10 @@ def average_models(paths: list[Path], out: Path, name: str | None = None, versio
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".partial.keras")
-    ensemble.save(tmp)
-    write_model_info(tmp, info)
-    tmp.replace(out)
+    try:
+        ensemble.save(tmp)
+        write_model_info(tmp, info)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return info
