@@ -12,7 +12,7 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from emovid.assets import DEFAULT_MODEL_NAME, bundled
+from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
 from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, AnalyzeConfig, RunOptions
 from emovid.discover import VideoInput, find_videos, output_path
 from emovid.errors import OutputError
@@ -85,7 +85,8 @@ def analyze(
         out: output folder; one ``<video id>.parquet`` per video plus ``_manifest.csv``.
         fps: frames analysed per second of video. every_frame: analyse all frames instead.
         batch_size: face crops per classifier call (None: 256 on CPU, 1024 on a GPU worker).
-        model: ``.keras`` emotion model; default the bundled one.
+        model: ``.keras`` emotion model, or a bundled model's name (``emovid_fer7_v1``: one
+            network, 3x faster classifier); default the bundled ``emovid_fer7_v2``.
         score_threshold, min_face, max_side, align: face detection and cropping; track,
             track_gap_s: face tracking; see :class:`~emovid.config.AnalyzeConfig`.
         segment_s: analyse videos longer than 1.5x this many seconds in parallel segments
@@ -106,7 +107,7 @@ def analyze(
         ModelError: the model file is unusable.
     """
     config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
-                           model=os.fspath(model) if model is not None else None,
+                           model=os.fspath(resolve_model(model)) if model is not None else None,
                            score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
                            track=track, track_gap_s=track_gap_s, segment_s=segment_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,

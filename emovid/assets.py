@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "emovid_fer7_v1.keras"
+DEFAULT_MODEL_NAME = "emovid_fer7_v2.keras"
 YUNET_NAME = "face_detection_yunet_2026may.onnx"
 
 
@@ -26,3 +26,17 @@ def bundled(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"bundled file {name} is missing from {path.parent}; reinstall emovid")
     return path
+
+
+def resolve_model(model: str | Path | None) -> Path | None:
+    """A model argument as a path: an existing file, or the name of a bundled model
+    (``emovid_fer7_v1`` or ``emovid_fer7_v1.keras``); None stays None (the default model)."""
+    if model is None or Path(model).is_file():
+        return None if model is None else Path(model)
+    name = str(model) if str(model).endswith(".keras") else f"{model}.keras"
+    if "/" not in name and "\\" not in name:
+        try:
+            return bundled(name)
+        except FileNotFoundError:
+            pass
+    return Path(model)  # missing: validation reports it

@@ -52,7 +52,8 @@ def _add_analyze(sub) -> None:
     sampling.add_argument("--every-frame", action="store_true", help="analyse every frame")
     p.add_argument("--batch-size", type=_positive_int,
                    help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
-    p.add_argument("--model", help="emotion model (.keras) made by `emovid train` (default: bundled)")
+    p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`emovid ensemble`, or a bundled "
+                                   "name: emovid_fer7_v2 (default, most accurate) or emovid_fer7_v1 (3x faster classifier)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
     p.add_argument("--max-side", type=_positive_int, metavar="PX",
@@ -103,6 +104,10 @@ def _add_ensemble(sub) -> None:
     flip.add_argument("--flip-average", action="store_true", default=None,
                       help="also average each crop with its mirror image at inference (2x compute)")
     flip.add_argument("--no-flip-average", dest="flip_average", action="store_false")
+    p.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
+                   help="subtract TAU x log(class share in --prior-data's training images) from the logits "
+                        "(0..1; default 0: none)")
+    p.add_argument("--prior-data", help="training data whose class shares --prior-correction uses")
 
 
 def _add_evaluate(sub) -> None:
@@ -193,10 +198,18 @@ def _run_report(args) -> int:
 def _run_ensemble(args) -> int:
     from pathlib import Path
 
-    from training.ensemble import average_models
+    from training.ensemble import average_models, prior_offsets
 
+    offsets = None
+    if args.prior_correction:
+        if not args.prior_data:
+            raise ValueError("--prior-correction needs --prior-data (the training data folder)")
+        from training.data import load_dataset
+
+        train_set, _ = load_dataset(Path(args.prior_data), 48, 0.1)
+        offsets = prior_offsets(train_set.targets.mean(axis=0), args.prior_correction)
     info = average_models([Path(m) for m in args.models], Path(args.out), name=args.name, version=args.model_version,
-                          flip_average=args.flip_average)
+                          flip_average=args.flip_average, logit_offsets=offsets)
     print(f"wrote {args.out} ({info.tag}, mean of {len(args.models)} models, "
           f"mirror averaging {'on' if info.flip_average else 'off'})", file=sys.stderr)
     return 0

@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from emovid.assets import DEFAULT_MODEL_NAME, bundled
+from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
 from emovid.errors import ModelError
 from emovid.model_file import ModelInfo, read_model_info
 
@@ -119,10 +119,13 @@ class EmotionClassifier:
         model = fold_batch_norms(model)
         self._model = model
         # One traced graph for every batch size: no retracing per batch, no Python per layer.
+        offsets = tf.constant(info.logit_offsets or [0.0] * len(info.classes), tf.float32)
+
         def logits(x):
+            out = model(x, training=False)
             if info.flip_average:  # mirror test-time augmentation, declared in the model's metadata
-                return (model(x, training=False) + model(tf.reverse(x, axis=[2]), training=False)) / 2
-            return model(x, training=False)
+                out = (out + model(tf.reverse(x, axis=[2]), training=False)) / 2
+            return tf.cast(out, tf.float32) + offsets
 
         self._logits = tf.function(
             logits,
@@ -132,7 +135,8 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "EmotionClassifier":
-        """Load a model saved by ``emovid train`` (the bundled model when ``path`` is None).
+        """Load a model saved by ``emovid train`` (the bundled model when ``path`` is None; a bundled
+        model's name, e.g. ``"emovid_fer7_v1"``, also works).
 
         Loading uses Keras ``safe_mode`` (no pickled code) and checks the model against its
         metadata before any face is scored.
@@ -141,7 +145,7 @@ class EmotionClassifier:
             ModelError: missing file, no emovid metadata, or a model whose input/output shape
                 does not match its declared size and classes.
         """
-        path = Path(path) if path is not None else bundled(DEFAULT_MODEL_NAME)
+        path = resolve_model(path) or bundled(DEFAULT_MODEL_NAME)
         info = read_model_info(path)
         import keras
 

@@ -28,6 +28,8 @@ class ModelInfo:
         crop_margin: how much the detector's face box is enlarged before cropping (0.2 = 20%).
         training: free-form training details (data, epochs, results) for the model card.
         flip_average: average the logits of each crop and its mirror image at inference.
+        logit_offsets: added to the logits before the softmax, one per class (a prior
+            correction, ``-tau * log(training class share)``); None adds nothing.
     """
 
     name: str
@@ -37,8 +39,11 @@ class ModelInfo:
     crop_margin: float
     training: dict = field(default_factory=dict)
     flip_average: bool = False
+    logit_offsets: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.logit_offsets is not None and len(self.logit_offsets) != len(self.classes):
+            raise ValueError(f"logit_offsets: expected {len(self.classes)} values, got {len(self.logit_offsets)}")
         if not self.classes or len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes: expected unique names, got {self.classes}")
         if self.input_size < 8:
@@ -83,6 +88,8 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise ModelError(f"{path}: no {METADATA_MEMBER} inside; was it saved by `emovid train`?") from None
     try:
         raw["classes"] = tuple(raw["classes"])
+        if raw.get("logit_offsets") is not None:
+            raw["logit_offsets"] = tuple(raw["logit_offsets"])
         return ModelInfo(**raw)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{path}: invalid emovid metadata ({exc})") from None

@@ -4,6 +4,7 @@ import zipfile
 
 import cv2
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from emovid.emotions import EmotionClassifier, to_model_input
@@ -118,3 +119,23 @@ def test_models_with_code_are_refused(tmp_path):
     write_model_info(path, ModelInfo("evil", "1", EMOTIONS, 48, 0.1))
     with pytest.raises(ModelError, match="cannot load model"):
         EmotionClassifier.load(path)
+
+
+def test_bundled_models_load_by_name(tmp_path):
+    import emovid
+
+    default = EmotionClassifier.load()
+    fast = EmotionClassifier.load("emovid_fer7_v1")
+    assert default.info.version == "2" and len(default.info.training["ensemble_of"]) == 3
+    assert default.info.logit_offsets is not None and fast.info.version == "1"
+    face = [np.zeros((48, 48), np.uint8)]
+    assert fast.predict_proba(face).shape == default.predict_proba(face).shape == (1, 7)
+    with pytest.raises(ModelError, match="not found"):
+        EmotionClassifier.load("emovid_fer7_v9")
+    manifest = emovid.analyze(shared_video("single_face.mp4"), tmp_path / "out", model="emovid_fer7_v1",
+                              in_process=True, progress=False)
+    assert list(manifest["status"]) == ["ok"]
+    from emovid.schema import read_metadata
+
+    meta = read_metadata(pq.read_schema(tmp_path / "out" / "single_face.mp4.parquet"))
+    assert meta["settings"]["model"] == "emovid-fer7:1"  # the named model did the work

@@ -12,7 +12,7 @@ from emovid.errors import ModelError
 from emovid.labels import EMOTIONS
 from emovid.model_file import ModelInfo, read_model_info, write_model_info
 from tests.test_inference_graph import randomise_batch_norms
-from training.ensemble import average_models
+from training.ensemble import average_models, prior_offsets
 from training.model import make_model
 
 INFO = ModelInfo(name="t", version="1", classes=EMOTIONS, input_size=48, crop_margin=0.1, training={"seed": 0})
@@ -29,12 +29,15 @@ def saved_model(path, seed, info=INFO):
 
 def test_ensemble_outputs_the_mean_of_its_members(tmp_path):
     members = [saved_model(tmp_path / f"m{i}.keras", i) for i in range(2)]
-    info = average_models([tmp_path / "m0.keras", tmp_path / "m1.keras"], tmp_path / "e.keras", version="2")
+    offsets = prior_offsets(np.array([0.5, 0.2, 0.1, 0.1, 0.05, 0.02, 0.03]), 0.5)
+    assert offsets[0] < offsets[1] < offsets[2] and offsets[5] == max(offsets)  # rare classes get the largest boost
+    info = average_models([tmp_path / "m0.keras", tmp_path / "m1.keras"], tmp_path / "e.keras", version="2",
+                          logit_offsets=offsets)
     assert read_model_info(tmp_path / "e.keras") == info
     assert info.version == "2" and [m["seed"] for m in info.training["ensemble_of"]] == [0, 1]
     crops = [np.random.default_rng(i).integers(0, 256, (60, 50), dtype=np.uint8) for i in range(5)]
     x = to_model_input(crops, 48)
-    mean_logits = np.mean([m(x, training=False) for m in members], axis=0)
+    mean_logits = np.mean([m(x, training=False) for m in members], axis=0) + np.array(offsets)
     expected = np.exp(mean_logits) / np.exp(mean_logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(EmotionClassifier.load(tmp_path / "e.keras").predict_proba(crops), expected, atol=0.02)
 
@@ -58,3 +61,8 @@ def test_ensemble_command(tmp_path, capsys):
     info = read_model_info(out)
     assert info.name == "emovid-x" and info.flip_average
     assert "mean of 2 models" in capsys.readouterr().err
+
+
+def test_logit_offsets_must_match_the_classes():
+    with pytest.raises(ValueError, match="logit_offsets"):
+        replace(INFO, logit_offsets=(0.1, 0.2))

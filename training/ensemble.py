@@ -11,18 +11,32 @@ from dataclasses import replace
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from emovid.errors import ModelError
 from emovid.model_file import ModelInfo, read_model_info, write_model_info
 
 
+def prior_offsets(class_shares: np.ndarray, tau: float) -> tuple[float, ...]:
+    """Logit offsets ``-tau * log(share)`` that undo part of the training set's class prior.
+
+    Training on FER+ (a third neutral, 1.6% disgust) leaves the logits leaning to frequent
+    classes; ``tau`` 0 keeps them, 1 removes the prior entirely (logit adjustment, Menon et al. 2021).
+    """
+    class_shares = np.asarray(class_shares, dtype=np.float64)
+    if tau < 0 or np.any(class_shares <= 0):
+        raise ValueError(f"expected tau >= 0 and positive class shares, got {tau}, {class_shares}")
+    return tuple(float(v) for v in np.round(-tau * np.log(class_shares / class_shares.sum()), 5))
+
+
 def average_models(paths: list[Path], out: Path, name: str | None = None, version: str | None = None,
-                   flip_average: bool | None = None) -> ModelInfo:
+                   flip_average: bool | None = None, logit_offsets: tuple[float, ...] | None = None) -> ModelInfo:
     """Write ``out``: one model whose logits are the mean of the models at ``paths``.
 
     Args:
         paths: two or more model files saved by ``emovid train``.
         name, version, flip_average: metadata of the result (default: the first member's).
+        logit_offsets: per-class offsets added to the mean logits (see :func:`prior_offsets`).
 
     Raises:
         ValueError: fewer than two models, or ``out`` is not a ``.keras`` name.
@@ -47,6 +61,7 @@ def average_models(paths: list[Path], out: Path, name: str | None = None, versio
     ensemble = keras.Model(face, logits, name="emovid_ensemble")
     info = replace(first, name=name or first.name, version=version or first.version,
                    flip_average=first.flip_average if flip_average is None else flip_average,
+                   logit_offsets=logit_offsets,
                    training={"ensemble_of": [{"file": Path(p).name, "tag": i.tag, **i.training}
                                              for p, i in zip(paths, infos)]})
     out = Path(out)
