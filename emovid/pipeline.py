@@ -103,6 +103,7 @@ class VideoAnalyzer:
     def __init__(self, config: AnalyzeConfig, num_threads: int | None = None,
                  on_frames: Callable[[int], None] | None = None) -> None:
         self.on_frames = on_frames  # called with counts of newly decoded frames (progress bars)
+        self.num_threads = num_threads
         if num_threads:
             cv2.setNumThreads(num_threads)
         gpus = configure_tensorflow(num_threads)
@@ -151,7 +152,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer) -> VideoResult:
         VideoError: the video cannot be opened or has no decodable frame (nothing is written).
     """
     config, classifier = analyzer.config, analyzer.classifier
-    with VideoReader(task.path, config.fps) as reader:
+    with VideoReader(task.path, config.fps, decode_threads=analyzer.num_threads) as reader:
         if (split := _split_answer(task, reader, config)) is not None:
             return split
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))

@@ -204,3 +204,14 @@ def test_rotation_metadata_is_applied(tmp_path):
         frames = list(reader.frames())
         assert (reader.info.height, reader.info.width) == upright
     assert len(frames) == 5 and frames[0].image.shape[:2] == upright
+
+
+def test_decoder_threads_follow_the_workers_cpus():
+    import cv2
+
+    path = shared_video("single_face.mp4")
+    with VideoReader(path, None, decode_threads=1) as one, VideoReader(path, None) as default:
+        assert one._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+        assert [f.timestamp_s for f in one.frames()] == [f.timestamp_s for f in default.frames()]
+    with pytest.raises(ValueError, match="decode_threads"):
+        VideoReader(path, None, decode_threads=0)
