@@ -70,6 +70,19 @@ def write_model_info(path: str | Path, info: ModelInfo) -> None:
     tmp.replace(path)
 
 
+def write_model(model, info: ModelInfo, path: str | Path) -> None:
+    """Save a Keras model with its metadata to ``path`` atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial.keras")
+    try:
+        model.save(tmp)
+        write_model_info(tmp, info)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def read_model_info(path: str | Path) -> ModelInfo:
     """Read the metadata of a ``.keras`` model file.
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from emovid.errors import ModelError
-from emovid.model_file import ModelInfo, read_model_info, write_model_info
+from emovid.model_file import ModelInfo, read_model_info, write_model
 
 
 def prior_offsets(class_shares: np.ndarray, tau: float) -> tuple[float, ...]:
@@ -64,13 +64,5 @@ def average_models(paths: list[Path], out: Path, name: str | None = None, versio
                    logit_offsets=logit_offsets,
                    training={"ensemble_of": [{"file": Path(p).name, "tag": i.tag, **i.training}
                                              for p, i in zip(paths, infos)]})
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".partial.keras")
-    try:
-        ensemble.save(tmp)
-        write_model_info(tmp, info)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_model(ensemble, info, out)
     return info

@@ -18,7 +18,7 @@ import numpy as np
 from emovid import __version__
 from emovid.emotions import configure_tensorflow, enable_cpu_bf16
 from emovid.labels import EMOTIONS
-from emovid.model_file import ModelInfo, write_model_info
+from emovid.model_file import ModelInfo, write_model
 from training.augment import make_augmenter, make_dataset
 from training.data import DatasetError, LabelledFaces, load_dataset
 from training.model import make_model
@@ -161,15 +161,10 @@ def save(model: keras.Model, config: TrainConfig, details: dict) -> ModelInfo:
         training={**details, "emovid_version": __version__,
                   "config": {k: str(v) for k, v in asdict(config).items()}},
     )
-    out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".partial.keras")
     # An uncompiled clone drops the optimizer state: the shipped file holds only what inference needs.
     inference_model = keras.models.clone_model(model)
     inference_model.set_weights(model.get_weights())
-    inference_model.save(tmp)
-    write_model_info(tmp, info)
-    tmp.replace(out)
+    write_model(inference_model, info, config.out)
     return info
 
 
