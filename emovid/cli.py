@@ -90,6 +90,10 @@ def _add_train(sub) -> None:
     p.add_argument("--limit", type=_positive_int, help="use only the first N training images (smoke tests)")
     p.add_argument("--init-from", help="start from this model's weights (fine-tuning)")
     p.add_argument("--seed", type=int, default=1337, help="random seed for shuffling and augmentation (default 1337)")
+    p.add_argument("--teacher", metavar="MODEL", help="distil: also train toward this model's predictions "
+                   "(a .keras file or bundled model name, e.g. an ensemble)")
+    p.add_argument("--teacher-weight", type=float, default=0.7,
+                   help="share of the teacher's predictions in the targets, 0..1 (default 0.7)")
 
 
 def _add_ensemble(sub) -> None:
@@ -166,7 +170,8 @@ def _run_train(args) -> int:
 
     info = train(TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
-                             seed=args.seed, init_from=Path(args.init_from) if args.init_from else None))
+                             seed=args.seed, init_from=Path(args.init_from) if args.init_from else None,
+                             teacher=args.teacher, teacher_weight=args.teacher_weight))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

@@ -21,6 +21,7 @@ from emovid.labels import EMOTIONS
 from emovid.model_file import ModelInfo, write_model
 from training.augment import make_augmenter, make_dataset
 from training.data import DatasetError, LabelledFaces, load_dataset
+from training.distill import distilled
 from training.model import make_model
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class TrainConfig:
         name / version: recorded in the model file.
         limit: train on the first ``limit`` images only (smoke tests).
         init_from: start from this ``.keras`` model's weights (fine-tuning; same architecture).
+        teacher: distil: train toward this model's predictions (a path or bundled model name).
+        teacher_weight: share of the teacher in the training targets (the rest is the labels).
     """
 
     data: Path
@@ -65,6 +68,8 @@ class TrainConfig:
     version: str = "1"
     limit: int | None = None
     init_from: Path | None = None
+    teacher: str | None = None
+    teacher_weight: float = 0.7
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -73,6 +78,8 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if not 0 < self.validation_split < 1:
             raise ValueError(f"validation_split: expected 0..1 exclusive, got {self.validation_split}")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ValueError(f"teacher_weight: expected 0..1, got {self.teacher_weight}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
         if Path(self.out).suffix != ".keras":
@@ -180,6 +187,8 @@ def train(config: TrainConfig) -> ModelInfo:
         valid_set = valid_set.head(max(2, config.limit // 4)) if valid_set is not None else None
     if valid_set is None:
         train_set, valid_set = split_validation(train_set, config.validation_split, config.seed)
+    if config.teacher:  # validation keeps the human labels: early stopping judges against them
+        train_set = distilled(train_set, config.teacher, config.teacher_weight)
     log.info("training on %d images, validating on %d", len(train_set), len(valid_set))
     model, details = fit(config, train_set, valid_set)
     details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data), **config.extra)

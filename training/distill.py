@@ -1,0 +1,49 @@
+"""Knowledge distillation: training targets softened toward a trained model's predictions.
+
+An ensemble is accurate but runs every member per crop. Training one network on a mix of
+the labels and the ensemble's probabilities (Hinton et al. 2015, "Distilling the knowledge
+in a neural network") keeps most of the ensemble's accuracy at one network's cost. The
+teacher's probabilities are computed once, on the un-augmented crops, exactly as
+``analyze`` would serve them (mirror averaging and logit offsets included).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from emovid.emotions import EmotionClassifier
+from emovid.errors import ModelError
+from emovid.labels import EMOTIONS
+from training.data import LabelledFaces
+
+log = logging.getLogger(__name__)
+
+
+def mix_targets(labels: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
+    """``weight * teacher + (1 - weight) * labels``, row-wise distributions in, distributions out."""
+    if not 0 <= weight <= 1:
+        raise ValueError(f"weight: expected 0..1, got {weight}")
+    if labels.shape != teacher.shape:
+        raise ValueError(f"labels and teacher: shapes differ, {labels.shape} vs {teacher.shape}")
+    return (weight * teacher + (1 - weight) * labels).astype(np.float32)
+
+
+def distilled(data: LabelledFaces, teacher: str | Path, weight: float) -> LabelledFaces:
+    """``data`` with targets moved ``weight`` of the way to the teacher's probabilities.
+
+    Raises:
+        ModelError: the teacher cannot be loaded, or its classes or input size differ from the
+            data's.
+    """
+    clf = EmotionClassifier.load(teacher)
+    size = data.images.shape[1]
+    if clf.classes != EMOTIONS or clf.input_size != size:
+        raise ModelError(f"teacher {clf.path}: classes {clf.classes} and input {clf.input_size} px do not "
+                         f"match the training data ({EMOTIONS}, {size} px)")
+    probs = clf.predict_proba(data.images, batch_size=512)
+    agree = float(np.mean(probs.argmax(1) == data.targets.argmax(1)))
+    log.info("teacher %s agrees with the labels' top class on %.1f%% of %d images", clf.name, 100 * agree, len(data))
+    return LabelledFaces(data.images, mix_targets(data.targets, probs, weight), data.names, data.majority)
