@@ -64,6 +64,15 @@ def test_batching_does_not_change_results(classifier):
     assert classifier.predict_proba([]).shape == (0, 7)
 
 
+def test_graph_is_traced_once_at_load():
+    # a fresh classifier: the first video must not pay for tracing, and no batch size retraces
+    clf = EmotionClassifier.load("emovid_fer7_v1")
+    assert clf._logits.experimental_get_tracing_count() == 1
+    for n in (1, 7, 300):
+        clf.predict_proba(np.zeros((n, 48, 48), np.uint8))
+    assert clf._logits.experimental_get_tracing_count() == 1
+
+
 @pytest.mark.parametrize("faces", [[np.zeros((4, 4, 2), np.uint8)], [np.zeros(0, np.uint8)]])
 def test_bad_crops_raise(faces):
     with pytest.raises(ValueError, match="faces\\[0\\]"):
