@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -162,6 +163,10 @@ class EmotionClassifier:
                 f"{path}: model maps {model.input_shape} -> {model.output_shape}, but its metadata "
                 f"declares {expected_in} -> {expected_out} ({len(info.classes)} classes)")
         return cls(model, info, path)
+
+    def with_info(self, **changes) -> "EmotionClassifier":
+        """The same network with other inference settings, e.g. ``with_info(logit_offsets=None)``."""
+        return EmotionClassifier(self._model, replace(self.info, **changes), self.path)
 
     @property
     def classes(self) -> tuple[str, ...]:

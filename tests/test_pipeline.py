@@ -119,3 +119,22 @@ def test_classifier_batch_is_larger_on_gpu_workers(monkeypatch):
     monkeypatch.setattr(pipeline, "configure_tensorflow", lambda num_threads=None: ["/physical_device:GPU:0"])
     on_gpu = pipeline.VideoAnalyzer(AnalyzeConfig())
     assert on_gpu.batch_size == GPU_BATCH_SIZE and on_gpu.max_frames_per_chunk >= GPU_BATCH_SIZE
+
+
+
+def test_a_failing_detector_fails_the_video_and_stops_the_decode_thread(analyzer, tmp_path, monkeypatch):
+    import threading
+
+    calls = []
+
+    def detect(image):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("detector broke")
+        return type(analyzer.detector).detect(analyzer.detector, image)
+
+    monkeypatch.setattr(analyzer.detector, "detect", detect)
+    result, out = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path)
+    assert result.status == "failed" and "detector broke" in result.error
+    assert not out.exists() and len(calls) == 5
+    assert not [t for t in threading.enumerate() if t.name == "emovid-decode"]
