@@ -225,9 +225,14 @@ def main() -> None:
                              f"{batched:.0f} crops/s at batch {args.batch_size}",
                              f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
         if not args.quick:
-            (w1, f1, _, n1), (w2, f2, _, n2) = ray_folder(args.video, 1, tmp), ray_folder(args.video, 2, tmp)
-            rows.append(("6. 8 videos on Ray, every frame, 1 vs 2 workers (steady state)",
-                         f"{f1:.0f} vs {f2:.0f} frames/s", f"{f2 / f1:.2f}x speed-up (videos per worker: {n2})"))
+            # This shared host drifts between runs: pair 1- and 2-worker runs, report the median pair.
+            pairs = sorted(((ray_folder(args.video, 1, tmp), ray_folder(args.video, 2, tmp)) for _ in range(3)),
+                           key=lambda p: p[1][1] / p[0][1])
+            (w1, f1, _, _), (w2, f2, _, n2) = pairs[1]
+            ratios = ", ".join(f"{b[1] / a[1]:.2f}" for a, b in pairs)
+            rows.append(("6. 8 videos on Ray, every frame, 1 vs 2 workers (steady state, median of 3 pairs)",
+                         f"{f1:.0f} vs {f2:.0f} frames/s", f"{f2 / f1:.2f}x speed-up (all pairs: {ratios}; "
+                         f"videos per worker: {n2})"))
             rows.append(("6b. the same, wall time including Ray and worker start-up",
                          f"{w1:.1f} s vs {w2:.1f} s", f"{w1 / w2:.2f}x speed-up"))
             ws, _, vs, _ = ray_folder(args.video, 2, tmp, every_frame=False)
