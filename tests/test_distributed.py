@@ -40,6 +40,43 @@ def test_pool_size_follows_cpus_and_caps(ray_local):
     assert pool_size(RunOptions(cpus_per_worker=2)) == 1
 
 
+@pytest.mark.parametrize("busy, cpus_each, cluster, expected", [
+    (1, 1, 2, True), (2, 1, 2, False), (1, 2, 2, False), (2, 0.5, 2, True), (3, 0.5, 2, False), (7, 1, 8, True)])
+def test_decode_overlaps_only_while_a_cpu_is_free(busy, cpus_each, cluster, expected):
+    from emovid.distributed import decode_overlaps
+
+    assert decode_overlaps(busy, cpus_each, cluster) is expected
+
+
+def overlap_recording_analyzer_class(log: str):
+    """Workers that append ``video_id overlap_decode`` lines to ``log``."""
+    from emovid.distributed import RayVideoAnalyzer
+
+    class Recording(RayVideoAnalyzer):
+        def __call__(self, task, overlap_decode=True):
+            with open(log, "a") as fh:
+                fh.write(f"{task.video_id} {overlap_decode}\n")
+            return super().__call__(task, overlap_decode)
+
+    return Recording
+
+
+@pytest.mark.parametrize("workers, expected", [(1, "True"), (2, "False")])
+def test_driver_overlaps_decoding_only_with_a_spare_cpu(ray_local, tmp_path, workers, expected):
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+
+    videos = [write_video(tmp_path / f"v{i}.mp4", 4) for i in range(2)]
+    tasks = [VideoTask(str(v), v.name, str(tmp_path / "out" / f"{v.name}.parquet")) for v in videos]
+    log = tmp_path / "calls.log"
+    results = []
+    run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=workers), lambda t, r: results.append(r) or [],
+              analyzer_cls=overlap_recording_analyzer_class(str(log)))
+    assert [r.status for r in results] == ["ok", "ok"]
+    # 2 CPUs: one busy worker leaves a CPU for its decode thread; two busy workers hold both
+    assert sorted(log.read_text().split("\n")[:-1]) == [f"v0.mp4 {expected}", f"v1.mp4 {expected}"]
+
+
 def test_gpu_request_without_gpus_is_a_clear_error(ray_local):
     from emovid.distributed import pool_size
 
@@ -55,13 +92,13 @@ def crashing_analyzer_class():
     from emovid.distributed import RayVideoAnalyzer
 
     class CrashingAnalyzer(RayVideoAnalyzer):
-        def __call__(self, task):
+        def __call__(self, task, *args):
             flag = task.path + ".crash"
             if os.path.exists(flag):
                 if open(flag).read() == "once":
                     os.remove(flag)
                 os._exit(1)  # the process dies mid-video, as with a segfault or an OOM kill
-            return super().__call__(task)
+            return super().__call__(task, *args)
 
     return CrashingAnalyzer
 
@@ -103,11 +140,11 @@ def two_worker_analyzer_class(started: str):
             with open(started, "a") as fh:
                 fh.write(f"{os.getpid()}\n")
 
-        def __call__(self, task):
+        def __call__(self, task, *args):
             deadline = time.monotonic() + 120
             while task.segment is not None and len(open(started).read().split()) < 2 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            return super().__call__(task)
+            return super().__call__(task, *args)
 
     return WaitsForSecondWorker
 

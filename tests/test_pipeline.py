@@ -122,7 +122,17 @@ def test_classifier_batch_is_larger_on_gpu_workers(monkeypatch):
 
 
 
-def test_a_failing_detector_fails_the_video_and_stops_the_decode_thread(analyzer, tmp_path, monkeypatch):
+def test_inline_decoding_gives_the_same_rows(analyzer, tmp_path):
+    overlapped, a = run(analyzer, shared_video("face_noface.mov"), tmp_path / "a")
+    inline = analyzer(VideoTask(str(shared_video("face_noface.mov")), "v.mp4", str(tmp_path / "b.parquet")),
+                      overlap_decode=False)
+    assert inline.status == overlapped.status == "ok" and inline.faces == overlapped.faces > 0
+    assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(a))
+
+
+@pytest.mark.parametrize("overlap_decode", [True, False])
+def test_a_failing_detector_fails_the_video_and_stops_the_decode_thread(analyzer, tmp_path, monkeypatch,
+                                                                         overlap_decode):
     import threading
 
     calls = []
@@ -134,7 +144,8 @@ def test_a_failing_detector_fails_the_video_and_stops_the_decode_thread(analyzer
         return type(analyzer.detector).detect(analyzer.detector, image)
 
     monkeypatch.setattr(analyzer.detector, "detect", detect)
-    result, out = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path)
+    out = tmp_path / "v.parquet"
+    result = analyzer(VideoTask(str(shared_video("WolfgangLanger_Pexels.mp4")), "v", str(out)), overlap_decode)
     assert result.status == "failed" and "detector broke" in result.error
     assert not out.exists() and len(calls) == 5
     assert not [t for t in threading.enumerate() if t.name == "emovid-decode"]
