@@ -149,7 +149,7 @@ def ray_folder(path: Path, workers: int, tmp: Path, every_frame: bool = True) ->
         folder.mkdir()
         for i in range(8):
             os.symlink(path.resolve(), folder / f"copy{i}.mp4")
-    out = tmp / f"ray{workers}{'e' if every_frame else 's'}"
+    out = Path(tempfile.mkdtemp(prefix=f"ray{workers}", dir=tmp))  # fresh: a rerun would resume (skip) them all
     code = ("import json, time, emovid; t = time.perf_counter(); "
             f"m = emovid.analyze({str(folder)!r}, {str(out)!r}, every_frame={every_frame}, workers={workers}, progress=False); "
             "wall = time.perf_counter() - t; "
@@ -179,14 +179,45 @@ def long_video(path: Path, repeat: int, tmp: Path) -> Path:
     return out
 
 
-def peak_rss_mb(path: Path, tmp: Path) -> float:
-    """Peak RSS of a fresh worker process analysing ``path`` at every frame."""
-    code = ("import resource; from emovid.config import AnalyzeConfig; from emovid.pipeline import VideoAnalyzer, VideoTask; "
-            "a = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1); "
+def peak_rss_mb(path: Path, tmp: Path) -> tuple[float, float]:
+    """Peak RSS (MB) of a fresh worker process after loading the models, and after analysing
+    ``path`` at every frame, in one piece (no segments).
+
+    Read from VmHWM: ``ru_maxrss`` survives fork+exec on Linux, so it would report the
+    benchmark process's own size instead of the worker's.
+    """
+    code = ("from emovid.config import AnalyzeConfig; from emovid.pipeline import VideoAnalyzer, VideoTask; "
+            "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024; "
+            "a = VideoAnalyzer(AnalyzeConfig(fps=None, segment_s=None), num_threads=1); loaded = hwm(); "
             f"a(VideoTask({str(path)!r}, 'v', {str(tmp / (path.name + '.rss.parquet'))!r})); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "print(loaded, hwm())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(proc.stdout.strip().splitlines()[-1])
+    loaded, peak = proc.stdout.strip().splitlines()[-1].split()
+    return float(loaded), float(peak)
+
+
+def scaling_and_memory_rows(video: Path, n_frames: int, tmp: Path) -> list[tuple[str, str, str]]:
+    """Rows 6 and 7, each run in a fresh process. Run first, before this process loads
+    TensorFlow, so that nothing it holds or set in its environment reaches the workers."""
+    rows = []
+    # This shared host drifts between runs: pair 1- and 2-worker runs, report the median pair.
+    pairs = sorted(((ray_folder(video, 1, tmp), ray_folder(video, 2, tmp)) for _ in range(3)),
+                   key=lambda p: p[1][1] / p[0][1])
+    (w1, f1, _, _), (w2, f2, _, n2) = pairs[1]
+    ratios = ", ".join(f"{b[1] / a[1]:.2f}" for a, b in pairs)
+    rows.append(("6. 8 videos on Ray, every frame, 1 vs 2 workers (steady state, median of 3 pairs)",
+                 f"{f1:.0f} vs {f2:.0f} frames/s", f"{f2 / f1:.2f}x speed-up (all pairs: {ratios}; "
+                 f"videos per worker: {n2})"))
+    rows.append(("6b. the same, wall time including Ray and worker start-up",
+                 f"{w1:.1f} s vs {w2:.1f} s", f"{w1 / w2:.2f}x speed-up"))
+    ws, _, vs, _ = ray_folder(video, 2, tmp, every_frame=False)
+    video8 = 8 * n_frames / (cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 1)
+    rows.append(("6c. 8 videos on Ray, default 4 fps, 2 workers", f"{vs:.0f} video-s/s steady state",
+                 f"{video8 / ws:.0f} video-s/s including start-up ({ws:.1f} s)"))
+    (load1, rss1), (_, rss10) = peak_rss_mb(long_video(video, 1, tmp), tmp), peak_rss_mb(long_video(video, 10, tmp), tmp)
+    rows.append(("7. worker peak RSS, 1x vs 10x longer video", f"{rss1:.0f} MB vs {rss10:.0f} MB",
+                 f"{rss10 - rss1:+.0f} MB for 10x the frames ({load1:.0f} MB after loading the models)"))
+    return rows
 
 
 def main() -> None:
@@ -200,6 +231,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         cv2.setNumThreads(1)
         dec, n_frames = decode_fps(args.video)
+        later = [] if args.quick else scaling_and_memory_rows(args.video, n_frames, tmp)
         rows.append(("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"))
         e2e = {}
         for threads in (1, 2):
@@ -224,25 +256,7 @@ def main() -> None:
                 rows.append((f"5. classifier alone ({threads} thread{'s' * (threads > 1)}), {name}",
                              f"{batched:.0f} crops/s at batch {args.batch_size}",
                              f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
-        if not args.quick:
-            # This shared host drifts between runs: pair 1- and 2-worker runs, report the median pair.
-            pairs = sorted(((ray_folder(args.video, 1, tmp), ray_folder(args.video, 2, tmp)) for _ in range(3)),
-                           key=lambda p: p[1][1] / p[0][1])
-            (w1, f1, _, _), (w2, f2, _, n2) = pairs[1]
-            ratios = ", ".join(f"{b[1] / a[1]:.2f}" for a, b in pairs)
-            rows.append(("6. 8 videos on Ray, every frame, 1 vs 2 workers (steady state, median of 3 pairs)",
-                         f"{f1:.0f} vs {f2:.0f} frames/s", f"{f2 / f1:.2f}x speed-up (all pairs: {ratios}; "
-                         f"videos per worker: {n2})"))
-            rows.append(("6b. the same, wall time including Ray and worker start-up",
-                         f"{w1:.1f} s vs {w2:.1f} s", f"{w1 / w2:.2f}x speed-up"))
-            ws, _, vs, _ = ray_folder(args.video, 2, tmp, every_frame=False)
-            video8 = 8 * n_frames / (cv2.VideoCapture(str(args.video)).get(cv2.CAP_PROP_FPS) or 1)
-            rows.append(("6c. 8 videos on Ray, default 4 fps, 2 workers", f"{vs:.0f} video-s/s steady state",
-                         f"{video8 / ws:.0f} video-s/s including start-up ({ws:.1f} s)"))
-            rss1 = peak_rss_mb(long_video(args.video, 1, tmp), tmp)  # same codec for both
-            rss10 = peak_rss_mb(long_video(args.video, 10, tmp), tmp)
-            rows.append(("7. worker peak RSS, 1x vs 10x longer video", f"{rss1:.0f} MB vs {rss10:.0f} MB",
-                         f"{rss10 - rss1:+.0f} MB for 10x the frames"))
+    rows.extend(later)
     print(f"\nemovid benchmark on {args.video.name} ({n_frames} frames) -- {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n")
     print("| measurement | result | comparison |\n|---|---|---|")
