@@ -21,7 +21,6 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -244,7 +243,8 @@ def main() -> None:
             video_s = result_s.frames_decoded / (result_s.fps or 1)
             rows.append((f"3. emovid default sampling (4 fps, {threads} thread{'s' * (threads > 1)})",
                          f"{video_s / wall_s:.0f} video-s/s", f"{wall_s:.2f} s for {video_s:.1f} s of video"))
-        wall_s, _ = emovid_run(args.video, 4.0, tmp, 1, model="emovid_fer7_v1")
+        wall_s, result_s = emovid_run(args.video, 4.0, tmp, 1, model="emovid_fer7_v1")
+        video_s = result_s.frames_decoded / (result_s.fps or 1)
         rows.append(("3. the same with `--model emovid_fer7_v1` (1 thread)", f"{video_s / wall_s:.0f} video-s/s",
                      f"{wall_s:.2f} s for {video_s:.1f} s of video"))
         if PEER.exists():

@@ -34,6 +34,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -92,8 +99,8 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=1337, help="random seed for shuffling and augmentation (default 1337)")
     p.add_argument("--teacher", metavar="MODEL", help="distil: also train toward this model's predictions "
                    "(a .keras file or bundled model name, e.g. an ensemble)")
-    p.add_argument("--teacher-weight", type=float, default=0.7,
-                   help="share of the teacher's predictions in the targets, 0..1 (default 0.7)")
+    p.add_argument("--teacher-weight", type=_share, default=0.7,
+                   help="with --teacher: share of its predictions in the targets, 0..1 (default 0.7)")
 
 
 def _add_ensemble(sub) -> None:

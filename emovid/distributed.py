@@ -106,6 +106,7 @@ class _Pool:
                  counter_name: str | None) -> None:
         self.max_size = max_size
         self.cpus_per_worker = options.cpus_per_worker
+        self.gpus_per_worker = options.gpus_per_worker
         self.cluster_cpus = ray.cluster_resources().get("CPU", 1)
         self._args = (config, max(1, math.floor(options.cpus_per_worker)), counter_name)
         self._cls = ray.remote(analyzer_cls).options(
@@ -186,7 +187,8 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
         if (short := len(queue) - len(idle) - len(pool.starting) * PER_ACTOR_IN_FLIGHT) > 0:
             pool.grow(math.ceil(short / PER_ACTOR_IN_FLIGHT))
         dispatch = [(actor, queue.popleft()) for actor in idle[:len(queue)]]
-        overlap = decode_overlaps(len(in_flight) + len(dispatch), pool.cpus_per_worker, pool.cluster_cpus)
+        soon_busy = len(in_flight) + len(dispatch) + min(len(pool.starting), len(queue))  # starting ones get work
+        overlap = decode_overlaps(soon_busy, pool.cpus_per_worker, pool.cluster_cpus, pool.gpus_per_worker)
         for actor, task in dispatch:
             attempts[task.key] = attempts.get(task.key, 0) + 1
             in_flight[actor.__call__.remote(task, overlap)] = (actor, task)
@@ -221,11 +223,19 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
         fill()
 
 
-def decode_overlaps(busy_workers: int, cpus_per_worker: float, cluster_cpus: float) -> bool:
-    """Whether workers should decode in a background thread: only while a CPU is left that no
-    busy worker holds (the thread's extra ~0.15-0.6 core runs there; without one it only adds
-    hand-offs, ~4% per video on 2 cores)."""
-    return busy_workers * cpus_per_worker + 1 <= cluster_cpus
+def decode_overlaps(busy_workers: int, cpus_per_worker: float, cluster_cpus: float,
+                    gpus_per_worker: float = 0) -> bool:
+    """Whether workers should decode in a background thread.
+
+    On CPU workers, only while a CPU is left that no busy worker uses: the thread's extra
+    0.15-0.6 core runs there, and without one it only adds hand-offs (~4% per video measured
+    on 2 cores). A busy worker uses at least one core whatever it reserved. CPUs are counted
+    over the whole cluster, as if workers were spread evenly. GPU workers always overlap:
+    their CPU is mostly free while the GPU classifies.
+    """
+    if gpus_per_worker > 0:
+        return True
+    return busy_workers * max(1.0, cpus_per_worker) + 1 <= cluster_cpus
 
 
 def _last_line(exc: Exception) -> str:

@@ -164,9 +164,9 @@ class EmotionClassifier:
                 f"declares {expected_in} -> {expected_out} ({len(info.classes)} classes)")
         return cls(model, info, path)
 
-    def with_info(self, **changes) -> "EmotionClassifier":
-        """The same network with other inference settings, e.g. ``with_info(logit_offsets=None)``."""
-        return EmotionClassifier(self._model, replace(self.info, **changes), self.path)
+    def without_prior_correction(self) -> "EmotionClassifier":
+        """The same network without the metadata's ``logit_offsets`` (uncorrected probabilities)."""
+        return EmotionClassifier(self._model, replace(self.info, logit_offsets=None), self.path)
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -122,7 +122,8 @@ class VideoAnalyzer:
 
         ``overlap_decode``: decode in a background thread, overlapped with inference. That uses
         ~1.15-1.6 cores, which pays when CPUs are idle; when every CPU already has a worker,
-        decoding inline is ~4% faster (no hand-off), so the Ray driver turns it off then.
+        decoding inline is ~4% faster (no hand-offs), so the Ray driver turns it off then
+        (:func:`emovid.distributed.decode_overlaps`).
         """
         started = time.perf_counter()
         try:

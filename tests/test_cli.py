@@ -22,6 +22,7 @@ def test_help_reads_well():
     ["analyze", "x", "--out", "o", "--gpus-per-worker", "-1"],
     ["analyze", "x", "--out", "o", "--fps", "2", "--every-frame"],
     ["analyze", "x"],
+    ["train", "d", "--out", "m.keras", "--teacher", "t.keras", "--teacher-weight", "1.5"],
 ])
 def test_invalid_values_are_rejected_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exc:

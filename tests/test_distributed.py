@@ -40,12 +40,14 @@ def test_pool_size_follows_cpus_and_caps(ray_local):
     assert pool_size(RunOptions(cpus_per_worker=2)) == 1
 
 
-@pytest.mark.parametrize("busy, cpus_each, cluster, expected", [
-    (1, 1, 2, True), (2, 1, 2, False), (1, 2, 2, False), (2, 0.5, 2, True), (3, 0.5, 2, False), (7, 1, 8, True)])
-def test_decode_overlaps_only_while_a_cpu_is_free(busy, cpus_each, cluster, expected):
+@pytest.mark.parametrize("busy, cpus_each, cluster, gpus_each, expected", [
+    (1, 1, 2, 0, True), (2, 1, 2, 0, False), (1, 2, 2, 0, False), (7, 1, 8, 0, True),
+    (1, 0.5, 2, 0, True), (2, 0.5, 2, 0, False),  # a busy worker uses a whole core whatever it reserved
+    (4, 4, 16, 1, True)])  # GPU workers leave their CPUs mostly free
+def test_decode_overlaps_only_while_a_cpu_is_free(busy, cpus_each, cluster, gpus_each, expected):
     from emovid.distributed import decode_overlaps
 
-    assert decode_overlaps(busy, cpus_each, cluster) is expected
+    assert decode_overlaps(busy, cpus_each, cluster, gpus_each) is expected
 
 
 def overlap_recording_analyzer_class(log: str):
@@ -66,15 +68,16 @@ def test_driver_overlaps_decoding_only_with_a_spare_cpu(ray_local, tmp_path, wor
     from emovid.distributed import run_tasks
     from emovid.pipeline import VideoTask
 
-    videos = [write_video(tmp_path / f"v{i}.mp4", 4) for i in range(2)]
+    # v0 is long: v2 is dispatched while v0 still runs, so the driver must count it as busy
+    videos = [write_video(tmp_path / f"v{i}.mp4", 300 if i == 0 else 4) for i in range(3)]
     tasks = [VideoTask(str(v), v.name, str(tmp_path / "out" / f"{v.name}.parquet")) for v in videos]
     log = tmp_path / "calls.log"
     results = []
-    run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=workers), lambda t, r: results.append(r) or [],
+    run_tasks(tasks, AnalyzeConfig(fps=None), RunOptions(workers=workers), lambda t, r: results.append(r) or [],
               analyzer_cls=overlap_recording_analyzer_class(str(log)))
-    assert [r.status for r in results] == ["ok", "ok"]
+    assert [r.status for r in results] == ["ok"] * 3
     # 2 CPUs: one busy worker leaves a CPU for its decode thread; two busy workers hold both
-    assert sorted(log.read_text().split("\n")[:-1]) == [f"v0.mp4 {expected}", f"v1.mp4 {expected}"]
+    assert sorted(log.read_text().split("\n")[:-1]) == [f"v{i}.mp4 {expected}" for i in range(3)]
 
 
 def test_gpu_request_without_gpus_is_a_clear_error(ray_local):

@@ -121,7 +121,6 @@ def test_classifier_batch_is_larger_on_gpu_workers(monkeypatch):
     assert on_gpu.batch_size == GPU_BATCH_SIZE and on_gpu.max_frames_per_chunk >= GPU_BATCH_SIZE
 
 
-
 def test_inline_decoding_gives_the_same_rows(analyzer, tmp_path):
     overlapped, a = run(analyzer, shared_video("face_noface.mov"), tmp_path / "a")
     inline = analyzer(VideoTask(str(shared_video("face_noface.mov")), "v.mp4", str(tmp_path / "b.parquet")),

@@ -44,16 +44,23 @@ def _faces(size: int) -> LabelledFaces:
 def test_distilled_targets_mix_the_teachers_uncorrected_probabilities_with_the_labels():
     data = _faces(48)
     teacher = EmotionClassifier.load("emovid_fer7_v2")  # has a prior correction (logit offsets)
-    raw = teacher.with_info(logit_offsets=None).predict_proba(data.images)
+    raw = teacher.without_prior_correction().predict_proba(data.images)
     assert not np.allclose(raw, teacher.predict_proba(data.images), atol=1e-3)
-    soft = distilled(data, "emovid_fer7_v2", 0.6)
+    soft = distilled(data, "emovid_fer7_v2", 0.6, crop_margin=0.1)
     np.testing.assert_allclose(soft.targets, 0.6 * raw + 0.4 * data.targets, atol=1e-5)
     assert soft.images is data.images and (soft.majority == data.majority).all()  # evaluation labels untouched
 
 
 def test_distilled_rejects_a_teacher_for_other_crops():
     with pytest.raises(ModelError, match="input 48 px"):
-        distilled(_faces(32), "emovid_fer7_v1", 0.5)
+        distilled(_faces(32), "emovid_fer7_v1", 0.5, crop_margin=0.1)
+
+
+def test_distilled_warns_about_a_teacher_made_for_another_crop_margin(caplog):
+    distilled(_faces(48), "emovid_fer7_v1", 0.5, crop_margin=0.1)
+    assert "crop margin" not in caplog.text
+    distilled(_faces(48), "emovid_fer7_v1", 0.5, crop_margin=0.3)
+    assert "crop margin 0.1" in caplog.text
 
 
 def test_train_config_rejects_a_bad_teacher_weight(tmp_path):

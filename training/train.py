@@ -110,8 +110,13 @@ def class_weights(targets: np.ndarray, exponent: float) -> np.ndarray:
 # ---- Train ---------------------------------------------------------------------------------
 
 
-def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tuple[keras.Model, dict]:
-    """Compile and fit a fresh model; returns the best-epoch model and its history."""
+def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces,
+        labels: np.ndarray | None = None) -> tuple[keras.Model, dict]:
+    """Compile and fit a fresh model; returns the best-epoch model and its history.
+
+    ``labels``: the human label distributions behind ``train.targets`` when those were
+    distilled; class weights follow the labels, not the teacher.
+    """
     keras.utils.set_random_seed(config.seed)
     on_gpu = bool(configure_tensorflow())
     if not on_gpu:
@@ -124,9 +129,10 @@ def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tupl
         except ValueError as exc:
             raise DatasetError(f"--init-from {config.init_from}: not this architecture ({exc})") from None
     model.summary(print_fn=log.info)
-    weights = class_weights(train.targets, config.balance)
+    labels = train.targets if labels is None else labels
+    weights = class_weights(labels, config.balance)
     log.info("class weights: %s", dict(zip(EMOTIONS, np.round(weights, 2))))
-    train_ds = make_dataset(train.images, train.targets, (train.targets @ weights).astype("float32"),
+    train_ds = make_dataset(train.images, train.targets, (labels @ weights).astype("float32"),
                             batch_size=config.batch_size, augmenter=make_augmenter(config.seed),
                             shuffle=True, seed=config.seed)
     valid_ds = make_dataset(valid.images, valid.targets, batch_size=512)
@@ -181,16 +187,18 @@ def train(config: TrainConfig) -> ModelInfo:
     Raises:
         DatasetError: the data folder cannot be used.
     """
+    configure_tensorflow()  # before a teacher model initialises TensorFlow with other settings
     train_set, valid_set = load_dataset(config.data, config.input_size, config.crop_margin)
     if config.limit:
         train_set = train_set.head(config.limit)
         valid_set = valid_set.head(max(2, config.limit // 4)) if valid_set is not None else None
     if valid_set is None:
         train_set, valid_set = split_validation(train_set, config.validation_split, config.seed)
+    labels = train_set.targets
     if config.teacher:  # validation keeps the human labels: early stopping judges against them
-        train_set = distilled(train_set, config.teacher, config.teacher_weight)
+        train_set = distilled(train_set, config.teacher, config.teacher_weight, config.crop_margin)
     log.info("training on %d images, validating on %d", len(train_set), len(valid_set))
-    model, details = fit(config, train_set, valid_set)
+    model, details = fit(config, train_set, valid_set, labels)
     details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data), **config.extra)
     info = save(model, config, details)
     log.info("saved %s: %s", config.out, json.dumps(details))
