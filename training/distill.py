@@ -2,7 +2,8 @@
 
 An ensemble is accurate but runs every member per crop. Training one network on a mix of
 the labels and the ensemble's probabilities (Hinton et al. 2015, "Distilling the knowledge
-in a neural network") keeps most of the ensemble's accuracy at one network's cost. The
+in a neural network") can keep much of the ensemble's accuracy at one network's cost (on
+FER+ it did not beat our single network: see the model card). The
 teacher's probabilities are computed once, on the un-augmented crops, with its mirror
 averaging but without its prior correction (logit offsets): training re-weights classes
 itself (by the labels), and correcting twice trades too much accuracy for recall.
