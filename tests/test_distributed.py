@@ -182,6 +182,8 @@ def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
 
 
 def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_path):
+    import time
+
     from emovid.distributed import RayVideoAnalyzer, run_tasks
     from emovid.pipeline import VideoTask
     from emovid.segments import SegmentedVideos
@@ -197,6 +199,14 @@ def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_
             if starts.read_text() == "xx":
                 raise RuntimeError("model file missing on this node")
             super().__init__(*args)
+
+        def __call__(self, task, *args):
+            # hold the segments until the second worker has tried to start: otherwise the first
+            # one may finish them all first, and a run that needs no more workers ends cleanly
+            deadline = time.monotonic() + 120
+            while task.segment is not None and starts.read_text() != "xx" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            return super().__call__(task, *args)
 
     video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
     task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "out" / "crossing.mp4.parquet"))
