@@ -52,7 +52,19 @@ class RayVideoAnalyzer(VideoAnalyzer):
 
     def __init__(self, config: AnalyzeConfig, num_threads: int, counter_name: str | None = None) -> None:
         counter = ray.get_actor(counter_name) if counter_name else None
-        super().__init__(config, num_threads, on_frames=(lambda n: counter.add.remote(n)) if counter else None)
+        self._reports: list = []  # counter.add calls not yet known to have landed
+
+        def report(n: int) -> None:
+            self._reports.append(counter.add.remote(n))
+
+        super().__init__(config, num_threads, on_frames=report if counter else None)
+
+    def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:
+        result = super().__call__(task, overlap_decode)
+        # The driver reads the count when a result arrives: the video's last frames must be in it.
+        ray.get(self._reports)
+        self._reports.clear()
+        return result
 
     def worker_name(self) -> str:
         return f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
