@@ -117,8 +117,6 @@ class _Pool:
     def __init__(self, config: AnalyzeConfig, options: RunOptions, max_size: int, analyzer_cls: type,
                  counter_name: str | None) -> None:
         self.max_size = max_size
-        self.cpus_per_worker = options.cpus_per_worker
-        self.gpus_per_worker = options.gpus_per_worker
         self.cluster_cpus = ray.cluster_resources().get("CPU", 1)
         self._args = (config, max(1, math.floor(options.cpus_per_worker)), counter_name)
         self._cls = ray.remote(analyzer_cls).options(
@@ -200,7 +198,7 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
             pool.grow(math.ceil(short / PER_ACTOR_IN_FLIGHT))
         dispatch = [(actor, queue.popleft()) for actor in idle[:len(queue)]]
         soon_busy = len(in_flight) + len(dispatch) + min(len(pool.starting), len(queue))  # starting ones get work
-        overlap = decode_overlaps(soon_busy, pool.cpus_per_worker, pool.cluster_cpus, pool.gpus_per_worker)
+        overlap = decode_overlaps(soon_busy, options.cpus_per_worker, pool.cluster_cpus, options.gpus_per_worker)
         for actor, task in dispatch:
             attempts[task.key] = attempts.get(task.key, 0) + 1
             in_flight[actor.__call__.remote(task, overlap)] = (actor, task)
