@@ -1,4 +1,4 @@
-"""Face detection (YuNet via ``cv2.FaceDetectorYN``) and the face crops fed to the CNN.
+"""Face detection (YuNet, see :mod:`emovid.yunet`) and the face crops fed to the CNN.
 
 Training (class-folder photos) and ``analyze`` (video frames) both crop through
 :func:`crop_faces`, so the CNN sees faces framed the same way in both.
@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from emovid.assets import YUNET_NAME, bundled
+from emovid.yunet import make_yunet
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class FaceDetections:
 
     @classmethod
     def from_yunet(cls, raw: np.ndarray | None, scale: float = 1.0) -> "FaceDetections":
-        """Convert ``FaceDetectorYN.detect`` output (n, 15) found on a frame resized by ``scale``."""
+        """Convert YuNet's face rows (n, 15) found on a frame resized by ``scale``."""
         if raw is None or len(raw) == 0:
             return cls.empty()
         raw = np.asarray(raw, np.float32) / np.float32(scale)
@@ -90,10 +91,13 @@ class FaceDetector:
             (640 -> 320 px is ~3.5x) but loses faces under ``10 * long_side / max_side`` px.
         nms_threshold: overlap above which two detections are merged.
         model_path: YuNet ONNX weights; the bundled file by default.
+        backend: "onnxruntime", "opencv", or "auto" (onnxruntime when installed); see :mod:`emovid.yunet`.
+        use_gpu: run the network on CUDA when onnxruntime has it (``onnxruntime-gpu``).
     """
 
     def __init__(self, score_threshold: float = 0.7, min_face: int = 20, max_side: int | None = None,
-                 nms_threshold: float = 0.3, model_path: str | Path | None = None) -> None:
+                 nms_threshold: float = 0.3, model_path: str | Path | None = None, backend: str = "auto",
+                 use_gpu: bool = False) -> None:
         if not 0 < score_threshold < 1:
             raise ValueError(f"score_threshold: expected 0..1, got {score_threshold}")
         if min_face < 0 or (max_side is not None and max_side < 64):
@@ -102,8 +106,11 @@ class FaceDetector:
         self.min_face = min_face
         self.max_side = max_side
         self.model_path = Path(model_path) if model_path else bundled(YUNET_NAME)
-        self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), score_threshold, nms_threshold, 5000)
-        self._input_size: tuple[int, int] = (320, 320)
+        self._net = make_yunet(self.model_path, score_threshold, nms_threshold, 5000, backend, use_gpu)
+
+    @property
+    def backend(self) -> str:
+        return self._net.backend
 
     @property
     def name(self) -> str:
@@ -125,12 +132,7 @@ class FaceDetector:
         scale = self.detection_scale(width, height)
         small = frame if scale == 1.0 else cv2.resize(frame, (round(width * scale), round(height * scale)),
                                                        interpolation=cv2.INTER_AREA)
-        size = (small.shape[1], small.shape[0])
-        if size != self._input_size:
-            self._net.setInputSize(size)
-            self._input_size = size
-        _, raw = self._net.detect(small)
-        faces = FaceDetections.from_yunet(raw, scale)
+        faces = FaceDetections.from_yunet(self._net.detect(small), scale)
         keep = np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= self.min_face
         return faces if keep.all() else faces[keep]
 

@@ -302,46 +302,66 @@ def truncation_message(frames_decoded: int, frame_count: int | None) -> str | No
 _DONE = object()
 
 
-def prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+class PrefetchedFrames:
     """Decode ``frames`` in a background thread, at most ``depth`` ahead of the consumer.
 
-    OpenCV releases the GIL while decoding, as do face detection and TensorFlow, so decoding
-    overlaps with inference. Stopping early (or an error) stops and joins the thread, and the
-    source generator is closed in the thread that ran it.
+    Iterate it like ``frames``; :attr:`ready` says whether the next frame is already decoded, so
+    the consumer can do other work (classify buffered faces) instead of waiting. OpenCV releases
+    the GIL while decoding, as do face detection and TensorFlow, so decoding overlaps with
+    inference. :meth:`close` (or an error) stops and joins the thread, and the source generator
+    is closed in the thread that ran it.
     """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(item) -> bool:
-        while not stop.is_set():
+    def __init__(self, frames: Iterator[Frame], depth: int = 8) -> None:
+        if depth < 1:
+            raise ValueError(f"depth: expected >= 1, got {depth}")
+        self._frames = frames
+        self._buffer: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, name="emovid-decode", daemon=True)
+        self._thread.start()
+
+    @property
+    def ready(self) -> bool:
+        """True when :func:`next` would return (a frame, the end or an error) without waiting."""
+        return not self._buffer.empty()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
             try:
-                buffer.put(item, timeout=0.05)
+                self._buffer.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for frame in frames:
-                if not put(frame):
+            for frame in self._frames:
+                if not self._put(frame):
                     break
         except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
+            self._put(exc)
         finally:
-            frames.close()
-            put(_DONE)
+            self._frames.close()
+            self._put(_DONE)
 
-    thread = threading.Thread(target=produce, name="emovid-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
+    def __iter__(self) -> "PrefetchedFrames":
+        return self
+
+    def __next__(self) -> Frame:
+        if self._finished:
+            raise StopIteration
+        item = self._buffer.get()
+        if item is _DONE or isinstance(item, BaseException):
+            self.close()
             if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+                raise StopIteration
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        self._thread.join()

@@ -115,31 +115,58 @@ def test_capture_released_when_generator_stops_early(tmp_path):
     assert reader._cap is None
 
 
-def test_prefetched_yields_everything_in_order_and_stops_cleanly(tmp_path):
-    from emovid.video import prefetched
+def test_prefetched_frames_yields_everything_in_order_and_stops_cleanly(tmp_path):
+    from emovid.video import PrefetchedFrames
 
     path = write_video(tmp_path / "v.mp4", 30)
     with VideoReader(path) as reader:
-        indices = [f.index for f in prefetched(reader.frames(), depth=2)]
+        indices = [f.index for f in PrefetchedFrames(reader.frames(), depth=2)]
     assert indices == list(range(30))
     with VideoReader(path) as reader:
-        stream = prefetched(reader.frames(), depth=2)
+        stream = PrefetchedFrames(reader.frames(), depth=2)
         first = [next(stream).index for _ in range(3)]
         stream.close()  # consumer stops early: the decode thread ends, nothing hangs
     assert first == [0, 1, 2]
 
 
-def test_prefetched_passes_errors_to_the_consumer():
-    from emovid.video import prefetched
+def test_prefetched_frames_passes_errors_to_the_consumer():
+    from emovid.video import PrefetchedFrames
 
     def broken():
         yield 1
         raise OSError("disk gone")
 
-    stream = prefetched(broken())
+    stream = PrefetchedFrames(broken())
     assert next(stream) == 1
     with pytest.raises(OSError, match="disk gone"):
         next(stream)
+
+
+def test_prefetched_frames_say_when_the_next_frame_is_ready():
+    import threading
+    import time
+
+    from emovid.video import PrefetchedFrames
+
+    release = threading.Event()
+
+    def source():
+        yield "a"
+        release.wait(5)
+        yield "b"
+
+    stream = PrefetchedFrames(source())
+    assert next(stream) == "a"
+    time.sleep(0.05)
+    assert not stream.ready  # the producer is stuck before "b": taking the next frame would wait
+    release.set()
+    deadline = time.monotonic() + 5
+    while not stream.ready and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.ready and next(stream) == "b"
+    assert list(stream) == []
+    with pytest.raises(ValueError, match="depth"):
+        PrefetchedFrames(iter([]), depth=0)
 
 
 def test_avi_with_zeroed_frame_rate_still_gets_increasing_timestamps(tmp_path):
