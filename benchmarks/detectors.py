@@ -1,4 +1,4 @@
-"""Face detector comparison on the shared test media: YuNet (emovid's), ResNet-10 SSD, Haar.
+"""Face detector comparison on the shared test media: YuNet (emovid's; onnxruntime and OpenCV DNN), ResNet-10 SSD, Haar.
 
     python benchmarks/detectors.py
 
@@ -23,12 +23,12 @@ PHOTOS = ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-p
 
 
 class Yunet:
-    def __init__(self, max_side: int | None = None):
+    def __init__(self, max_side: int | None = None, backend: str = "onnxruntime"):
         from emovid.faces import FaceDetector
 
-        self.detector = FaceDetector(max_side=max_side)
+        self.detector = FaceDetector(max_side=max_side, backend=backend)
         size = f"{max_side} px" if max_side else "emovid default (from min face: 320 px here)"
-        self.name = f"YuNet, detection at {size} (score 0.7, min face 20 px)"
+        self.name = f"YuNet ({backend}), detection at {size} (score 0.7, min face 20 px)"
 
     def __call__(self, frame):
         return len(self.detector.detect(frame))
@@ -76,7 +76,7 @@ def main() -> None:
     photos = [cv2.imread(str(SHARED / "videos" / p)) for p in PHOTOS]
     print("| detector | multi_face.jpg (5 faces) | single-face photos | sample video frames with a face | "
           "no_face.mp4 false positives | ms / 640x360 frame |\n|---|---|---|---|---|---|")
-    for detector in (Yunet(640), Yunet(), Ssd(), Haar()):
+    for detector in (Yunet(640), Yunet(640, "opencv"), Yunet(), Yunet(backend="opencv"), Ssd(), Haar()):
         found_multi = detector(multi)
         found_photos = sum(min(detector(p), 1) for p in photos)
         start = time.perf_counter()

@@ -165,15 +165,21 @@ def crop_faces(frame: np.ndarray, detections: FaceDetections, margin: float, siz
     Parts of the square outside the frame are filled by replicating the border. The patch is
     cut at full resolution and then area-averaged down, as the FER+ crops were made.
     """
-    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     crops = np.empty((len(detections), size, size), np.uint8)
+    if not len(detections):
+        return crops
+    # Aligned crops resample the gray frame; plain squares convert only their own pixels (a face
+    # patch is a fraction of the frame, and gray(slice) == slice(gray) exactly).
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if align and frame.ndim == 3 else frame
     maps, sides = crop_transforms(detections, margin, align)
     for i, (m, side) in enumerate(zip(maps, sides)):
         side = int(side)
         if align:
             patch = cv2.warpAffine(gray, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         else:  # a plain square: slicing (to the nearest pixel) is 4x cheaper than resampling it
-            patch = _square_patch(gray, -int(round(m[0, 2])), -int(round(m[1, 2])), side)
+            patch = _square_patch(frame, -int(round(m[0, 2])), -int(round(m[1, 2])), side)
+            if patch.ndim == 3:
+                patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
         crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
     return crops
 
@@ -184,7 +190,7 @@ def _square_patch(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
     if cx1 <= cx0 or cy1 <= cy0:  # entirely outside: the nearest border pixel everywhere
         value = image[min(max(y0, 0), height - 1), min(max(x0, 0), width - 1)]
-        return np.full((side, side), value, image.dtype)
+        return np.full((side, side) + image.shape[2:], value, image.dtype)
     patch = image[cy0:cy1, cx0:cx1]
     if (cx0, cy0, cx1, cy1) != (x0, y0, x0 + side, y0 + side):
         patch = cv2.copyMakeBorder(patch, cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1, cv2.BORDER_REPLICATE)

@@ -136,3 +136,16 @@ def test_min_face_filters_small_faces():
 ])
 def test_detection_scale_follows_min_face(min_face, max_side, size, expected):
     assert FaceDetector(min_face=min_face, max_side=max_side).detection_scale(*size) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_colour_and_gray_frames_give_the_same_crops(align):
+    frame = cv2.imread(str(shared_video("multi_face.jpg")))
+    faces = FaceDetector().detect(frame)
+    # boxes reaching past every edge, and one wholly outside, exercise the border filling
+    h, w = frame.shape[:2]
+    edges = detections([[-30, -30, 80, 80], [w - 50, h - 50, 90, 90], [w + 10, 10, 40, 40]])
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    for found in (faces, edges):
+        np.testing.assert_array_equal(crop_faces(frame, found, 0.2, 48, align), crop_faces(gray, found, 0.2, 48, align))
+    assert crop_faces(frame, FaceDetections.empty(), 0.2, 48).shape == (0, 48, 48)
