@@ -27,7 +27,7 @@ from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 from emovid.sink import ParquetSink
 from emovid.tracker import FaceTracker
-from emovid.video import PrefetchedFrames, Segment, VideoReader, plan_segments
+from emovid.video import PrefetchedFrames, Segment, VideoInfo, VideoReader, plan_segments
 
 log = logging.getLogger(__name__)
 
@@ -174,13 +174,15 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         faces_found = reported = buffered = 0
         tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
         decoded = reader.frames(task.segment)
-        frames = PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded
-        # closing(): the decode thread must stop before the reader releases the capture, even on errors.
-        with ParquetSink(task.output, schema) as sink, closing(frames):
+        # closing(): the decode thread (started only once the sink is open) must stop before the
+        # reader releases the capture, even on errors.
+        with ParquetSink(task.output, schema) as sink, \
+                closing(PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames:
             for frame in frames:
-                if analyzer.on_frames and reader.frames_decoded - reported >= PROGRESS_EVERY:
-                    analyzer.on_frames(reader.frames_decoded - reported)
-                    reported = reader.frames_decoded
+                # Counted from the frame in hand: the decode thread may be many frames ahead.
+                if analyzer.on_frames and frame.index + 1 - reported >= PROGRESS_EVERY:
+                    analyzer.on_frames(frame.index + 1 - reported)
+                    reported = frame.index + 1
                 faces = analyzer.detector.detect(frame.image)
                 track_ids = tracker.update(faces, frame.timestamp_s) if tracker else None
                 pending.append(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids))
@@ -208,7 +210,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         )
 
 
-def prefetch_depth(info) -> int:
+def prefetch_depth(info: VideoInfo) -> int:
     """Frames the decode thread may run ahead: ~``PREFETCH_BYTES`` of BGR frames, 8 to 64."""
     frame_bytes = max(info.width * info.height * 3, 1)
     return max(8, min(64, PREFETCH_BYTES // frame_bytes))

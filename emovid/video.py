@@ -308,8 +308,9 @@ class PrefetchedFrames:
     Iterate it like ``frames``; :attr:`ready` says whether the next frame is already decoded, so
     the consumer can do other work (classify buffered faces) instead of waiting. OpenCV releases
     the GIL while decoding, as do face detection and TensorFlow, so decoding overlaps with
-    inference. :meth:`close` (or an error) stops and joins the thread, and the source generator
-    is closed in the thread that ran it.
+    inference. The thread starts at once: always :meth:`close` it (``contextlib.closing``); that,
+    the end of the frames, or an error stops and joins the thread, and the source generator is
+    closed in the thread that ran it.
     """
 
     def __init__(self, frames: Iterator[Frame], depth: int = 8) -> None:
@@ -325,7 +326,7 @@ class PrefetchedFrames:
     @property
     def ready(self) -> bool:
         """True when :func:`next` would return (a frame, the end or an error) without waiting."""
-        return not self._buffer.empty()
+        return self._finished or not self._buffer.empty()
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnxruntime", "opencv")
 #: YuNet's feature-map strides; the input is zero-padded (bottom/right) to a multiple of the largest.
 STRIDES = (8, 16, 32)
+#: The network's outputs, in the order the decoding reads them (as OpenCV asks for them).
+OUTPUT_NAMES = tuple(f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES)
 EMPTY_ROWS = np.zeros((0, 15), np.float32)
 
 
@@ -52,7 +54,12 @@ class OnnxYuNet:
     """YuNet through onnxruntime, with OpenCV's decoding and non-maximum suppression.
 
     Args:
-        use_gpu: run on CUDA when onnxruntime has it (``onnxruntime-gpu``); CPU otherwise.
+        model_path: the YuNet ONNX file.
+        score_threshold: minimum face score (0..1).
+        nms_threshold: overlap above which the lower-scored of two faces is dropped.
+        top_k: most faces kept per frame.
+        use_gpu: run on CUDA when onnxruntime has it (the ``onnxruntime-gpu`` package); CPU
+            otherwise, with a warning.
     """
 
     backend = "onnxruntime"
@@ -67,11 +74,16 @@ class OnnxYuNet:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        providers = ["CPUExecutionProvider"]
+        providers: list = ["CPUExecutionProvider"]
         if use_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+            # Heuristic conv algorithms: every new frame size would otherwise trigger a cuDNN
+            # benchmark; exact-size arena growth leaves GPU memory to TensorFlow.
+            providers.insert(0, ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC",
+                                                           "arena_extend_strategy": "kSameAsRequested"}))
         self._session = ort.InferenceSession(str(model_path), options, providers=providers)
         self.providers = tuple(self._session.get_providers())
+        if use_gpu and "CUDAExecutionProvider" not in self.providers:
+            log.warning("face detection runs on CPU: onnxruntime has no usable CUDA (install onnxruntime-gpu)")
         self._input_name = self._session.get_inputs()[0].name
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -79,12 +91,18 @@ class OnnxYuNet:
         self._blob = np.zeros((1, 3, 0, 0), np.float32)
 
     def detect(self, image: np.ndarray) -> np.ndarray:
+        """Face rows (n, 15) for a BGR uint8 image (H, W, 3), in its own pixels."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected a BGR image (H, W, 3), got shape {image.shape}")
         height, width = image.shape[:2]
         padded = (1, 3, -(-height // STRIDES[-1]) * STRIDES[-1], -(-width // STRIDES[-1]) * STRIDES[-1])
-        if self._blob.shape != padded:  # reused across frames: the zero padding never changes
+        if self._blob.shape != padded:
             self._blob = np.zeros(padded, np.float32)
+        else:  # reused: a larger image of the same padded size may have left pixels in the padding
+            self._blob[0, :, height:, :] = 0
+            self._blob[0, :, :height, width:] = 0
         self._blob[0, :, :height, :width] = image.transpose(2, 0, 1)
-        outputs = self._session.run(None, {self._input_name: self._blob})
+        outputs = self._session.run(OUTPUT_NAMES, {self._input_name: self._blob})
         return self._decode(outputs, padded[3])
 
     def _decode(self, outputs: list[np.ndarray], padded_width: int) -> np.ndarray:
@@ -120,6 +138,8 @@ def make_yunet(model_path: Path, score_threshold: float, nms_threshold: float, t
                backend: str = "auto", use_gpu: bool = False) -> YuNetRunner:
     """The YuNet runner for ``backend``; "auto" is onnxruntime when it imports, else OpenCV.
 
+    Args: as :class:`OnnxYuNet`, plus ``backend``: "auto", "onnxruntime" or "opencv".
+
     Raises:
         ValueError: unknown backend.
         ImportError: backend "onnxruntime" without onnxruntime installed.
@@ -128,9 +148,12 @@ def make_yunet(model_path: Path, score_threshold: float, nms_threshold: float, t
         raise ValueError(f"detector backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend in ("auto", "onnxruntime"):
         try:
-            return OnnxYuNet(model_path, score_threshold, nms_threshold, top_k, use_gpu)
-        except ImportError:
+            import onnxruntime  # noqa: F401  (only the import may fall back; other errors are real)
+        except ImportError as exc:
             if backend == "onnxruntime":
                 raise
-            log.warning("onnxruntime is not installed: face detection falls back to OpenCV DNN (~2.5x slower)")
+            log.warning("onnxruntime cannot be imported (%s): face detection falls back to OpenCV DNN "
+                        "(~2.5x slower)", exc)
+        else:
+            return OnnxYuNet(model_path, score_threshold, nms_threshold, top_k, use_gpu)
     return OpenCVYuNet(model_path, score_threshold, nms_threshold, top_k)

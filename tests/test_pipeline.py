@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from emovid.pipeline import VideoTask
-from emovid.schema import face_schema, prob_column, read_metadata
+from emovid.schema import face_schema, read_metadata
 from tests.helpers import face_video, shared_video, write_video
 
 
@@ -95,8 +95,9 @@ def test_frame_progress_callback_counts_every_decoded_frame(tmp_path):
     analyzer = VideoAnalyzer(AnalyzeConfig(fps=2), num_threads=1, on_frames=reports.append)
     result, _ = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path)
     assert sum(reports) == result.frames_decoded == 472
-    # reported as it goes, not once at the end (at 2 fps the count moves in steps of ~12 frames)
-    assert len(reports) >= 472 // (2 * PROGRESS_EVERY)
+    # reported as the frames are analysed, not as they are decoded ahead (at 2 fps the count
+    # moves in steps of ~12 frames)
+    assert len(reports) >= 472 // (PROGRESS_EVERY + 12)
 
 
 def test_rotated_phone_video_is_analysed_upright(analyzer, tmp_path):
@@ -160,12 +161,7 @@ def test_a_decode_bound_video_is_classified_while_it_decodes(analyzer, tmp_path,
     assert result.status == "ok" and result.faces == inline.faces > 2 * EAGER_BATCH
     assert sum(batches) == result.faces and len(batches) >= 3
     assert all(EAGER_BATCH <= n < analyzer.batch_size for n in batches[:-1])
-    eager, whole = pq.read_table(out).to_pandas(), pq.read_table(inline_out).to_pandas()
-    # smaller batches may round differently (bf16): scores agree closely, everything else exactly
-    scores = [prob_column(c) for c in analyzer.classifier.classes] + ["confidence"]
-    assert eager.drop(columns=scores + ["emotion"]).equals(whole.drop(columns=scores + ["emotion"]))
-    np.testing.assert_allclose(eager[scores], whole[scores], atol=0.02)
-    assert (eager["emotion"] == whole["emotion"]).mean() >= 0.95
+    assert pq.read_table(out).equals(pq.read_table(inline_out))  # batching never changes a row
 
 
 @pytest.mark.parametrize("width, height, depth", [(640, 360, 64), (1920, 1080, 10), (3840, 2160, 8), (0, 0, 64)])

@@ -63,6 +63,23 @@ def test_onnxruntime_matches_opencv_frame_by_frame_on_videos_with_and_without_fa
     assert 0 in counts and max(counts) >= 1
 
 
+def test_padding_stays_zero_when_a_smaller_frame_follows_a_larger_one():
+    """330 and 321 px wide frames share one padded width (352): the runner reuses its buffer."""
+    image = cv2.imread(str(shared_video("multi_face.jpg")))
+    first = cv2.resize(image, (330, round(image.shape[0] * 330 / image.shape[1])), interpolation=cv2.INTER_AREA)
+    second = np.ascontiguousarray(first[:-5, 9:])  # faces now touch the right and bottom padding
+    onnx, opencv = runners()
+    onnx.detect(first)
+    assert len(opencv.detect(second)) >= 3
+    assert_same_faces(onnx.detect(second), opencv.detect(second))
+
+
+def test_a_frame_that_is_not_three_channel_bgr_is_a_value_error():
+    onnx, _ = runners()
+    with pytest.raises(ValueError, match="BGR"):
+        onnx.detect(np.zeros((64, 64), np.uint8))
+
+
 def test_a_blank_frame_has_no_faces():
     onnx, opencv = runners()
     blank = np.full((180, 320, 3), 127, np.uint8)
@@ -79,7 +96,7 @@ def test_auto_falls_back_to_opencv_when_onnxruntime_is_missing(monkeypatch, capl
     with caplog.at_level(logging.WARNING, logger="emovid.yunet"):
         detector = FaceDetector(backend="auto")
     assert detector.backend == "opencv"
-    assert "onnxruntime is not installed" in caplog.text
+    assert "onnxruntime cannot be imported" in caplog.text
     with pytest.raises(ImportError):
         FaceDetector(backend="onnxruntime")
 
@@ -88,11 +105,13 @@ def test_auto_prefers_onnxruntime():
     assert FaceDetector().backend == "onnxruntime"
 
 
-def test_asking_for_a_gpu_without_cuda_runs_on_cpu():
+def test_asking_for_a_gpu_without_cuda_runs_on_cpu_with_a_warning(caplog):
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine's onnxruntime has CUDA")
-    runner = OnnxYuNet(bundled(YUNET_NAME), 0.7, 0.3, 100, use_gpu=True)
+    with caplog.at_level(logging.WARNING, logger="emovid.yunet"):
+        runner = OnnxYuNet(bundled(YUNET_NAME), 0.7, 0.3, 100, use_gpu=True)
     assert runner.providers == ("CPUExecutionProvider",)
+    assert "runs on CPU" in caplog.text
     assert runner.detect(np.zeros((64, 64, 3), np.uint8)).shape == (0, 15)
