@@ -211,7 +211,7 @@ def scaling_and_memory_rows(video: Path, n_frames: int, tmp: Path) -> tuple[list
                  f"{w1:.1f} s vs {w2:.1f} s", f"{w1 / w2:.2f}x speed-up"))
     ws, _, vs, _ = ray_folder(video, 2, tmp, every_frame=False)
     video8 = 8 * n_frames / (cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 1)
-    rows.append(("6c. 8 videos on Ray, default 4 fps, 2 workers", f"{vs:.0f} video-s/s steady state",
+    rows.append(("6d. 8 videos on Ray, default 4 fps, 2 workers", f"{vs:.0f} video-s/s steady state",
                  f"{video8 / ws:.0f} video-s/s including start-up ({ws:.1f} s)"))
     # One run's peak varies by ~+-100 MB (allocator arenas of the worker's threads): median of 3.
     short, long = long_video(video, 1, tmp), long_video(video, 10, tmp)
@@ -269,7 +269,7 @@ def main() -> None:
                              f"{batched:.0f} crops/s at batch {args.batch_size}",
                              f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
     if two_workers:
-        later.insert(2, ("6d. 8 videos on 2 workers vs one core (row 6 vs row 2 inline)",
+        later.insert(2, ("6c. 8 videos on 2 workers vs one core (row 6 vs row 2 inline)",
                          f"{two_workers:.0f} vs {one_core:.0f} frames/s",
                          f"{two_workers / one_core:.2f}x on 2x the cores"))
     rows.extend(later)

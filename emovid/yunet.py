@@ -1,8 +1,9 @@
 """Runs the YuNet face-detector network: onnxruntime (default) or OpenCV's ``FaceDetectorYN``.
 
 Both return OpenCV's face rows, (n, 15) float32: ``x, y, w, h``, five landmark points, score.
-onnxruntime runs the same ONNX file ~2.5x faster than OpenCV's DNN module on CPU (1.0 vs 2.7 ms
-per 320x180 frame on one core), and it can run on a GPU when ``onnxruntime-gpu`` is installed.
+onnxruntime runs the same ONNX file ~2.5x faster than OpenCV's DNN module on CPU (the network:
+1.0 vs 2.7 ms per 320x180 frame on one core; the whole detection step about 2x), and it can run
+on a GPU when ``onnxruntime-gpu`` is installed.
 The decoding below follows OpenCV's ``FaceDetectorYN`` so both backends give the same faces.
 """
 
@@ -153,7 +154,7 @@ def make_yunet(model_path: Path, score_threshold: float, nms_threshold: float, t
             if backend == "onnxruntime":
                 raise
             log.warning("onnxruntime cannot be imported (%s): face detection falls back to OpenCV DNN "
-                        "(~2.5x slower)", exc)
+                        "(about 2x slower)", exc)
         else:
             return OnnxYuNet(model_path, score_threshold, nms_threshold, top_k, use_gpu)
     return OpenCVYuNet(model_path, score_threshold, nms_threshold, top_k)
