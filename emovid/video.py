@@ -345,7 +345,8 @@ class PrefetchedFrames:
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
         finally:
-            self._frames.close()
+            if hasattr(self._frames, "close"):  # a generator: release what it holds, in this thread
+                self._frames.close()
             self._put(_DONE)
 
     def __iter__(self) -> "PrefetchedFrames":

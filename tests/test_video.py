@@ -165,6 +165,7 @@ def test_prefetched_frames_say_when_the_next_frame_is_ready():
         time.sleep(0.01)
     assert stream.ready and next(stream) == "b"
     assert list(stream) == [] and stream.ready  # at the end, next() returns at once
+    assert list(PrefetchedFrames(iter([1, 2, 3]))) == [1, 2, 3]  # any iterator, not only generators
     with pytest.raises(ValueError, match="depth"):
         PrefetchedFrames(iter([]), depth=0)
 
