@@ -31,7 +31,8 @@ from emovid.video import PrefetchedFrames, Segment, VideoInfo, VideoReader, plan
 
 log = logging.getLogger(__name__)
 
-#: Frames buffered before classifying even if fewer than ``batch_size`` faces were found.
+#: Frames per Parquet row group: their faces are classified and their rows written then, even if
+#: fewer than ``batch_size`` faces were found.
 MAX_FRAMES_PER_CHUNK = 128
 #: Decoded frames between two progress reports.
 PROGRESS_EVERY = 64
@@ -169,9 +170,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         if (split := _split_answer(task, reader, config)) is not None:
             return split
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
-        pending: list[FrameFaces] = []
-        crops: list[np.ndarray] = []
-        faces_found = reported = buffered = 0
+        pending = PendingRows(classifier, analyzer.batch_size)
+        faces_found = reported = 0
         tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
         decoded = reader.frames(task.segment)
         # closing(): the decode thread (started only once the sink is open) must stop before the
@@ -185,17 +185,16 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                     reported = frame.index + 1
                 faces = analyzer.detector.detect(frame.image)
                 track_ids = tracker.update(faces, frame.timestamp_s) if tracker else None
-                pending.append(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids))
-                if len(faces):
-                    crops.append(crop_faces(frame.image, faces, classifier.info.crop_margin,
-                                            classifier.input_size, config.align))
-                    faces_found += len(faces)
-                    buffered += len(faces)
-                if (buffered >= analyzer.batch_size or len(pending) >= analyzer.max_frames_per_chunk
-                        or (overlap_decode and buffered >= EAGER_BATCH and not frames.ready)):
-                    _flush(task, pending, crops, sink, classifier, analyzer.batch_size)
-                    buffered = 0
-            _flush(task, pending, crops, sink, classifier, analyzer.batch_size)
+                crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size,
+                                   config.align) if len(faces) else None
+                pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids), crops)
+                faces_found += len(faces)
+                if (pending.unclassified >= analyzer.batch_size
+                        or (overlap_decode and pending.unclassified >= EAGER_BATCH and not frames.ready)):
+                    pending.classify()
+                if len(pending) >= analyzer.max_frames_per_chunk:
+                    pending.write(task.video_id, sink)
+            pending.write(task.video_id, sink)
             if analyzer.on_frames and reader.frames_decoded > reported:
                 analyzer.on_frames(reader.frames_decoded - reported)
             if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
@@ -228,13 +227,45 @@ def _split_answer(task: VideoTask, reader: VideoReader, config: AnalyzeConfig) -
                        width=info.width, height=info.height, segments=count)
 
 
-def _flush(task: VideoTask, pending: list[FrameFaces], crops: list[np.ndarray], sink: ParquetSink,
-           classifier: EmotionClassifier, batch_size: int) -> None:
-    """Classify the buffered faces in one batched call and write their rows; empties the buffers."""
-    if not pending:
-        return
-    batch = np.concatenate(crops) if crops else np.zeros((0, classifier.input_size, classifier.input_size), np.uint8)
-    probs = classifier.predict_proba(batch, batch_size=batch_size)
-    sink.write(to_record_batch(task.video_id, pending, probs, sink.schema, classifier.classes))
-    pending.clear()
-    crops.clear()
+class PendingRows:
+    """Frames analysed but not yet written: their faces' crops until classified, then probabilities.
+
+    Classifying (a full batch, or early while the decoder is behind) and writing (a Parquet row
+    group of up to ``max_frames_per_chunk`` frames) happen at separate times, so early small
+    batches do not fragment the file.
+    """
+
+    def __init__(self, classifier: EmotionClassifier, batch_size: int) -> None:
+        self.classifier = classifier
+        self.batch_size = batch_size
+        self.frames: list[FrameFaces] = []
+        self._crops: list[np.ndarray] = []
+        self._probs: list[np.ndarray] = []
+        self.unclassified = 0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def add(self, frame: FrameFaces, crops: np.ndarray | None) -> None:
+        self.frames.append(frame)
+        if crops is not None and len(crops):
+            self._crops.append(crops)
+            self.unclassified += len(crops)
+
+    def classify(self) -> None:
+        """Score the waiting crops in one batched call."""
+        if self._crops:
+            self._probs.append(self.classifier.predict_proba(np.concatenate(self._crops), batch_size=self.batch_size))
+            self._crops.clear()
+            self.unclassified = 0
+
+    def write(self, video_id: str, sink: ParquetSink) -> None:
+        """Classify what is left and write every pending frame's rows; empties the buffer."""
+        if not self.frames:
+            return
+        self.classify()
+        classes = self.classifier.classes
+        probs = np.concatenate(self._probs) if self._probs else np.zeros((0, len(classes)), np.float32)
+        sink.write(to_record_batch(video_id, self.frames, probs, sink.schema, classes))
+        self.frames.clear()
+        self._probs.clear()

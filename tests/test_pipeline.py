@@ -162,6 +162,25 @@ def test_a_decode_bound_video_is_classified_while_it_decodes(analyzer, tmp_path,
     assert sum(batches) == result.faces and len(batches) >= 3
     assert all(EAGER_BATCH <= n < analyzer.batch_size for n in batches[:-1])
     assert pq.read_table(out).equals(pq.read_table(inline_out))  # batching never changes a row
+    # early batches are classified, not written: the file is not split into small row groups
+    assert pq.ParquetFile(out).metadata.num_row_groups == pq.ParquetFile(inline_out).metadata.num_row_groups == 1
+
+
+def test_row_groups_follow_frames_not_classifier_batches(tmp_path):
+    """Small classifier batches still give one Parquet row group per chunk of frames, with the same rows."""
+    from emovid.config import AnalyzeConfig
+    from emovid.pipeline import MAX_FRAMES_PER_CHUNK, VideoAnalyzer
+
+    path = shared_video("WolfgangLanger_Pexels.mp4")
+    tables = []
+    for batch_size in (8, 256):  # 59 classifier calls vs 2; chunks of 128 vs 256 frames (a full batch)
+        analyzer = VideoAnalyzer(AnalyzeConfig(fps=None, batch_size=batch_size), num_threads=1)
+        result, out = run(analyzer, path, tmp_path / str(batch_size))
+        assert result.status == "ok" and result.faces == 472
+        assert analyzer.max_frames_per_chunk == max(MAX_FRAMES_PER_CHUNK, batch_size)
+        assert pq.ParquetFile(out).metadata.num_row_groups == -(-472 // analyzer.max_frames_per_chunk)
+        tables.append(pq.read_table(out))
+    assert tables[0].equals(tables[1])
 
 
 @pytest.mark.parametrize("width, height, depth", [(640, 360, 64), (1920, 1080, 10), (3840, 2160, 8), (0, 0, 64)])
