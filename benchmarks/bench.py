@@ -156,7 +156,8 @@ def ray_folder(path: Path, workers: int, tmp: Path, every_frame: bool = True) ->
             "wall = time.perf_counter() - t; "
             "per = lambda m: m.groupby('worker').agg(f=('frames_decoded', 'sum'), d=('duration_s', 'sum'), b=('wall_s', 'sum'), n=('video_id', 'size')); "
             # manifest rows are appended as videos finish: a worker's first row is its first video
-            "g, a = per(m[m.groupby('worker').cumcount() > 0]), per(m); "
+            # (a worker that finished only one video keeps it, so that no worker drops out of the sum)
+            "w = m.groupby('worker'); g, a = per(m[(w.cumcount() > 0) | (w.video_id.transform('size') == 1)]), per(m); "
             "print(json.dumps([wall, float((g.f / g.b).sum()), float((g.d / g.b).sum()), a.n.tolist(), float((a.f / a.b).sum())]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     wall, frames_per_s, video_s_per_s, split, with_first = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -221,8 +222,8 @@ def scaling_and_memory_rows(video: Path, n_frames: int, tmp: Path) -> tuple[list
     # One run's peak varies by ~+-100 MB (allocator arenas of the worker's threads): median of 3.
     short, long = long_video(video, 1, tmp), long_video(video, 10, tmp)
     runs1, runs10 = zip(*((peak_rss_mb(short, tmp), peak_rss_mb(long, tmp)) for _ in range(3)))
-    load1, rss1 = sorted(runs1)[1]
-    rss10 = sorted(runs10)[1][1]
+    load1, rss1, rss10 = (sorted(values)[1] for values in ([r[0] for r in runs1], [r[1] for r in runs1],
+                                                             [r[1] for r in runs10]))
     spread = ", ".join(f"{a[1]:.0f}/{b[1]:.0f}" for a, b in zip(runs1, runs10))
     rows.append(("7. worker peak RSS, 1x vs 10x longer video (median of 3)", f"{rss1:.0f} MB vs {rss10:.0f} MB",
                  f"{rss10 - rss1:+.0f} MB for 10x the frames (runs: {spread}; {load1:.0f} MB after loading "
@@ -276,7 +277,8 @@ def main() -> None:
     if two_workers:
         later.insert(2, ("6c. 8 videos on 2 workers vs one core (row 6 vs row 2 inline)",
                          f"{two_workers:.0f} vs {one_core:.0f} frames/s",
-                         f"{two_workers / one_core:.2f}x on 2x the cores"))
+                         f"{two_workers / one_core:.2f}x" + (" on 2x the cores" if os.cpu_count() == 2 else
+                                                              f" ({os.cpu_count()} CPUs: workers may keep decode threads)")))
     rows.extend(later)
     print(f"\nemovid benchmark on {args.video.name} ({n_frames} frames) -- {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n")

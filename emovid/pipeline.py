@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: Frames per Parquet row group: their faces are classified and their rows written then, even if
 #: fewer than ``batch_size`` faces were found.
 MAX_FRAMES_PER_CHUNK = 128
-#: Decoded frames between two progress reports.
+#: Frames (decoded up to the frame being analysed) between two progress reports.
 PROGRESS_EVERY = 64
 #: With decoding in its own thread, buffered faces are classified as soon as this many wait and
 #: no decoded frame is ready: the main thread works instead of idling, and a decode-bound video
@@ -105,12 +105,13 @@ class VideoAnalyzer:
     Args:
         config: analysis settings.
         num_threads: CPU threads for TensorFlow and OpenCV (Ray passes the worker's CPUs).
-        on_frames: progress callback, given the number of frames decoded since its last call.
+        on_frames: progress callback, given the number of frames read since its last call (counted up
+            to the frame being analysed; the rest of the video's count comes at its end).
     """
 
     def __init__(self, config: AnalyzeConfig, num_threads: int | None = None,
                  on_frames: Callable[[int], None] | None = None) -> None:
-        self.on_frames = on_frames  # called with counts of newly decoded frames (progress bars)
+        self.on_frames = on_frames  # called with counts of newly read frames (progress bars)
         self.num_threads = num_threads
         if num_threads:
             cv2.setNumThreads(num_threads)

@@ -345,9 +345,11 @@ class PrefetchedFrames:
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
         finally:
-            if hasattr(self._frames, "close"):  # a generator: release what it holds, in this thread
-                self._frames.close()
-            self._put(_DONE)
+            try:
+                if hasattr(self._frames, "close"):  # a generator: release what it holds, in this thread
+                    self._frames.close()
+            finally:
+                self._put(_DONE)  # whatever happened, the consumer must not wait forever
 
     def __iter__(self) -> "PrefetchedFrames":
         return self
