@@ -256,15 +256,12 @@ def main() -> None:
         one_core = result.frames_decoded / wall
         rows.append(("2. the same, decoding inline (1 worker on exactly one core)", f"{one_core:.0f} frames/s",
                      f"the decode thread adds {e2e[1] / one_core - 1:+.0%}"))
-        for threads in (1, 2):
-            wall_s, result_s = emovid_run(args.video, 4.0, tmp, threads)
+        for threads, model in ((1, None), (2, None), (1, "emovid_fer7_v1")):
+            wall_s, result_s = emovid_run(args.video, 4.0, tmp, threads, model=model)
             video_s = result_s.frames_decoded / (result_s.fps or 1)
-            rows.append((f"3. emovid default sampling (4 fps, {threads} thread{'s' * (threads > 1)})",
-                         f"{video_s / wall_s:.0f} video-s/s", f"{wall_s:.2f} s for {video_s:.1f} s of video"))
-        wall_s, result_s = emovid_run(args.video, 4.0, tmp, 1, model="emovid_fer7_v1")
-        video_s = result_s.frames_decoded / (result_s.fps or 1)
-        rows.append(("3. the same with `--model emovid_fer7_v1` (1 thread)", f"{video_s / wall_s:.0f} video-s/s",
-                     f"{wall_s:.2f} s for {video_s:.1f} s of video"))
+            label = (f"3. the same with `--model {model}` (1 thread)" if model else
+                     f"3. emovid default sampling (4 fps, {threads} thread{'s' * (threads > 1)})")
+            rows.append((label, f"{video_s / wall_s:.0f} video-s/s", f"{wall_s:.2f} s for {video_s:.1f} s of video"))
         if PEER.exists():
             fer, _ = fer_style(args.video, min(n_frames, 200))
             rows.append(("4. fer-style baseline (Haar + peer, 1 face/call, 2 threads)", f"{fer:.1f} frames/s",

@@ -186,8 +186,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                     reported = frame.index + 1
                 faces = analyzer.detector.detect(frame.image)
                 track_ids = tracker.update(faces, frame.timestamp_s) if tracker else None
-                crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size,
-                                   config.align) if len(faces) else None
+                crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
                 pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids), crops)
                 faces_found += len(faces)
                 if (pending.unclassified >= analyzer.batch_size
@@ -247,9 +246,10 @@ class PendingRows:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def add(self, frame: FrameFaces, crops: np.ndarray | None) -> None:
+    def add(self, frame: FrameFaces, crops: np.ndarray) -> None:
+        """One frame's faces and their crops (n, size, size); n may be 0."""
         self.frames.append(frame)
-        if crops is not None and len(crops):
+        if len(crops):
             self._crops.append(crops)
             self.unclassified += len(crops)
 
