@@ -101,6 +101,9 @@ def _add_train(sub) -> None:
                    "(a .keras file or bundled model name, e.g. an ensemble)")
     p.add_argument("--teacher-weight", type=_share, default=0.7,
                    help="with --teacher: share of its predictions in the targets, 0..1 (default 0.7)")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                   help="blend each training image with another of its batch, Beta(ALPHA, ALPHA) shares "
+                        "(e.g. 0.3; default 0: off)")
 
 
 def _add_ensemble(sub) -> None:
@@ -178,7 +181,8 @@ def _run_train(args) -> int:
     info = train(TrainConfig(data=Path(args.data), out=Path(args.out), epochs=args.epochs, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
                              seed=args.seed, init_from=Path(args.init_from) if args.init_from else None,
-                             teacher=args.teacher, teacher_weight=args.teacher_weight))
+                             teacher=args.teacher, teacher_weight=args.teacher_weight,
+                             mixup=args.mixup))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

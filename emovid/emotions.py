@@ -168,6 +168,12 @@ class EmotionClassifier:
         """The same network without the metadata's ``logit_offsets`` (uncorrected probabilities)."""
         return EmotionClassifier(self._model, replace(self.info, logit_offsets=None), self.path)
 
+    def logits(self, x):
+        """The traced graph on a float32 tensor (N, size, size, 1) of raw pixels: (N, C) logits
+        with the metadata's mirror averaging and offsets, before the softmax. Also usable inside
+        ``tf.data`` maps (distillation feeds it augmented batches)."""
+        return self._logits(x)
+
     @property
     def classes(self) -> tuple[str, ...]:
         return self.info.classes
@@ -195,5 +201,5 @@ class EmotionClassifier:
         x = to_model_input(faces, self.input_size)
         out = np.empty((len(x), len(self.classes)), np.float32)
         for start in range(0, len(x), batch_size):
-            out[start:start + batch_size] = self._logits(x[start:start + batch_size]).numpy()
+            out[start:start + batch_size] = self.logits(x[start:start + batch_size]).numpy()
         return softmax(out)

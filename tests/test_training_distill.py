@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from emovid.emotions import EmotionClassifier
 from emovid.errors import ModelError
@@ -8,8 +9,8 @@ from emovid.labels import EMOTIONS
 from emovid.model_file import read_model_info
 from tests.helpers import multi_face_crops
 from tests.test_training_data import VOTES, write_ferplus
-from training.data import LabelledFaces
-from training.distill import distilled, mix_targets
+from training.augment import make_augmenter, make_dataset
+from training.distill import consistent_targets, mixup, teacher_probabilities
 from training.train import TrainConfig, train
 
 
@@ -17,61 +18,92 @@ def _one_hot(indices) -> np.ndarray:
     return np.eye(len(EMOTIONS), dtype=np.float32)[indices]
 
 
-def test_mix_targets_interpolates_between_labels_and_teacher():
-    labels = _one_hot([0, 3])
-    teacher = np.full((2, len(EMOTIONS)), 1 / len(EMOTIONS), np.float32)
-    np.testing.assert_allclose(mix_targets(labels, teacher, 0.0), labels)
-    np.testing.assert_allclose(mix_targets(labels, teacher, 1.0), teacher)
-    mixed = mix_targets(labels, teacher, 0.25)
-    np.testing.assert_allclose(mixed[0, 0], 0.75 + 0.25 / len(EMOTIONS), rtol=1e-6)
-    np.testing.assert_allclose(mixed.sum(axis=1), 1, rtol=1e-6)
+def _crops(size: int) -> np.ndarray:
+    return np.stack([cv2.resize(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), (size, size), interpolation=cv2.INTER_AREA)
+                     for c in multi_face_crops()])
 
 
-@pytest.mark.parametrize("teacher_shape, weight, message", [((2, 7), 1.5, "weight"), ((3, 7), 0.5, "shapes")])
-def test_mix_targets_rejects_bad_input(teacher_shape, weight, message):
-    with pytest.raises(ValueError, match=message):
-        mix_targets(_one_hot([0, 1]), np.zeros(teacher_shape, np.float32), weight)
-
-
-def _faces(size: int) -> LabelledFaces:
-    crops = [cv2.resize(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), (size, size), interpolation=cv2.INTER_AREA)
-             for c in multi_face_crops()]
-    n = len(crops)
-    return LabelledFaces(np.stack(crops), _one_hot([0] * n), np.array([f"f{i}" for i in range(n)]),
-                         np.zeros(n, int))
-
-
-def test_distilled_targets_mix_the_teachers_uncorrected_probabilities_with_the_labels():
-    data = _faces(48)
+def test_teacher_probabilities_are_the_teachers_uncorrected_predictions():
+    crops = _crops(48)
     teacher = EmotionClassifier.load("emovid_fer7_v2")  # has a prior correction (logit offsets)
-    raw = teacher.without_prior_correction().predict_proba(data.images)
-    assert not np.allclose(raw, teacher.predict_proba(data.images), atol=1e-3)
-    soft = distilled(data, "emovid_fer7_v2", 0.6, crop_margin=0.1)
-    np.testing.assert_allclose(soft.targets, 0.6 * raw + 0.4 * data.targets, atol=1e-5)
-    assert soft.images is data.images and (soft.majority == data.majority).all()  # evaluation labels untouched
+    raw = teacher.without_prior_correction().predict_proba(crops)
+    assert not np.allclose(raw, teacher.predict_proba(crops), atol=1e-3)
+    probabilities = teacher_probabilities("emovid_fer7_v2", 48, crop_margin=0.1)
+    got = probabilities(tf.constant(crops[..., None], tf.float32)).numpy()
+    np.testing.assert_allclose(got, raw, atol=1e-5)
 
 
-def test_distilled_rejects_a_teacher_for_other_crops():
+def test_teacher_probabilities_reject_a_teacher_for_other_crops():
     with pytest.raises(ModelError, match="input 48 px"):
-        distilled(_faces(32), "emovid_fer7_v1", 0.5, crop_margin=0.1)
+        teacher_probabilities("emovid_fer7_v1", 32, crop_margin=0.1)
 
 
-def test_distilled_warns_about_a_teacher_made_for_another_crop_margin(caplog):
-    distilled(_faces(48), "emovid_fer7_v1", 0.5, crop_margin=0.1)
+def test_teacher_probabilities_warn_about_a_teacher_made_for_another_crop_margin(caplog):
+    teacher_probabilities("emovid_fer7_v1", 48, crop_margin=0.1)
     assert "crop margin" not in caplog.text
-    distilled(_faces(48), "emovid_fer7_v1", 0.5, crop_margin=0.3)
+    teacher_probabilities("emovid_fer7_v1", 48, crop_margin=0.3)
     assert "crop margin 0.1" in caplog.text
 
 
-def test_train_config_rejects_a_bad_teacher_weight(tmp_path):
-    with pytest.raises(ValueError, match="teacher_weight"):
-        TrainConfig(data=tmp_path, out=tmp_path / "m.keras", teacher="emovid_fer7_v1", teacher_weight=2)
+def test_the_teacher_judges_each_augmented_batch_itself():
+    """Consistent teaching: the targets follow the augmented pixels the student gets, not the originals."""
+    crops = _crops(48)
+    labels = _one_hot([0] * len(crops))
+    weights = np.ones(len(crops), np.float32)
+    probabilities = teacher_probabilities("emovid_fer7_v1", 48, crop_margin=0.1)
+    ds = make_dataset(crops, labels, weights, batch_size=len(crops), augmenter=make_augmenter(seed=3),
+                      batch_maps=[consistent_targets(probabilities, 0.6)])
+    x, targets, _ = next(iter(ds))
+    assert not np.allclose(x.numpy()[..., 0], crops)  # augmented
+    teacher_on_x = EmotionClassifier.load("emovid_fer7_v1").predict_proba(x.numpy()[..., 0])
+    np.testing.assert_allclose(targets.numpy(), 0.6 * teacher_on_x + 0.4 * labels, atol=1e-2)  # one side may run in bf16
+    on_originals = EmotionClassifier.load("emovid_fer7_v1").predict_proba(crops)
+    assert np.abs(targets.numpy() - (0.6 * on_originals + 0.4 * labels)).max() > 5e-2
 
 
-def test_training_with_a_teacher_records_it(tmp_path):
+def test_consistent_targets_reject_a_bad_weight():
+    with pytest.raises(ValueError, match="weight"):
+        consistent_targets(lambda x: x, 1.5)
+
+
+def test_mixup_blends_images_targets_and_weights_with_one_share():
+    n = 16
+    share_of = np.arange(n, dtype=np.float32) / (n - 1)
+    # Image i is flat grey at 100 a_i, its target puts a_i on the first class and its weight is 1 + a_i:
+    # any blend that uses one share for all three keeps them on the same lines.
+    x = tf.constant(np.broadcast_to(100 * share_of[:, None, None, None], (n, 4, 4, 1)).copy())
+    targets = np.zeros((n, len(EMOTIONS)), np.float32)
+    targets[:, 0], targets[:, 1] = share_of, 1 - share_of
+    weights = 1 + share_of
+    mixed_x, mixed_targets, mixed_weights = (t.numpy() for t in mixup(0.5, seed=1)(x, tf.constant(targets),
+                                                                                  tf.constant(weights)))
+    assert mixed_x.shape == (n, 4, 4, 1) and (mixed_x == mixed_x[:, :1, :1]).all()  # still flat
+    a = mixed_x[:, 0, 0, 0] / 100
+    np.testing.assert_allclose(mixed_targets[:, 0], a, atol=1e-5)
+    np.testing.assert_allclose(mixed_targets.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(mixed_weights, 1 + a, atol=1e-5)
+    moved = np.abs(a - share_of)
+    assert (moved > 1e-3).sum() >= n // 2  # images are blended...
+    # ...but each keeps at least half of itself: it moves at most half way to the farthest partner.
+    assert (moved <= 0.5 * np.maximum(share_of, 1 - share_of) + 1e-5).all()
+
+
+def test_mixup_rejects_a_non_positive_alpha():
+    with pytest.raises(ValueError, match="alpha"):
+        mixup(0, seed=1)
+
+
+@pytest.mark.parametrize("field, value", [("teacher_weight", 2), ("mixup", -0.1)])
+def test_train_config_rejects_bad_distillation_settings(tmp_path, field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(data=tmp_path, out=tmp_path / "m.keras", teacher="emovid_fer7_v1", **{field: value})
+
+
+def test_training_with_a_teacher_and_mixup_records_them(tmp_path):
     data = write_ferplus(tmp_path / "split", VOTES * 2)
     out = tmp_path / "student.keras"
-    train(TrainConfig(data=data, out=out, epochs=1, batch_size=8, teacher="emovid_fer7_v1", teacher_weight=0.5))
+    train(TrainConfig(data=data, out=out, epochs=1, batch_size=8, teacher="emovid_fer7_v1", teacher_weight=0.5,
+                      mixup=0.3))
     config = read_model_info(out).training["config"]
-    assert config["teacher"] == "emovid_fer7_v1" and config["teacher_weight"] == "0.5"
+    assert (config["teacher"], config["teacher_weight"], config["mixup"]) == ("emovid_fer7_v1", "0.5", "0.3")
     assert EmotionClassifier.load(out).predict_proba(np.zeros((2, 48, 48), np.uint8)).shape == (2, 7)

@@ -31,10 +31,11 @@ def make_augmenter(seed: int = 1337) -> keras.Sequential:
 
 
 def make_dataset(images, targets, weights=None, *, batch_size: int, augmenter=None, shuffle: bool = False,
-                 seed: int = 1337) -> tf_data.Dataset:
+                 seed: int = 1337, batch_maps=()) -> tf_data.Dataset:
     """Batch (N, H, W) uint8 images with their targets; augment if an augmenter is given.
 
-    Order is shuffle -> batch -> augment (vectorised on the batch) -> prefetch.
+    Order is shuffle -> batch -> augment (vectorised on the batch) -> ``batch_maps`` in order
+    (functions of the batch's tensors, e.g. mixup or a teacher's targets) -> prefetch.
     """
     x = images[..., None]
     parts = (x, targets) if weights is None else (x, targets, weights)
@@ -55,4 +56,6 @@ def make_dataset(images, targets, weights=None, *, batch_size: int, augmenter=No
             return (tf.clip_by_value(x, 0.0, 255.0), *rest)
 
         ds = ds.map(augment, num_parallel_calls=tf_data.AUTOTUNE)
+    for batch_map in batch_maps:
+        ds = ds.map(batch_map, num_parallel_calls=tf_data.AUTOTUNE)
     return ds.prefetch(tf_data.AUTOTUNE)

@@ -21,7 +21,7 @@ from emovid.labels import EMOTIONS
 from emovid.model_file import ModelInfo, write_model
 from training.augment import make_augmenter, make_dataset
 from training.data import DatasetError, LabelledFaces, load_dataset
-from training.distill import distilled
+from training.distill import consistent_targets, mixup, teacher_probabilities
 from training.model import make_model
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class TrainConfig:
         init_from: start from this ``.keras`` model's weights (fine-tuning; same architecture).
         teacher: distil: train toward this model's predictions (a path or bundled model name).
         teacher_weight: share of the teacher in the training targets (the rest is the labels).
+        mixup: Beta(alpha, alpha) of mixup between images of a batch; 0 = off.
     """
 
     data: Path
@@ -70,6 +71,7 @@ class TrainConfig:
     init_from: Path | None = None
     teacher: str | None = None
     teacher_weight: float = 0.7
+    mixup: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"validation_split: expected 0..1 exclusive, got {self.validation_split}")
         if not 0 <= self.teacher_weight <= 1:
             raise ValueError(f"teacher_weight: expected 0..1, got {self.teacher_weight}")
+        if self.mixup < 0:
+            raise ValueError(f"mixup: expected >= 0, got {self.mixup}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
         if Path(self.out).suffix != ".keras":
@@ -110,12 +114,11 @@ def class_weights(targets: np.ndarray, exponent: float) -> np.ndarray:
 # ---- Train ---------------------------------------------------------------------------------
 
 
-def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces,
-        labels: np.ndarray | None = None) -> tuple[keras.Model, dict]:
+def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tuple[keras.Model, dict]:
     """Compile and fit a fresh model; returns the best-epoch model and its history.
 
-    ``labels``: the human label distributions behind ``train.targets`` when those were
-    distilled; class weights follow the labels, not the teacher.
+    With ``config.teacher`` the targets of each augmented (and mixed) batch move toward the
+    teacher's probabilities on that very batch; class weights and validation keep the labels.
     """
     keras.utils.set_random_seed(config.seed)
     on_gpu = bool(configure_tensorflow())
@@ -129,12 +132,17 @@ def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces,
         except ValueError as exc:
             raise DatasetError(f"--init-from {config.init_from}: not this architecture ({exc})") from None
     model.summary(print_fn=log.info)
-    labels = train.targets if labels is None else labels
-    weights = class_weights(labels, config.balance)
+    weights = class_weights(train.targets, config.balance)
     log.info("class weights: %s", dict(zip(EMOTIONS, np.round(weights, 2))))
-    train_ds = make_dataset(train.images, train.targets, (labels @ weights).astype("float32"),
+    batch_maps = []
+    if config.mixup:
+        batch_maps.append(mixup(config.mixup, config.seed))
+    if config.teacher:
+        batch_maps.append(consistent_targets(teacher_probabilities(config.teacher, config.input_size, config.crop_margin),
+                                             config.teacher_weight))
+    train_ds = make_dataset(train.images, train.targets, (train.targets @ weights).astype("float32"),
                             batch_size=config.batch_size, augmenter=make_augmenter(config.seed),
-                            shuffle=True, seed=config.seed)
+                            shuffle=True, seed=config.seed, batch_maps=batch_maps)
     valid_ds = make_dataset(valid.images, valid.targets, batch_size=512)
     steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -194,11 +202,8 @@ def train(config: TrainConfig) -> ModelInfo:
         valid_set = valid_set.head(max(2, config.limit // 4)) if valid_set is not None else None
     if valid_set is None:
         train_set, valid_set = split_validation(train_set, config.validation_split, config.seed)
-    labels = train_set.targets
-    if config.teacher:  # validation keeps the human labels: early stopping judges against them
-        train_set = distilled(train_set, config.teacher, config.teacher_weight, config.crop_margin)
     log.info("training on %d images, validating on %d", len(train_set), len(valid_set))
-    model, details = fit(config, train_set, valid_set, labels)
+    model, details = fit(config, train_set, valid_set)
     details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data), **config.extra)
     info = save(model, config, details)
     log.info("saved %s: %s", config.out, json.dumps(details))
