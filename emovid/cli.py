@@ -101,9 +101,9 @@ def _add_train(sub) -> None:
                    "(a .keras file or bundled model name, e.g. an ensemble)")
     p.add_argument("--teacher-weight", type=_share, default=0.7,
                    help="with --teacher: share of its predictions in the targets, 0..1 (default 0.7)")
-    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                   help="blend each training image with another of its batch, Beta(ALPHA, ALPHA) shares "
-                        "(e.g. 0.3; default 0: off)")
+    p.add_argument("--mixup", type=_non_negative_float, default=0.0, metavar="ALPHA",
+                   help="blend each training image with another of its batch; it keeps max(s, 1-s) of itself, "
+                        "s ~ Beta(ALPHA, ALPHA) (e.g. 0.3; default 0: off)")
 
 
 def _add_ensemble(sub) -> None:

@@ -23,6 +23,8 @@ def test_help_reads_well():
     ["analyze", "x", "--out", "o", "--fps", "2", "--every-frame"],
     ["analyze", "x"],
     ["train", "d", "--out", "m.keras", "--teacher", "t.keras", "--teacher-weight", "1.5"],
+    ["train", "d", "--out", "m.keras", "--mixup", "nan"],
+    ["train", "d", "--out", "m.keras", "--mixup", "-0.2"],
 ])
 def test_invalid_values_are_rejected_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -10,7 +10,7 @@ from emovid.model_file import read_model_info
 from tests.helpers import multi_face_crops
 from tests.test_training_data import VOTES, write_ferplus
 from training.augment import make_augmenter, make_dataset
-from training.distill import consistent_targets, mixup, teacher_probabilities
+from training.distill import consistent_targets, mixup, teacher_probabilities, training_maps
 from training.train import TrainConfig, train
 
 
@@ -61,11 +61,6 @@ def test_the_teacher_judges_each_augmented_batch_itself():
     assert np.abs(targets.numpy() - (0.6 * on_originals + 0.4 * labels)).max() > 5e-2
 
 
-def test_consistent_targets_reject_a_bad_weight():
-    with pytest.raises(ValueError, match="weight"):
-        consistent_targets(lambda x: x, 1.5)
-
-
 def test_mixup_blends_images_targets_and_weights_with_one_share():
     n = 16
     share_of = np.arange(n, dtype=np.float32) / (n - 1)
@@ -88,12 +83,39 @@ def test_mixup_blends_images_targets_and_weights_with_one_share():
     assert (moved <= 0.5 * np.maximum(share_of, 1 - share_of) + 1e-5).all()
 
 
-def test_mixup_rejects_a_non_positive_alpha():
-    with pytest.raises(ValueError, match="alpha"):
-        mixup(0, seed=1)
+def test_mixup_draws_new_blends_each_epoch():
+    """Keras starts a new iterator each epoch: the blends must not repeat with it."""
+    x = np.arange(8 * 4, dtype=np.uint8).reshape(8, 2, 2) * 7
+    targets = _one_hot(np.arange(8) % len(EMOTIONS))
+    ds = make_dataset(x, targets, np.ones(8, np.float32), batch_size=8, batch_maps=[mixup(0.5, seed=1)])
+    first, second = (next(iter(ds))[0].numpy() for _ in range(2))
+    assert not np.allclose(first, second)
 
 
-@pytest.mark.parametrize("field, value", [("teacher_weight", 2), ("mixup", -0.1)])
+def test_the_teacher_judges_the_mixed_images():
+    """Mixup runs before the teacher: targets are the teacher's view of the blend, not a blend of its views."""
+    crops = _crops(48)
+    labels = _one_hot(np.arange(len(crops)) % len(EMOTIONS))
+    maps = training_maps("emovid_fer7_v1", 1.0, 0.5, 48, crop_margin=0.1, seed=2)
+    ds = make_dataset(crops, labels, np.ones(len(crops), np.float32), batch_size=len(crops), batch_maps=maps)
+    x, targets, _ = next(iter(ds))
+    assert not np.allclose(x.numpy()[..., 0], crops)  # blended
+    teacher = EmotionClassifier.load("emovid_fer7_v1")
+    np.testing.assert_allclose(targets.numpy(), teacher.predict_proba(x.numpy()[..., 0]), atol=1e-2)
+    assert training_maps(None, 0.7, 0, 48, crop_margin=0.1, seed=2) == []
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: consistent_targets(lambda x: x, 1.5), "weight"),
+    (lambda: mixup(0, seed=1), "alpha"),
+    (lambda: mixup(float("nan"), seed=1), "alpha"),
+])
+def test_batch_maps_reject_bad_settings(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("field, value", [("teacher_weight", 2), ("mixup", -0.1), ("mixup", float("inf"))])
 def test_train_config_rejects_bad_distillation_settings(tmp_path, field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(data=tmp_path, out=tmp_path / "m.keras", teacher="emovid_fer7_v1", **{field: value})

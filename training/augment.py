@@ -35,7 +35,8 @@ def make_dataset(images, targets, weights=None, *, batch_size: int, augmenter=No
     """Batch (N, H, W) uint8 images with their targets; augment if an augmenter is given.
 
     Order is shuffle -> batch -> augment (vectorised on the batch) -> ``batch_maps`` in order
-    (functions of the batch's tensors, e.g. mixup or a teacher's targets) -> prefetch.
+    (functions (x, targets, weights) -> (x, targets, weights), e.g. mixup or a teacher's
+    targets; they need ``weights``) -> prefetch.
     """
     x = images[..., None]
     parts = (x, targets) if weights is None else (x, targets, weights)

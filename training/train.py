@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from emovid.labels import EMOTIONS
 from emovid.model_file import ModelInfo, write_model
 from training.augment import make_augmenter, make_dataset
 from training.data import DatasetError, LabelledFaces, load_dataset
-from training.distill import consistent_targets, mixup, teacher_probabilities
+from training.distill import training_maps
 from training.model import make_model
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class TrainConfig:
         init_from: start from this ``.keras`` model's weights (fine-tuning; same architecture).
         teacher: distil: train toward this model's predictions (a path or bundled model name).
         teacher_weight: share of the teacher in the training targets (the rest is the labels).
-        mixup: Beta(alpha, alpha) of mixup between images of a batch; 0 = off.
+        mixup: alpha of mixup's Beta(alpha, alpha) share (images of a batch blended); 0 = off.
     """
 
     data: Path
@@ -82,8 +83,8 @@ class TrainConfig:
             raise ValueError(f"validation_split: expected 0..1 exclusive, got {self.validation_split}")
         if not 0 <= self.teacher_weight <= 1:
             raise ValueError(f"teacher_weight: expected 0..1, got {self.teacher_weight}")
-        if self.mixup < 0:
-            raise ValueError(f"mixup: expected >= 0, got {self.mixup}")
+        if not (math.isfinite(self.mixup) and self.mixup >= 0):
+            raise ValueError(f"mixup: expected a number >= 0, got {self.mixup}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
         if Path(self.out).suffix != ".keras":
@@ -134,12 +135,8 @@ def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tupl
     model.summary(print_fn=log.info)
     weights = class_weights(train.targets, config.balance)
     log.info("class weights: %s", dict(zip(EMOTIONS, np.round(weights, 2))))
-    batch_maps = []
-    if config.mixup:
-        batch_maps.append(mixup(config.mixup, config.seed))
-    if config.teacher:
-        batch_maps.append(consistent_targets(teacher_probabilities(config.teacher, config.input_size, config.crop_margin),
-                                             config.teacher_weight))
+    batch_maps = training_maps(config.teacher, config.teacher_weight, config.mixup, config.input_size,
+                               config.crop_margin, config.seed)
     train_ds = make_dataset(train.images, train.targets, (train.targets @ weights).astype("float32"),
                             batch_size=config.batch_size, augmenter=make_augmenter(config.seed),
                             shuffle=True, seed=config.seed, batch_maps=batch_maps)
