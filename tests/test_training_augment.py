@@ -27,3 +27,12 @@ def test_augmentation_changes_pixels_but_evaluation_does_not():
     np.testing.assert_array_equal(plain[..., 0], images)
     augmented = next(iter(make_dataset(images, targets, batch_size=4, augmenter=make_augmenter())))[0].numpy()
     assert np.abs(augmented - plain).mean() > 1
+
+
+def test_each_pass_over_the_data_draws_new_noise():
+    """Keras starts a new iterator each epoch; the pixel noise must not repeat with it."""
+    images = np.full((4, 48, 48), 128, np.uint8)
+    targets = np.eye(7, dtype=np.float32)[:4]
+    ds = make_dataset(images, targets, batch_size=4, augmenter=lambda x, training: x)  # noise only
+    first, second = (next(iter(ds))[0].numpy() for _ in range(2))
+    assert np.abs(first - 128).mean() > 1 and np.abs(first - second).mean() > 1

@@ -50,10 +50,14 @@ def make_dataset(images, targets, weights=None, *, batch_size: int, augmenter=No
 
     ds = ds.map(to_float, num_parallel_calls=tf_data.AUTOTUNE)
     if augmenter is not None:
+        # A generator's state outlives the per-epoch iterator, so each epoch draws new noise
+        # (a seeded op would restart its sequence with every epoch).
+        noise = tf.random.Generator.from_seed(seed)
+
         def augment(x, *rest):
             x = augmenter(x, training=True)
             # Sensor noise of a few grey levels; Keras' GaussianNoise only takes stddev <= 1.
-            x = x + tf.random.normal(tf.shape(x), stddev=NOISE_STDDEV, seed=seed)
+            x = x + noise.normal(tf.shape(x), stddev=NOISE_STDDEV)
             return (tf.clip_by_value(x, 0.0, 255.0), *rest)
 
         ds = ds.map(augment, num_parallel_calls=tf_data.AUTOTUNE)
