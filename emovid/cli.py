@@ -106,11 +106,8 @@ def _add_train(sub) -> None:
                         "s ~ Beta(ALPHA, ALPHA) (e.g. 0.3; default 0: off)")
 
 
-def _add_ensemble(sub) -> None:
-    p = sub.add_parser("ensemble", help="average trained models into one model file",
-                       description="Write one .keras model whose output is the mean of the given models' logits "
-                                   "(e.g. the same recipe trained with different --seed). Use it like any model.")
-    p.add_argument("models", nargs="+", help="two or more .keras files from `emovid train`")
+def _add_combined_model_options(p) -> None:
+    """Options shared by the commands that write one model file from several (ensemble, soup)."""
     p.add_argument("--out", required=True, help="model file to write (.keras)")
     p.add_argument("--name", help="model name in its metadata (default: the first model's)")
     p.add_argument("--version", dest="model_version", help="model version in its metadata (default: the first model's)")
@@ -119,9 +116,29 @@ def _add_ensemble(sub) -> None:
                       help="also average each crop with its mirror image at inference (2x compute)")
     flip.add_argument("--no-flip-average", dest="flip_average", action="store_false")
     p.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
-                   help="subtract TAU x log(class share in --prior-data's training images) from the logits "
+                   help="subtract TAU x log(class share in the training images) from the logits "
                         "(0..1; default 0: none)")
+
+
+def _add_ensemble(sub) -> None:
+    p = sub.add_parser("ensemble", help="average trained models' outputs into one model file",
+                       description="Write one .keras model whose output is the mean of the given models' logits "
+                                   "(e.g. the same recipe trained with different --seed). Use it like any model.")
+    p.add_argument("models", nargs="+", help="two or more .keras files from `emovid train`")
+    _add_combined_model_options(p)
     p.add_argument("--prior-data", help="training data whose class shares --prior-correction uses")
+
+
+def _add_soup(sub) -> None:
+    p = sub.add_parser("soup", help="average checkpoints of one training run into one network",
+                       description="Write one .keras network whose weights are the mean of the given checkpoints' "
+                                   "(e.g. a run and its warm restart: they must share a training run), with batch-norm "
+                                   "statistics recomputed on DATA's clean training crops. One checkpoint: recalibrate "
+                                   "it alone. Costs one network per crop, unlike `ensemble`.")
+    p.add_argument("models", nargs="+", help="one or more .keras checkpoints of one `emovid train` run")
+    p.add_argument("--data", required=True, help="training data (FER+ root or <emotion>/ folders) for the "
+                                                 "batch-norm statistics and --prior-correction")
+    _add_combined_model_options(p)
 
 
 def _add_evaluate(sub) -> None:
@@ -151,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     _add_train(sub)
     _add_ensemble(sub)
+    _add_soup(sub)
     _add_evaluate(sub)
     _add_report(sub)
     return parser
@@ -211,27 +229,56 @@ def _run_report(args) -> int:
     return 0
 
 
+def _training_images(data: str, model: str):
+    """The training split of ``data``, cropped for ``model``."""
+    from pathlib import Path
+
+    from emovid.model_file import read_model_info
+    from training.data import load_dataset
+
+    info = read_model_info(model)
+    train_set, _ = load_dataset(Path(data), info.input_size, info.crop_margin)
+    return train_set
+
+
+def _prior_offsets(args, data: str | None):
+    from training.ensemble import prior_offsets
+
+    if not args.prior_correction:
+        return None
+    if not data:
+        raise ValueError("--prior-correction needs --prior-data (the training data folder)")
+    return prior_offsets(_training_images(data, args.models[0]).targets.mean(axis=0), args.prior_correction)
+
+
 def _run_ensemble(args) -> int:
     from pathlib import Path
 
-    from training.ensemble import average_models, prior_offsets
+    from training.ensemble import average_models
 
-    offsets = None
-    if args.prior_correction:
-        if not args.prior_data:
-            raise ValueError("--prior-correction needs --prior-data (the training data folder)")
-        from training.data import load_dataset
-
-        train_set, _ = load_dataset(Path(args.prior_data), 48, 0.1)
-        offsets = prior_offsets(train_set.targets.mean(axis=0), args.prior_correction)
     info = average_models([Path(m) for m in args.models], Path(args.out), name=args.name, version=args.model_version,
-                          flip_average=args.flip_average, logit_offsets=offsets)
+                          flip_average=args.flip_average, logit_offsets=_prior_offsets(args, args.prior_data))
     print(f"wrote {args.out} ({info.tag}, mean of {len(args.models)} models, "
           f"mirror averaging {'on' if info.flip_average else 'off'})", file=sys.stderr)
     return 0
 
 
-COMMANDS = {"analyze": _run_analyze, "train": _run_train, "ensemble": _run_ensemble, "evaluate": _run_evaluate, "report": _run_report}
+def _run_soup(args) -> int:
+    from pathlib import Path
+
+    from training.soup import soup_models
+
+    train_set = _training_images(args.data, args.models[0])
+    info = soup_models([Path(m) for m in args.models], Path(args.out), train_set.images, name=args.name,
+                       version=args.model_version, flip_average=args.flip_average,
+                       logit_offsets=_prior_offsets(args, args.data))
+    print(f"wrote {args.out} ({info.tag}, weight mean of {len(args.models)} checkpoint(s), batch norm recalibrated "
+          f"on {len(train_set)} crops, mirror averaging {'on' if info.flip_average else 'off'})", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"analyze": _run_analyze, "train": _run_train, "ensemble": _run_ensemble, "soup": _run_soup,
+            "evaluate": _run_evaluate, "report": _run_report}
 
 
 def main(argv: list[str] | None = None) -> int:

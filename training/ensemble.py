@@ -29,6 +29,25 @@ def prior_offsets(class_shares: np.ndarray, tau: float) -> tuple[float, ...]:
     return tuple(float(v) for v in np.round(-tau * np.log(class_shares / class_shares.sum()), 5))
 
 
+def read_members(paths: list[Path], out: Path, minimum: int) -> list[ModelInfo]:
+    """The metadata of the models to combine into ``out``, checked to agree on classes, input and crop.
+
+    Raises:
+        ValueError: fewer than ``minimum`` paths, or ``out`` is not a ``.keras`` name.
+        ModelError: a member has no readable metadata, or the members disagree.
+    """
+    if len(paths) < minimum:
+        raise ValueError(f"paths: expected at least {minimum} model{'s' * (minimum > 1)}, got {len(paths)}")
+    if Path(out).suffix != ".keras":
+        raise ValueError(f"out: expected a .keras file name, got {out}")
+    infos = [read_model_info(p) for p in paths]
+    first = infos[0]
+    for path, info in zip(paths[1:], infos[1:]):
+        if (info.classes, info.input_size, info.crop_margin) != (first.classes, first.input_size, first.crop_margin):
+            raise ModelError(f"{path}: classes/input size/crop margin differ from {paths[0]}; cannot combine")
+    return infos
+
+
 def average_models(paths: list[Path], out: Path, name: str | None = None, version: str | None = None,
                    flip_average: bool | None = None, logit_offsets: tuple[float, ...] | None = None) -> ModelInfo:
     """Write ``out``: one model whose logits are the mean of the models at ``paths``.
@@ -42,15 +61,8 @@ def average_models(paths: list[Path], out: Path, name: str | None = None, versio
         ValueError: fewer than two models, or ``out`` is not a ``.keras`` name.
         ModelError: a member is unreadable, or the members disagree on classes/input/crop.
     """
-    if len(paths) < 2:
-        raise ValueError(f"paths: expected at least 2 models, got {len(paths)}")
-    if Path(out).suffix != ".keras":
-        raise ValueError(f"out: expected a .keras file name, got {out}")
-    infos = [read_model_info(p) for p in paths]
+    infos = read_members(paths, out, minimum=2)
     first = infos[0]
-    for path, info in zip(paths[1:], infos[1:]):
-        if (info.classes, info.input_size, info.crop_margin) != (first.classes, first.input_size, first.crop_margin):
-            raise ModelError(f"{path}: classes/input size/crop margin differ from {paths[0]}; cannot average")
     face = keras.Input((first.input_size, first.input_size, 1), name="face")
     member_logits = []
     for i, path in enumerate(paths):

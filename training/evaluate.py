@@ -130,7 +130,7 @@ def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None 
         DatasetError: the folder cannot be read.
         ValueError: ``peer`` without a model path.
     """
-    from emovid.assets import DEFAULT_MODEL_NAME, bundled
+    from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
     from emovid.model_file import read_model_info
 
     if peer and model is None:
@@ -138,7 +138,7 @@ def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None 
     if peer:
         size, crop_margin = PEER_INPUT_SIZE, PEER_CROP_MARGIN
     else:
-        info = read_model_info(model or bundled(DEFAULT_MODEL_NAME))
+        info = read_model_info(resolve_model(model) or bundled(DEFAULT_MODEL_NAME))  # a path or a bundled name
         size, crop_margin = info.input_size, info.crop_margin
     faces = load_labelled(data, size, crop_margin)
     pred = predict_peer(faces, model) if peer else predict_ours(faces, model)

@@ -1,0 +1,117 @@
+"""Weight averaging and batch-norm recalibration: exact statistics, untouched weights, one loadable file."""
+
+import keras
+import numpy as np
+import pytest
+
+from emovid.cli import main
+from emovid.emotions import EmotionClassifier
+from emovid.errors import ModelError
+from emovid.model_file import read_model_info
+from tests.test_training_ensemble import saved_model
+from training.model import make_model
+from training.soup import average_weights, recalibrate_batch_norm, soup_models
+
+
+def symmetric_crops(n, seed=0, size=48):
+    """Crops equal to their mirror image, so recalibration's random mirroring cannot change the statistics."""
+    half = np.random.default_rng(seed).integers(0, 256, (n, size, size // 2), dtype=np.uint8)
+    return np.concatenate([half, half[:, :, ::-1]], axis=2)
+
+
+def batch_norm_inputs(model, images):
+    """{layer name: its input (N, H, W, C)} in inference mode."""
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    probe = keras.Model(model.input, [bn.input for bn in norms])
+    return {bn.name: np.asarray(x) for bn, x in zip(norms, probe(images[..., None].astype("float32"), training=False))}
+
+
+def test_average_weights_is_the_mean_of_the_members():
+    members = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        members.append(make_model((48, 48, 1), 7))
+    averaged = average_weights(members)
+    assert averaged is not members[0]
+    for a, b, mean in zip(members[0].get_weights(), members[1].get_weights(), averaged.get_weights()):
+        np.testing.assert_allclose(mean, (a + b) / 2, rtol=1e-6)
+
+
+def test_average_weights_refuses_different_architectures():
+    with pytest.raises(ModelError, match="different architectures"):
+        average_weights([make_model((48, 48, 1), 7), make_model((48, 48, 1), 6)])
+    with pytest.raises(ValueError, match="at least one"):
+        average_weights([])
+
+
+def test_recalibration_sets_the_statistics_of_the_inference_network():
+    keras.utils.set_random_seed(3)
+    model = make_model((48, 48, 1), 7)
+    images = symmetric_crops(24)
+    learned = [w.copy() for w, v in zip(model.get_weights(), model.weights) if "moving" not in v.path]
+    assert recalibrate_batch_norm(model, images, batch_size=64) == 1
+    # One batch: each layer's moving statistics are that batch's moments, and the layers before it
+    # normalise with the same moments in inference mode. Stage 2+ layers sit behind dropout, so
+    # this also shows dropout was off.
+    inputs = batch_norm_inputs(model, images)
+    assert len(inputs) == 8
+    for bn in (layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)):
+        x = inputs[bn.name]
+        np.testing.assert_allclose(bn.moving_mean.numpy(), x.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(bn.moving_variance.numpy(), x.var(axis=(0, 1, 2)), rtol=2e-3, atol=1e-5)
+        assert bn.momentum == 0.99  # restored
+    assert [layer.rate for layer in model.layers if isinstance(layer, (keras.layers.Dropout,
+                                                                      keras.layers.SpatialDropout2D))] == [0.1] * 3 + [0.4]
+    unchanged = [w for w, v in zip(model.get_weights(), model.weights) if "moving" not in v.path]
+    assert all(np.array_equal(a, b) for a, b in zip(learned, unchanged))
+
+
+def test_recalibration_averages_batches_instead_of_forgetting_them():
+    keras.utils.set_random_seed(4)
+    model = make_model((48, 48, 1), 7)
+    images = symmetric_crops(32, seed=1)
+    assert recalibrate_batch_norm(model, images, batch_size=8) == 4
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    # Equal batches: the mean of the batch means is the mean over all crops (an exponential
+    # average would lean on the last batch).
+    x = batch_norm_inputs(model, images)[first.name]
+    np.testing.assert_allclose(first.moving_mean.numpy(), x.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(0, 48, 48), (4, 40, 40), (4, 48, 48, 1)])
+def test_recalibration_rejects_wrong_images(shape):
+    with pytest.raises(ValueError, match="images"):
+        recalibrate_batch_norm(make_model((48, 48, 1), 7), np.zeros(shape, np.uint8))
+
+
+def test_soup_file_is_a_normal_model(tmp_path):
+    members = [saved_model(tmp_path / f"m{i}.keras", i) for i in range(2)]
+    info = soup_models([tmp_path / "m0.keras", tmp_path / "m1.keras"], tmp_path / "s.keras", symmetric_crops(20),
+                       version="3", flip_average=True)
+    assert read_model_info(tmp_path / "s.keras") == info
+    assert info.version == "3" and info.flip_average and info.logit_offsets is None
+    assert [m["seed"] for m in info.training["weight_average_of"]] == [0, 1]
+    assert info.training["batch_norm_recalibration"]["images"] == 20
+    souped = keras.saving.load_model(tmp_path / "s.keras", compile=False)
+    kernel = next(v for v in souped.weights if "kernel" in v.path)
+    member_kernels = [next(v for v in m.weights if "kernel" in v.path).numpy() for m in members]
+    np.testing.assert_allclose(kernel.numpy(), np.mean(member_kernels, axis=0), rtol=1e-6)
+    assert EmotionClassifier.load(tmp_path / "s.keras").predict_proba(symmetric_crops(3)).shape == (3, 7)
+    with pytest.raises(ValueError, match=".keras"):
+        soup_models([tmp_path / "m0.keras"], tmp_path / "s.h5", symmetric_crops(2))
+
+
+def test_soup_command(tmp_path, capsys):
+    from tests.test_training_data import write_ferplus
+
+    one_per_class = [[10 * (column == c) for column in range(10)] for c in range(7)]
+    data = write_ferplus(tmp_path / "fer", one_per_class * 2)
+    for i in range(2):
+        saved_model(tmp_path / f"m{i}.keras", i)
+    out = tmp_path / "s.keras"
+    assert main(["soup", str(tmp_path / "m0.keras"), str(tmp_path / "m1.keras"), "--data", str(data),
+                 "--out", str(out), "--flip-average", "--prior-correction", "0.1"]) == 0
+    info = read_model_info(out)
+    assert info.flip_average and info.logit_offsets is not None
+    assert info.training["batch_norm_recalibration"]["images"] == 14
+    assert "weight mean of 2 checkpoint(s)" in capsys.readouterr().err
