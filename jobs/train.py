@@ -1,7 +1,7 @@
 """Ray job entry point for `emovid train`: trains on a GPU node when the cluster has one.
 
     ray job submit --address http://HEAD:8265 --working-dir . -- \
-        python jobs/train.py /shared/ferplus --out /shared/models/emovid_fer7_v2.keras
+        python jobs/train.py /shared/ferplus --out /shared/models/my_model.keras
 
 Takes the same arguments as `emovid train`. Training runs as one Ray task that asks for a GPU
 when the cluster has any (else CPUs), so the driver can be a laptop. `--smoke-test` trains one
