@@ -105,6 +105,9 @@ def _add_train(sub) -> None:
     p.add_argument("--mixup", type=_non_negative_float, default=0.0, metavar="ALPHA",
                    help="blend each training image with another of its batch; it keeps max(s, 1-s) of itself, "
                         "s ~ Beta(ALPHA, ALPHA) (e.g. 0.3; default 0: off)")
+    p.add_argument("--no-recalibrate", dest="recalibrate", action="store_false",
+                   help="keep the batch-norm statistics estimated during training (default: recompute them on "
+                        "the clean training crops at the end, as `emovid soup` does)")
 
 
 def _add_combined_model_options(p) -> None:
@@ -201,7 +204,7 @@ def _run_train(args) -> int:
                              learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
                              seed=args.seed, init_from=Path(args.init_from) if args.init_from else None,
                              teacher=args.teacher, teacher_weight=args.teacher_weight,
-                             mixup=args.mixup))
+                             mixup=args.mixup, recalibrate=args.recalibrate))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

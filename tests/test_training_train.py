@@ -75,3 +75,28 @@ def test_fine_tuning_starts_from_given_weights(tmp_path):
     b = keras.saving.load_model(second).get_weights()
     # a near-zero learning rate keeps the conv kernels where fine-tuning started
     np.testing.assert_allclose(a[0], b[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("recalibrate", [True, False])
+def test_training_ends_with_batch_norm_statistics_of_the_clean_training_crops(tmp_path, recalibrate):
+    import keras
+
+    from training.data import load_ferplus
+    from training.soup import recalibrate_batch_norm
+
+    root = tmp_path / "fer"
+    write_ferplus(root / "FER2013Train", VOTES * 4)
+    write_ferplus(root / "FER2013Valid", VOTES)
+    out = tmp_path / "m.keras"
+    info = train(TrainConfig(data=root, out=out, epochs=1, batch_size=8, recalibrate=recalibrate))
+    saved = keras.saving.load_model(out, compile=False)
+    moving = [v.numpy() for v in saved.weights if "moving" in v.path]
+    # Recalibrating the saved model again reproduces its statistics only if training already did.
+    recalibrate_batch_norm(saved, load_ferplus(root / "FER2013Train").images)
+    again = [v.numpy() for v in saved.weights if "moving" in v.path]
+    same = all(np.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(moving, again))
+    assert same == recalibrate
+    details = info.training.get("batch_norm_recalibration")
+    assert (details is not None) == recalibrate
+    if recalibrate:
+        assert details["images"] == 16 and 0 <= details["val_acc_after"] <= 1
