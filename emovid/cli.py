@@ -61,7 +61,7 @@ def _add_analyze(sub) -> None:
                    help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
     p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`soup`/`ensemble`, or a bundled "
                                    "name: emovid_fer7_v3 (default), emovid_fer7_v2 (3-network ensemble, 2.7x slower) "
-                                   "or emovid_fer7_v1")
+                                   "or emovid_fer7_v1 (the first model)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
     p.add_argument("--max-side", type=_positive_int, metavar="PX",
@@ -120,8 +120,8 @@ def _add_combined_model_options(p) -> None:
                       help="also average each crop with its mirror image at inference (2x compute)")
     flip.add_argument("--no-flip-average", dest="flip_average", action="store_false")
     p.add_argument("--prior-correction", type=float, default=0.0, metavar="TAU",
-                   help="subtract TAU x log(class share in the training images) from the logits "
-                        "(0..1; default 0: none)")
+                   help="subtract TAU x log(class share in the training images: --prior-data for ensemble, "
+                        "--data for soup) from the logits (0..1; default 0: none)")
 
 
 def _add_ensemble(sub) -> None:
@@ -136,12 +136,14 @@ def _add_ensemble(sub) -> None:
 def _add_soup(sub) -> None:
     p = sub.add_parser("soup", help="average checkpoints of one training run into one network",
                        description="Write one .keras network whose weights are the mean of the given checkpoints' "
-                                   "(e.g. a run and its warm restart: they must share a training run), with batch-norm "
-                                   "statistics recomputed on DATA's clean training crops. One checkpoint: recalibrate "
-                                   "it alone. Costs one network per crop, unlike `ensemble`.")
+                                   "weights (checkpoints of one training run, e.g. a run and its --init-from warm "
+                                   "restart), with batch-norm statistics recomputed on DATA's clean training crops. "
+                                   "Given one checkpoint, only recalibrate it. The result runs as one network; "
+                                   "`ensemble` runs every member.")
     p.add_argument("models", nargs="+", help="one or more .keras checkpoints of one `emovid train` run")
-    p.add_argument("--data", required=True, help="training data (FER+ root or <emotion>/ folders) for the "
-                                                 "batch-norm statistics and --prior-correction")
+    p.add_argument("--data", required=True, help="training data for the batch-norm statistics and "
+                                                 "--prior-correction: a FER+ root (its FER2013Train) or a folder "
+                                                 "whose images are all used (no validation share held out)")
     _add_combined_model_options(p)
 
 
@@ -245,14 +247,11 @@ def _training_images(data: str, model: str):
     return train_set
 
 
-def _prior_offsets(args, data: str | None):
+def _prior_offsets(tau: float, training_targets):
+    """Logit offsets for ``--prior-correction TAU`` from the training images' targets (None for 0)."""
     from training.ensemble import prior_offsets
 
-    if not args.prior_correction:
-        return None
-    if not data:
-        raise ValueError("--prior-correction needs --prior-data (the training data folder)")
-    return prior_offsets(_training_images(data, args.models[0]).targets.mean(axis=0), args.prior_correction)
+    return prior_offsets(training_targets.mean(axis=0), tau) if tau else None
 
 
 def _run_ensemble(args) -> int:
@@ -260,8 +259,13 @@ def _run_ensemble(args) -> int:
 
     from training.ensemble import average_models
 
+    offsets = None
+    if args.prior_correction:
+        if not args.prior_data:
+            raise ValueError("--prior-correction needs --prior-data (the training data folder)")
+        offsets = _prior_offsets(args.prior_correction, _training_images(args.prior_data, args.models[0]).targets)
     info = average_models([Path(m) for m in args.models], Path(args.out), name=args.name, version=args.model_version,
-                          flip_average=args.flip_average, logit_offsets=_prior_offsets(args, args.prior_data))
+                          flip_average=args.flip_average, logit_offsets=offsets)
     print(f"wrote {args.out} ({info.tag}, mean of {len(args.models)} models, "
           f"mirror averaging {'on' if info.flip_average else 'off'})", file=sys.stderr)
     return 0
@@ -275,7 +279,7 @@ def _run_soup(args) -> int:
     train_set = _training_images(args.data, args.models[0])
     info = soup_models([Path(m) for m in args.models], Path(args.out), train_set.images, name=args.name,
                        version=args.model_version, flip_average=args.flip_average,
-                       logit_offsets=_prior_offsets(args, args.data))
+                       logit_offsets=_prior_offsets(args.prior_correction, train_set.targets))
     print(f"wrote {args.out} ({info.tag}, weight mean of {len(args.models)} checkpoint(s), batch norm recalibrated "
           f"on {len(train_set)} crops, mirror averaging {'on' if info.flip_average else 'off'})", file=sys.stderr)
     return 0

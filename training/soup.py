@@ -15,6 +15,7 @@ four networks we tried by 0.7-1.6 pp on FER+ Valid (see the model card).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,8 @@ import numpy as np
 from emovid.errors import ModelError
 from emovid.model_file import ModelInfo, write_model
 from training.ensemble import read_members
+
+log = logging.getLogger(__name__)
 
 #: Crops per recalibration batch: batch statistics as in training (batch 128), with less noise.
 RECALIBRATION_BATCH_SIZE = 256
@@ -51,15 +54,28 @@ def _layers_of(model: keras.Model, kind) -> list:
     return [layer for layer in model._flatten_layers() if isinstance(layer, kind)]
 
 
+def recalibration_batches(images: np.ndarray, batch_size: int = RECALIBRATION_BATCH_SIZE, seed: int = 0):
+    """Yield float32 (n, H, W, 1) batches: every crop once, in random order, about half mirrored
+    (inference averages each crop with its mirror image)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    mirrored = rng.random(len(images)) < 0.5
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        x = images[idx].astype(np.float32)
+        x[mirrored[idx]] = x[mirrored[idx], :, ::-1]
+        yield x[..., None]
+
+
 def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: int = RECALIBRATION_BATCH_SIZE,
                            seed: int = 0) -> int:
-    """Set every BatchNormalization's moving mean and variance to their mean over ``images``.
+    """Set every BatchNormalization's moving mean and variance to their average over ``images``.
 
-    One pass in random order; half of the crops are mirrored (inference averages each crop with
-    its mirror image). Dropout is off during the pass, so the statistics are those of the network
-    used at inference. Each layer's moving statistics become the plain average of its batch
-    statistics (PyTorch's ``update_bn`` with ``momentum=None``), not an exponential average.
-    Weights other than the moving statistics are unchanged.
+    One pass over :func:`recalibration_batches`. Dropout is off during the pass, so the
+    statistics are those of the network used at inference. Each layer's moving statistics become
+    the average of its batch moments weighted by batch size (PyTorch's ``update_bn`` with
+    ``momentum=None``), not an exponential average. Weights other than the moving statistics,
+    and the layers' settings, are unchanged.
 
     Args:
         model: a Keras model with BatchNormalization layers (changed in place).
@@ -80,26 +96,23 @@ def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: i
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
     norms = _layers_of(model, keras.layers.BatchNormalization)
     dropouts = _layers_of(model, (keras.layers.Dropout, keras.layers.SpatialDropout2D))
-    saved = [bn.momentum for bn in norms], [d.rate for d in dropouts]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    mirrored = rng.random(len(images)) < 0.5
+    saved = [(bn.momentum, bn.trainable) for bn in norms], [d.rate for d in dropouts]
     # Eager calls: Keras reads `momentum` and `rate` at call time, so setting them per batch works.
+    # A frozen (trainable=False) batch norm would ignore the pass, so each is unfrozen for it.
+    batches = seen = 0
     try:
         for d in dropouts:
             d.rate = 0.0
-        batches = 0
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            x = images[idx].astype(np.float32)
-            x[mirrored[idx]] = x[mirrored[idx], :, ::-1]
-            for bn in norms:  # moving = running mean of the batch statistics seen so far
-                bn.momentum = batches / (batches + 1)
-            model(x[..., None], training=True)
-            batches += 1
+        for bn in norms:
+            bn.trainable = True
+        for x in recalibration_batches(images, batch_size, seed):
+            for bn in norms:  # moving = mean of the batch moments so far, weighted by crops
+                bn.momentum = seen / (seen + len(x))
+            model(x, training=True)
+            batches, seen = batches + 1, seen + len(x)
     finally:
-        for bn, momentum in zip(norms, saved[0]):
-            bn.momentum = momentum
+        for bn, (momentum, trainable) in zip(norms, saved[0]):
+            bn.momentum, bn.trainable = momentum, trainable
         for d, rate in zip(dropouts, saved[1]):
             d.rate = rate
     return batches
@@ -124,6 +137,10 @@ def soup_models(paths: list[Path], out: Path, images: np.ndarray, name: str | No
         ModelError: a member is unreadable, or the members disagree on classes/input/crop/architecture.
     """
     infos = read_members(paths, out, minimum=1)
+    seeds = {str(i.training.get("config", {}).get("seed")) for i in infos}
+    if len(seeds) > 1:
+        log.warning("the checkpoints come from runs with different seeds (%s): a weight mean of separate "
+                    "runs is much worse than either (use `emovid ensemble` for those)", ", ".join(sorted(seeds)))
     models = [keras.saving.load_model(p, compile=False, safe_mode=True) for p in paths]
     souped = average_weights(models)
     batches = recalibrate_batch_norm(souped, images)

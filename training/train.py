@@ -187,6 +187,9 @@ def recalibrate(model: keras.Model, train: LabelledFaces, valid: LabelledFaces) 
     batches = recalibrate_batch_norm(model, train.images)
     after = model.evaluate(valid_ds, return_dict=True, verbose=0)["acc"]
     log.info("batch-norm statistics recomputed on %d training crops: val acc %.4f -> %.4f", len(train), before, after)
+    if after < before:
+        log.warning("recomputing the batch-norm statistics lowered validation accuracy (%.4f -> %.4f); "
+                    "--no-recalibrate keeps the ones estimated during training", before, after)
     return {"images": len(train), "batches": batches, "val_acc_before": round(float(before), 5),
             "val_acc_after": round(float(after), 5)}
 
