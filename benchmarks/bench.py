@@ -120,13 +120,13 @@ def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]
     configure_tensorflow(threads)
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
     rates = {}
-    for name in ("emovid_fer7_v3", "emovid_fer7_v2"):  # the default (one network) and the ensemble
-        clf = EmotionClassifier.load(name)
+    # the default (one network) and the ensemble
+    classifiers = {name: EmotionClassifier.load(name) for name in ("emovid_fer7_v3", "emovid_fer7_v2")}
+    for name, clf in classifiers.items():
         members = max(1, len(clf.info.training.get("ensemble_of", [])))
         passes = members * (2 if clf.info.flip_average else 1)
         rates[f"{name} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
-    rates["one network pass per crop"] = _rates(one_pass_classifier(EmotionClassifier.load("emovid_fer7_v3")),
-                                                crops, batch)
+    rates["one network pass per crop"] = _rates(one_pass_classifier(classifiers["emovid_fer7_v3"]), crops, batch)
     return rates
 
 

@@ -19,11 +19,12 @@ class _PassThrough(layers.Layer):
         return inputs
 
 
-def _all_layers(model: keras.Model):
+def all_layers(model: keras.Model):
+    """Every layer of ``model``, nested models' layers included (depth first)."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
 
 
 def _foldable_pairs(model: keras.Model) -> dict[int, tuple[layers.Conv2D, layers.BatchNormalization]]:
@@ -33,7 +34,7 @@ def _foldable_pairs(model: keras.Model) -> dict[int, tuple[layers.Conv2D, layers
     """
     pairs = {}
     outputs = {id(t) for t in model.outputs}
-    for bn in _all_layers(model):
+    for bn in all_layers(model):
         if (not isinstance(bn, layers.BatchNormalization) or bn.axis not in (-1, 3, [-1], [3])
                 or len(bn._inbound_nodes) != 1):
             continue

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from emovid.inference_graph import _all_layers, fold_batch_norms
+from emovid.inference_graph import all_layers, fold_batch_norms
 from training.model import make_model
 
 
@@ -19,7 +19,7 @@ def randomise_batch_norms(model: keras.Model, seed: int) -> None:
 
 
 def batch_norms(model):
-    return [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from emovid.errors import ModelError
+from emovid.inference_graph import all_layers
 from emovid.model_file import ModelInfo, write_model
 from training.ensemble import read_members
 
@@ -48,10 +49,6 @@ def average_weights(models: Sequence[keras.Model]) -> keras.Model:
     averaged = keras.models.clone_model(models[0])
     averaged.set_weights([np.mean(ws, axis=0) for ws in zip(*(m.get_weights() for m in models))])
     return averaged
-
-
-def _layers_of(model: keras.Model, kind) -> list:
-    return [layer for layer in model._flatten_layers() if isinstance(layer, kind)]
 
 
 def recalibration_batches(images: np.ndarray, batch_size: int = RECALIBRATION_BATCH_SIZE, seed: int = 0):
@@ -94,8 +91,8 @@ def recalibrate_batch_norm(model: keras.Model, images: np.ndarray, batch_size: i
         raise ValueError(f"images: expected (N, {size[0]}, {size[1]}) crops with N >= 1, got {images.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
-    norms = _layers_of(model, keras.layers.BatchNormalization)
-    dropouts = _layers_of(model, (keras.layers.Dropout, keras.layers.SpatialDropout2D))
+    norms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    dropouts = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dropout)]  # spatial too
     saved = [(bn.momentum, bn.trainable) for bn in norms], [d.rate for d in dropouts]
     # Eager calls: Keras reads `momentum` and `rate` at call time, so setting them per batch works.
     # A frozen (trainable=False) batch norm would ignore the pass, so each is unfrozen for it.
