@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
-from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, AnalyzeConfig, RunOptions
+from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, AnalyzeConfig, RunOptions
 from emovid.discover import VideoInput, find_videos, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
@@ -67,6 +67,9 @@ def analyze(
     align: bool = False,
     track: bool = True,
     track_gap_s: float = 1.0,
+    shots: bool = True,
+    shot_threshold: float = DEFAULT_SHOT_THRESHOLD,
+    persons: bool = True,
     segment_s: float | None = DEFAULT_SEGMENT_S,
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
@@ -88,7 +91,8 @@ def analyze(
         model: ``.keras`` emotion model, or a bundled model's name (``emovid_fer7_v2``: the
             earlier three-network ensemble, 2.7x slower); default the bundled ``emovid_fer7_v3``.
         score_threshold, min_face, max_side, align: face detection and cropping; track,
-            track_gap_s: face tracking; see :class:`~emovid.config.AnalyzeConfig`.
+            track_gap_s: face tracking; shots, shot_threshold: shot-cut detection (tracks end at
+            cuts); persons: person ids by face identity; see :class:`~emovid.config.AnalyzeConfig`.
         segment_s: analyse videos longer than 1.5x this many seconds in parallel segments
             (None: never split); see :mod:`emovid.segments`.
         workers, cpus_per_worker, gpus_per_worker, address: Ray execution, see
@@ -109,7 +113,8 @@ def analyze(
     config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
                            model=os.fspath(resolve_model(model)) if model is not None else None,
                            score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
-                           track=track, track_gap_s=track_gap_s, segment_s=segment_s)
+                           track=track, track_gap_s=track_gap_s, shots=shots, shot_threshold=shot_threshold,
+                           persons=persons, segment_s=segment_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
     inputs = find_videos(paths)  # input errors surface before the output folder is touched

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from emovid import __version__
-from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S
+from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -71,6 +71,13 @@ def _add_analyze(sub) -> None:
     p.add_argument("--no-track", action="store_true", help="do not track faces (track_id stays null)")
     p.add_argument("--track-gap", type=_non_negative_float, default=1.0, metavar="SECONDS",
                    help="how long a face may go undetected and keep its track id (default 1.0)")
+    p.add_argument("--no-shots", action="store_true",
+                   help="do not detect shot cuts (default: tracks end at every cut; rows carry a shot index)")
+    p.add_argument("--shot-threshold", type=_positive_float, default=DEFAULT_SHOT_THRESHOLD, metavar="SCORE",
+                   help=f"content change (0..255) that makes a cut; lower finds softer cuts "
+                        f"(default {DEFAULT_SHOT_THRESHOLD:g})")
+    p.add_argument("--no-persons", action="store_true",
+                   help="do not group tracks into person ids by face identity (person_id = track_id)")
     ray_opts = p.add_argument_group("execution (Ray)")
     ray_opts.add_argument("--address", help="join a Ray cluster (`auto`, `ray://host:10001`); default: start Ray here")
     ray_opts.add_argument("--workers", type=_positive_int, help="max parallel workers (default: cluster CPUs / --cpus-per-worker)")
@@ -105,6 +112,9 @@ def _add_train(sub) -> None:
     p.add_argument("--mixup", type=_non_negative_float, default=0.0, metavar="ALPHA",
                    help="blend each training image with another of its batch; it keeps max(s, 1-s) of itself, "
                         "s ~ Beta(ALPHA, ALPHA) (e.g. 0.3; default 0: off)")
+    p.add_argument("--degrade", type=_non_negative_float, default=0.0, metavar="STRENGTH",
+                   help="camera-fault augmentation: downscale, blur, JPEG, gamma and occlusion on a share of the "
+                        "crops that grows with STRENGTH (0..3; 1 = the shares in training/augment.py; default 0: off)")
     p.add_argument("--no-recalibrate", dest="recalibrate", action="store_false",
                    help="keep the batch-norm statistics estimated during training (default: recompute them on "
                         "the clean training crops at the end, as `emovid soup` does)")
@@ -186,7 +196,8 @@ def _run_analyze(args) -> int:
     manifest = analyze(
         args.inputs, args.out, fps=args.fps, every_frame=args.every_frame, batch_size=args.batch_size,
         model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, max_side=args.max_side, align=args.align,
-        track=not args.no_track, track_gap_s=args.track_gap, segment_s=args.segment_s or None,
+        track=not args.no_track, track_gap_s=args.track_gap, shots=not args.no_shots,
+        shot_threshold=args.shot_threshold, persons=not args.no_persons, segment_s=args.segment_s or None,
         workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         address=args.address, overwrite=args.overwrite, retries=args.retries, in_process=args.in_process,
         progress=not args.no_progress, verbose=args.verbose,
@@ -206,7 +217,7 @@ def _run_train(args) -> int:
                              learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
                              seed=args.seed, init_from=Path(args.init_from) if args.init_from else None,
                              teacher=args.teacher, teacher_weight=args.teacher_weight,
-                             mixup=args.mixup, recalibrate=args.recalibrate))
+                             mixup=args.mixup, degrade=args.degrade, recalibrate=args.recalibrate))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

@@ -13,6 +13,8 @@ from emovid.schema import SCHEMA_VERSION
 DEFAULT_FPS = 4.0
 #: Segment length for long videos: at 4 fps about 10-20 s of work per segment on one CPU.
 DEFAULT_SEGMENT_S = 300.0
+#: Content score (0..255) of a hard cut; PySceneDetect's ContentDetector uses 27 too.
+DEFAULT_SHOT_THRESHOLD = 27.0
 
 
 def _check_range(name: str, value, low, high=math.inf, *, low_open: bool = False) -> None:
@@ -38,6 +40,11 @@ class AnalyzeConfig:
         align: rotate each face crop so the eyes are level.
         track: give faces a ``track_id`` that follows a person across frames.
         track_gap_s: seconds a track survives without a detection before its id ends.
+        shots: detect shot cuts on every decoded frame; tracks end at each cut and rows carry
+            the ``shot`` index (off: one shot, tracks may run across cuts).
+        shot_threshold: content score a frame needs to be a cut (see :mod:`emovid.shots`).
+        persons: group each video's tracks into ``person_id`` by face identity (with tracking
+            on; needs the identity model, else ``person_id`` equals ``track_id``).
         segment_s: videos longer than 1.5x this are analysed in segments of about this many
             seconds, in parallel (speed only); None analyses every video in one piece.
     """
@@ -51,10 +58,14 @@ class AnalyzeConfig:
     align: bool = False
     track: bool = True
     track_gap_s: float = 1.0
+    shots: bool = True
+    shot_threshold: float = DEFAULT_SHOT_THRESHOLD
+    persons: bool = True
     segment_s: float | None = DEFAULT_SEGMENT_S
 
     def __post_init__(self) -> None:
         _check_range("track_gap_s", self.track_gap_s, 0)
+        _check_range("shot_threshold", self.shot_threshold, 0, 255, low_open=True)
         if self.segment_s is not None:
             _check_range("segment_s", self.segment_s, 1)
         if self.fps is not None:
@@ -74,6 +85,9 @@ class AnalyzeConfig:
         fields.pop("batch_size")
         fields.pop("segment_s")
         fields["model"] = model_tag
+        from emovid.identity import identity_backend  # imports OpenCV: not at config import
+
+        fields["identity"] = identity_backend() if self.persons and self.track else "none"
         return {"sampling_fps": fields.pop("fps"), **fields, "classes": list(classes),
                 "detector": "yunet", "schema_version": SCHEMA_VERSION}
 

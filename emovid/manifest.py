@@ -20,6 +20,7 @@ _PANDAS_DTYPES = {
     "frames_decoded": "Int64", "frames_sampled": "Int64", "faces": "Int64",
     "duration_s": "Float64", "fps": "Float64", "width": "Int32", "height": "Int32",
     "wall_s": "Float64", "attempts": "Int32", "segments": "Int32",
+    "shots": "Int32", "tracks": "Int32", "persons": "Int32",
 }
 
 

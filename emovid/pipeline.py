@@ -6,6 +6,7 @@ call it directly.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -23,8 +24,11 @@ from emovid.config import AnalyzeConfig
 from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, configure_tensorflow
 from emovid.errors import EmovidError, SegmentError, VideoError
 from emovid.faces import FaceDetector, crop_faces
-from emovid.rows import FrameFaces, to_record_batch
-from emovid.schema import face_schema
+from emovid.appearance import describe
+from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, track_embeddings
+from emovid.rows import FrameFaces, to_record_batch, with_person_ids
+from emovid.schema import METADATA_KEY, face_schema
+from emovid.shots import ShotDetector
 from emovid.sink import ParquetSink
 from emovid.tracker import FaceTracker
 from emovid.video import PrefetchedFrames, Segment, VideoInfo, VideoReader, plan_segments
@@ -91,6 +95,9 @@ class VideoResult:
     output: str | None = None
     worker: str | None = None  # host:pid (Ray node id:pid on a cluster) that produced the result
     segments: int = 1  # time segments the video was analysed in
+    shots: int | None = None  # shots found (1 without detection)
+    tracks: int | None = None  # distinct track ids
+    persons: int | None = None  # distinct person ids
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -123,6 +130,7 @@ class VideoAnalyzer:
         self.classifier = EmotionClassifier.load(config.model)
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side, use_gpu=bool(gpus))
+        self.embedder = load_embedder() if config.track and config.persons else None
         self.settings = config.settings(self.classifier.name, self.classifier.classes)
         self.settings_hash = config.settings_hash(self.classifier.name, self.classifier.classes)
 
@@ -167,13 +175,14 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         VideoError: the video cannot be opened or has no decodable frame (nothing is written).
     """
     config, classifier = analyzer.config, analyzer.classifier
-    with VideoReader(task.path, config.fps, decode_threads=analyzer.num_threads) as reader:
+    shots = ShotDetector(threshold=config.shot_threshold) if config.shots else None
+    with VideoReader(task.path, config.fps, decode_threads=analyzer.num_threads, shots=shots) as reader:
         if (split := _split_answer(task, reader, config)) is not None:
             return split
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
         pending = PendingRows(classifier, analyzer.batch_size)
         faces_found = reported = 0
-        tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
+        people = PeopleOfVideo(config, analyzer.embedder is not None)
         decoded = reader.frames(task.segment)
         # closing(): the decode thread (started only once the sink is open) must stop before the
         # reader releases the capture, even on errors.
@@ -185,9 +194,9 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                     analyzer.on_frames(frame.index + 1 - reported)
                     reported = frame.index + 1
                 faces = analyzer.detector.detect(frame.image)
-                track_ids = tracker.update(faces, frame.timestamp_s) if tracker else None
+                track_ids = people.track(frame, faces)
                 crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-                pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids), crops)
+                pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot), crops)
                 faces_found += len(faces)
                 if (pending.unclassified >= analyzer.batch_size
                         or (overlap_decode and pending.unclassified >= EAGER_BATCH and not frames.ready)):
@@ -199,6 +208,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                 analyzer.on_frames(reader.frames_decoded - reported)
             if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
                 raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
+            persons = people.finish(sink, analyzer.embedder, reader.shots_seen, whole_video=task.segment is None)
         info = reader.info
         truncated = reader.truncation() if task.segment is None else None  # segments: checked when merged
         return VideoResult(
@@ -206,7 +216,60 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
             frames_decoded=reader.frames_decoded, frames_sampled=reader.frames_sampled, faces=faces_found,
             duration_s=round(info.duration_s, 3) if info.duration_s else None, fps=info.fps,
             width=info.width, height=info.height, output=os.fspath(task.output),
+            shots=reader.shots_seen, tracks=people.tracks if config.track else None, persons=persons,
         )
+
+
+class PeopleOfVideo:
+    """Tracks, shots and person ids of one video (or segment) while it is read.
+
+    Tracks end at every cut; each track's best faces are kept for the identity pass that
+    :meth:`finish` runs once the video is read.
+    """
+
+    def __init__(self, config: AnalyzeConfig, identify: bool) -> None:
+        self.tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
+        self.gallery = TrackGallery() if identify and self.tracker else None
+        self._shot = 0
+        self._seen: list[tuple[int, np.ndarray]] = []  # (frame index, track ids) for the same-frame rule
+        self.tracks = 0
+
+    def track(self, frame, faces) -> np.ndarray | None:
+        if self.tracker is None:
+            return None
+        if frame.shot != self._shot:
+            self.tracker.end_all()
+            self._shot = frame.shot
+        ids = self.tracker.update(faces, frame.timestamp_s, describe(frame.image, faces))
+        if len(ids):
+            self.tracks = max(self.tracks, int(ids.max()) + 1)
+            self._seen.append((frame.index, ids))
+            if self.gallery is not None:
+                self.gallery.add(frame.image, faces, ids)
+        return ids
+
+    def finish(self, sink: ParquetSink, embedder, shots: int, whole_video: bool) -> int | None:
+        """Set up the file's person ids and metadata for when the sink commits; returns the
+        number of persons (None for a segment, whose persons the merge decides)."""
+        if self.tracker is None:
+            return None
+        samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
+        metadata = {**json.loads(sink.schema.metadata[METADATA_KEY]), "shots": shots, "tracks": self.tracks}
+        if not whole_video:  # the merge clusters the whole video's tracks
+            metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}
+                                            for t, v in samples.items()}
+            sink.transform_on_close(lambda table: table, _with_metadata(sink.schema, metadata))
+            return None
+        frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
+        tracks = np.concatenate([ids for _, ids in self._seen]) if self._seen else np.zeros(0, int)
+        persons = cluster_persons(list(range(self.tracks)), track_embeddings(samples), co_occurring(frames, tracks))
+        metadata["persons"] = len(set(persons.values()))
+        sink.transform_on_close(lambda table: with_person_ids(table, persons), _with_metadata(sink.schema, metadata))
+        return metadata["persons"]
+
+
+def _with_metadata(schema, metadata: dict):
+    return schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
 
 
 def prefetch_depth(info: VideoInfo) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from emovid.faces import FaceDetections
 from emovid.schema import prob_column
@@ -20,12 +21,14 @@ class FrameFaces:
         timestamp_s: presentation time in seconds.
         faces: detections in original-frame pixels.
         track_ids: (n,) int32 track per face, or None when tracking is off.
+        shot: index of the frame's shot.
     """
 
     frame_index: int
     timestamp_s: float
     faces: FaceDetections
     track_ids: np.ndarray | None = None
+    shot: int = 0
 
     def __post_init__(self) -> None:
         if self.track_ids is not None and self.track_ids.shape != (len(self.faces),):
@@ -36,7 +39,8 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
                     classes: tuple[str, ...]) -> pa.RecordBatch:
     """Rows for ``frames``: one per face, or one all-null face row for a frame with no face.
 
-    ``probs`` holds the class probabilities of all faces of ``frames``, in order.
+    ``probs`` holds the class probabilities of all faces of ``frames``, in order. ``person_id``
+    starts equal to ``track_id``; :func:`with_person_ids` maps it once the video is done.
 
     Raises:
         ValueError: ``probs`` does not have one row per face and one column per class.
@@ -72,7 +76,9 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
         "frame_index": pa.array(np.repeat([f.frame_index for f in frames], rows_per_frame).astype(np.int64)),
         "timestamp_s": pa.array(np.repeat([f.timestamp_s for f in frames], rows_per_frame).astype(np.float64)),
         "face_index": face_values(face_index, np.int16),
+        "shot": pa.array(np.repeat([f.shot for f in frames], rows_per_frame).astype(np.int32)),
         "track_id": pa.array(track_column.astype(np.int32), mask=track_column < 0),
+        "person_id": pa.array(track_column.astype(np.int32), mask=track_column < 0),
         "x": face_values(int_boxes[:, 0], np.int32),
         "y": face_values(int_boxes[:, 1], np.int32),
         "w": face_values(int_boxes[:, 2], np.int32),
@@ -85,3 +91,13 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
         columns[prob_column(c)] = face_values(probs[:, i], np.float32)
     return pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
 
+
+
+def with_person_ids(table: pa.Table, persons: dict[int, int]) -> pa.Table:
+    """``table`` with ``person_id`` set from its ``track_id`` through ``persons`` (null stays null;
+    a track missing from ``persons`` keeps its own id)."""
+    null = np.asarray(pc.is_null(table["track_id"]), dtype=bool)
+    ids = pc.fill_null(table["track_id"], -1).to_numpy(zero_copy_only=False).tolist()
+    mapped = np.array([persons.get(t, t) for t in ids], dtype=np.int32)
+    return table.set_column(table.schema.get_field_index("person_id"), table.schema.field("person_id"),
+                            pa.array(mapped, mask=null))

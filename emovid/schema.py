@@ -12,11 +12,11 @@ import pyarrow as pa
 
 from emovid.labels import EMOTIONS
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: shot and person_id columns
 METADATA_KEY = b"emovid"
 
 #: Columns that are null on the one row written for a sampled frame with no face.
-FACE_COLUMNS = ("face_index", "track_id", "x", "y", "w", "h", "det_score", "emotion", "confidence")
+FACE_COLUMNS = ("face_index", "track_id", "person_id", "x", "y", "w", "h", "det_score", "emotion", "confidence")
 
 
 def prob_column(emotion: str) -> str:
@@ -27,14 +27,18 @@ def face_schema(classes: tuple[str, ...] = EMOTIONS, metadata: dict | None = Non
     """Schema of the per-video emotion table.
 
     One row per detected face per sampled frame; a sampled frame with no face has one row
-    whose face columns are null, so "no face" differs from "not sampled".
+    whose face columns are null, so "no face" differs from "not sampled". ``shot`` is the
+    index of the frame's shot in the video (0 when shots are not detected); ``track_id``
+    follows one face within one shot; ``person_id`` groups a video's tracks by identity.
     """
     fields = [
         pa.field("video_id", pa.string(), nullable=False),
         pa.field("frame_index", pa.int64(), nullable=False),
         pa.field("timestamp_s", pa.float64(), nullable=False),
+        pa.field("shot", pa.int32(), nullable=False),
         pa.field("face_index", pa.int16()),
         pa.field("track_id", pa.int32()),
+        pa.field("person_id", pa.int32()),
         pa.field("x", pa.int32()),
         pa.field("y", pa.int32()),
         pa.field("w", pa.int32()),
@@ -73,6 +77,9 @@ MANIFEST_SCHEMA = pa.schema([
     pa.field("output", pa.string()),
     pa.field("worker", pa.string()),
     pa.field("segments", pa.int32()),  # time segments the video was analysed in (1: in one piece)
+    pa.field("shots", pa.int32()),  # shots found (1 when shot detection is off)
+    pa.field("tracks", pa.int32()),
+    pa.field("persons", pa.int32()),
 ])
 
 STATUSES = ("ok", "partial", "failed", "skipped")

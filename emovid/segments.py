@@ -8,9 +8,15 @@ files into the video's one Parquet file:
 - frames: segment bounds are exact (by presentation time, whole sampling periods), so the
   merged rows are the rows of an unsplit run; frame indices are shifted by the frames
   decoded in earlier segments.
+- shots: each segment counts the cuts in its range (its reader sees the frames just before
+  it, so a cut exactly on the boundary counts); shot indices are shifted by the cuts of
+  earlier segments.
 - tracks: each segment tracks on its own; at each boundary, tracks that end within
-  ``track_gap_s`` before it are joined to tracks that start after it with the tracker's own
-  match score, and ids are renumbered in order of appearance, as an unsplit run numbers them.
+  ``track_gap_s`` before it are joined to tracks of the same shot that start after it with
+  the tracker's own match score, and ids are renumbered in order of appearance, as an
+  unsplit run numbers them.
+- persons: each segment stores its tracks' identity embeddings in its part file; the merge
+  clusters the whole video's tracks into person ids (:mod:`emovid.identity`).
 - a segment that cannot be read exactly (no timestamps, failed seek) makes the driver redo
   the whole video in one piece; a failed segment fails the video. Part files are hidden temp
   files, so an interrupted run leaves nothing a reader would pick up.
@@ -28,7 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from emovid.identity import cluster_persons, co_occurring
 from emovid.pipeline import VideoResult, VideoTask
+from emovid.rows import with_person_ids
 from emovid.schema import METADATA_KEY, read_metadata
 from emovid.sink import TEMP_MARKER, ParquetSink
 from emovid.tracker import FaceTracker
@@ -52,21 +60,28 @@ class TrackStitcher:
         self.max_gap_s = max_gap_s
         self._scorer = FaceTracker(max_gap_s=max_gap_s)
         self._next_id = 0
-        # whole-video id -> (last time, box, centre velocity in px/s) of tracks seen so far
-        self._last: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+        # whole-video id -> (last time, box, centre velocity in px/s, shot) of tracks seen so far
+        self._last: dict[int, tuple[float, np.ndarray, np.ndarray, int]] = {}
 
-    def relabel(self, table: pa.Table) -> pa.Array:
-        """Whole-video track ids for one segment's rows (in segment order)."""
+    @property
+    def track_count(self) -> int:
+        """Whole-video track ids given so far (they are 0 .. track_count - 1)."""
+        return self._next_id
+
+    def relabel(self, table: pa.Table) -> tuple[pa.Array, dict[int, int]]:
+        """Whole-video track ids for one segment's rows (in segment order, ``shot`` already
+        whole-video), and the {segment track id: whole-video id} map."""
         local = table["track_id"].to_numpy(zero_copy_only=False)
         has_track = ~np.asarray(pc.is_null(table["track_id"]))
         if not has_track.any():
-            return table["track_id"]
+            return table["track_id"], {}
         ids = local[has_track].astype(np.int64)
         times = table["timestamp_s"].to_numpy()[has_track]
+        shots = table["shot"].to_numpy()[has_track]
         boxes = np.stack([table[c].to_numpy(zero_copy_only=False)[has_track] for c in ("x", "y", "w", "h")], axis=1)
         boxes = boxes.astype(float)
         order = np.lexsort((times, ids))  # rows grouped by id, in time order
-        times, boxes, by_track = times[order], boxes[order], ids[order]
+        times, boxes, by_track, shots = times[order], boxes[order], ids[order], shots[order]
         starts = np.flatnonzero(np.r_[True, np.diff(by_track) != 0])
         ends = np.r_[starts[1:], len(order)] - 1
         local_ids = by_track[starts]
@@ -76,19 +91,19 @@ class TrackStitcher:
         velocity = np.divide(centres[ends] - centres[before_last], dt[:, None], out=np.zeros((len(ends), 2)),
                              where=dt[:, None] > 0)
 
-        mapping = self._match(times[starts], boxes[starts])
+        mapping = self._match(times[starts], boxes[starts], shots[starts])
         for i in range(len(local_ids)):  # local ids are in order of appearance
             if i not in mapping:
                 mapping[i] = self._next_id
                 self._next_id += 1
         for i in range(len(local_ids)):
-            self._last[mapping[i]] = (float(times[ends[i]]), boxes[ends[i]], velocity[i])
+            self._last[mapping[i]] = (float(times[ends[i]]), boxes[ends[i]], velocity[i], int(shots[ends[i]]))
         lookup = dict(zip(local_ids.tolist(), (mapping[i] for i in range(len(local_ids)))))
         out = np.full(len(local), -1, np.int64)
         out[has_track] = [lookup[i] for i in ids.tolist()]
-        return pa.array(out.astype(np.int32), mask=~has_track)
+        return pa.array(out.astype(np.int32), mask=~has_track), lookup
 
-    def _match(self, first_t: np.ndarray, first_box: np.ndarray) -> dict[int, int]:
+    def _match(self, first_t: np.ndarray, first_box: np.ndarray, first_shot: np.ndarray) -> dict[int, int]:
         """{index of a new track: whole-video id of the earlier track it continues}."""
         if not self._last or not len(first_t):
             return {}
@@ -96,13 +111,14 @@ class TrackStitcher:
         old_t = np.array([self._last[i][0] for i in old_ids])
         old_box = np.stack([self._last[i][1] for i in old_ids])
         old_velocity = np.stack([self._last[i][2] for i in old_ids])
+        old_shot = np.array([self._last[i][3] for i in old_ids])
         gap = first_t[None, :] - old_t[:, None]
         score = np.empty(gap.shape)
         for j in range(len(first_t)):  # each earlier track predicted at this track's first time, as the tracker does
             predicted = old_box.copy()
             predicted[:, :2] += old_velocity * np.clip(gap[:, j:j + 1], 0, None)
             score[:, j] = self._scorer.similarity(predicted, first_box[j:j + 1])[:, 0]
-        score[(gap < 0) | (gap > self.max_gap_s)] = -1.0
+        score[(gap < 0) | (gap > self.max_gap_s) | (old_shot[:, None] != first_shot[None, :])] = -1.0
         matched: dict[int, int] = {}
         used: set[int] = set()
         for flat in np.argsort(-score, axis=None):  # best pairs first, as the tracker does
@@ -116,25 +132,60 @@ class TrackStitcher:
         return matched
 
 
-def merge_segments(parts: list[str], output: str, frame_offsets: list[int], track_gap_s: float | None) -> int:
-    """Concatenate segment part files into ``output`` (atomically); returns the row count.
+@dataclass(frozen=True, slots=True)
+class MergedVideo:
+    """What :func:`merge_segments` wrote: rows, and shots / tracks / persons of the whole video."""
+
+    rows: int
+    shots: int
+    tracks: int | None
+    persons: int | None
+
+
+def _shifted(table: pa.Table, column: str, offset: int) -> pa.Table:
+    field = table.schema.field(column)
+    return table.set_column(table.schema.get_field_index(column), field,
+                            pc.add(table[column], pa.scalar(offset, field.type)))
+
+
+def merge_segments(parts: list[str], output: str, frame_offsets: list[int], track_gap_s: float | None) -> MergedVideo:
+    """Concatenate segment part files into ``output`` (atomically).
 
     ``frame_offsets[k]``: frames decoded before segment ``k``. ``track_gap_s`` None: tracking off.
     """
-    first_schema = pq.read_schema(parts[0])
-    metadata = {**read_metadata(first_schema), "segments": len(parts)}
-    schema = first_schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
+    tables = [pq.read_table(part) for part in parts]
+    part_meta = [read_metadata(t.schema) for t in tables]
     stitcher = TrackStitcher(track_gap_s) if track_gap_s is not None else None
+    shot_offset = 0
+    samples: dict[int, list[tuple[np.ndarray, int]]] = {}  # whole-video track -> (mean embedding, faces)
+    for k, (table, meta) in enumerate(zip(tables, part_meta)):
+        table = _shifted(_shifted(table, "frame_index", frame_offsets[k]), "shot", shot_offset)
+        shot_offset += meta.get("shots", 1) - 1  # a segment's shot 0 continues the previous segment's last
+        if stitcher is not None:
+            ids, lookup = stitcher.relabel(table)
+            table = table.set_column(table.schema.get_field_index("track_id"), "track_id", ids)
+            for local, entry in meta.get("track_embeddings", {}).items():
+                samples.setdefault(lookup[int(local)], []).append((np.asarray(entry["mean"]), entry["n"]))
+        tables[k] = table
+    metadata = {key: value for key, value in part_meta[0].items() if key != "track_embeddings"}
+    metadata.update(segments=len(parts), shots=shot_offset + 1)
+    persons = None
+    if stitcher is not None:
+        whole = pa.concat_tables(tables)
+        present = ~np.asarray(pc.is_null(whole["track_id"]))
+        frames = whole["frame_index"].to_numpy()[present]
+        tracks = whole["track_id"].to_numpy(zero_copy_only=False)[present].astype(np.int64)
+        embeddings = {t: np.average([m for m, _ in v], axis=0, weights=[n for _, n in v]) for t, v in samples.items()}
+        persons = cluster_persons(list(range(stitcher.track_count)), embeddings, co_occurring(frames, tracks))
+        metadata.update(tracks=stitcher.track_count, persons=len(set(persons.values())))
+    schema = tables[0].schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
     with ParquetSink(output, schema) as sink:
-        for part, offset in zip(parts, frame_offsets):
-            table = pq.read_table(part).replace_schema_metadata(schema.metadata)
-            table = table.set_column(table.schema.get_field_index("frame_index"), "frame_index",
-                                     pc.add(table["frame_index"], pa.scalar(offset, pa.int64())))
-            if stitcher is not None:
-                table = table.set_column(table.schema.get_field_index("track_id"), "track_id",
-                                         stitcher.relabel(table))
+        for table in tables:
+            table = table.replace_schema_metadata(schema.metadata)
+            if persons is not None:
+                table = with_person_ids(table, persons)
             sink.write(table.cast(schema))
-    return sink.rows
+    return MergedVideo(sink.rows, metadata["shots"], metadata.get("tracks"), metadata.get("persons"))
 
 
 @dataclass(slots=True)
@@ -183,11 +234,12 @@ class SegmentedVideos:
                 return [], self._combined(video.task, results, "failed", f"segment: {failed.error}")
             offsets = np.cumsum([0] + [r.frames_decoded for r in results[:-1]]).tolist()
             try:
-                merge_segments(parts, video.task.output, offsets, self.track_gap_s)
+                merged = merge_segments(parts, video.task.output, offsets, self.track_gap_s)
             except Exception as exc:  # disk full, a part the driver cannot read: this video fails, the run goes on
                 return [], self._combined(video.task, results, "failed",
                                           f"merging {len(parts)} segments failed: {type(exc).__name__}: {exc}")
-            combined = self._combined(video.task, results, "ok", None)
+            combined = replace(self._combined(video.task, results, "ok", None), shots=merged.shots,
+                               tracks=merged.tracks, persons=merged.persons)
             expected = round(combined.duration_s * combined.fps) if combined.duration_s and combined.fps else None
             if truncated := truncation_message(combined.frames_decoded, expected):
                 combined = replace(combined, status="partial", error=truncated)

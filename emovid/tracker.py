@@ -1,10 +1,14 @@
-"""Online face tracking: stable ``track_id`` per person while they stay in view.
+"""Online face tracking: stable ``track_id`` per person while they stay in view, within one shot.
 
-SORT-style association, made time-aware for sampled frames: each track predicts its box at
-the new frame's timestamp with a constant-velocity model, detections are matched greedily by
-IoU with that prediction (falling back to centre distance relative to face size, for the
-big jumps between frames sampled at a few fps), and a track that misses detections survives
-``max_gap_s`` seconds before it ends. Ids are never reused.
+SORT-style association, made time-aware for sampled frames and checked by appearance: each
+track predicts its box at the new frame's timestamp with a constant-velocity model; a
+detection may join a track only when its box is plausible for that prediction (IoU, or
+centre distance relative to face size for the big jumps between frames sampled at a few fps)
+*and* it looks like the track (:mod:`emovid.appearance`), so a different person who steps into
+a lost face's place starts a new track. Pairs are chosen by optimal assignment (Hungarian)
+on a mix of both scores, so two faces that cross keep their ids. A track that misses
+detections survives ``max_gap_s`` seconds; :meth:`FaceTracker.end_all` ends every track at a
+shot cut. Ids are never reused.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from emovid.faces import FaceDetections
 
@@ -35,19 +40,25 @@ class _Track:
     box: np.ndarray  # x, y, w, h at last_seen
     last_seen: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre px/s
+    appearance: np.ndarray | None = None  # running mean descriptor (unit length)
 
     def predict(self, t: float) -> np.ndarray:
         box = self.box.copy()
         box[:2] += self.velocity * (t - self.last_seen)
         return box
 
-    def update(self, box: np.ndarray, t: float, smoothing: float) -> None:
+    def update(self, box: np.ndarray, t: float, smoothing: float, appearance: np.ndarray | None,
+               momentum: float) -> None:
         dt = t - self.last_seen
         if dt > 0:
             measured = ((box[:2] + box[2:] / 2) - (self.box[:2] + self.box[2:] / 2)) / dt
             self.velocity = smoothing * measured + (1 - smoothing) * self.velocity
         self.box = box.astype(float)
         self.last_seen = t
+        if appearance is not None:
+            mixed = appearance if self.appearance is None else momentum * self.appearance + (1 - momentum) * appearance
+            norm = float(np.linalg.norm(mixed))
+            self.appearance = mixed / norm if norm > 0 else mixed
 
 
 class FaceTracker:
@@ -62,18 +73,32 @@ class FaceTracker:
             face widths (sampled frames far apart). Larger follows faster motion, but two
             people close together are likelier to swap.
         velocity_smoothing: weight of the newest motion measurement (0..1).
+        min_appearance: appearance similarity (dot product of descriptors, -1..1) a detection
+            needs to join a track. Higher splits a person whose look changes fast (light, a
+            turned head) into two tracks; lower lets a stranger in a lost face's place take
+            its id.
+        appearance_weight: share of appearance in the score the assignment maximises (the
+            rest is motion); it decides which of two crossing faces is which.
+        appearance_momentum: weight of a track's running descriptor against each new one.
     """
 
     def __init__(self, max_gap_s: float = 1.0, min_iou: float = 0.2, max_centre_shift: float = 1.0,
-                 velocity_smoothing: float = 0.5) -> None:
-        if max_gap_s < 0 or not 0 <= min_iou <= 1 or max_centre_shift < 0 or not 0 <= velocity_smoothing <= 1:
+                 velocity_smoothing: float = 0.5, min_appearance: float = 0.5, appearance_weight: float = 0.5,
+                 appearance_momentum: float = 0.8) -> None:
+        if (max_gap_s < 0 or not 0 <= min_iou <= 1 or max_centre_shift < 0 or not 0 <= velocity_smoothing <= 1
+                or not -1 <= min_appearance <= 1 or not 0 <= appearance_weight <= 1
+                or not 0 <= appearance_momentum < 1):
             raise ValueError("expected max_gap_s >= 0, 0 <= min_iou <= 1, max_centre_shift >= 0, "
-                             f"0 <= velocity_smoothing <= 1; got {max_gap_s}, {min_iou}, {max_centre_shift}, "
-                             f"{velocity_smoothing}")
+                             "0 <= velocity_smoothing <= 1, -1 <= min_appearance <= 1, 0 <= appearance_weight <= 1, "
+                             f"0 <= appearance_momentum < 1; got {max_gap_s}, {min_iou}, {max_centre_shift}, "
+                             f"{velocity_smoothing}, {min_appearance}, {appearance_weight}, {appearance_momentum}")
         self.max_gap_s = max_gap_s
         self.min_iou = min_iou
         self.max_centre_shift = max_centre_shift
         self.velocity_smoothing = velocity_smoothing
+        self.min_appearance = min_appearance
+        self.appearance_weight = appearance_weight
+        self.appearance_momentum = appearance_momentum
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_t: float | None = None
@@ -82,6 +107,10 @@ class FaceTracker:
         """Forget all tracks (ids still never repeat for this tracker)."""
         self._tracks.clear()
         self._last_t = None
+
+    def end_all(self) -> None:
+        """End every track (a shot cut): no face after it continues a track from before it."""
+        self._tracks.clear()
 
     def similarity(self, predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Pairwise match scores: IoU where it is high enough, else a score below ``min_iou``
@@ -96,33 +125,53 @@ class FaceTracker:
         fallback = np.where(plausible, self.min_iou * (1 - shift / max(self.max_centre_shift, 1e-6)) * 0.999, -1.0)
         return np.where(iou >= self.min_iou, iou, fallback)
 
-    def update(self, faces: FaceDetections, timestamp_s: float) -> np.ndarray:
+    def match_scores(self, faces: FaceDetections, timestamp_s: float,
+                     descriptors: np.ndarray | None) -> np.ndarray:
+        """(tracks, faces) scores for the assignment; -1 where a pair fails a gate."""
+        predicted = np.stack([t.predict(timestamp_s) for t in self._tracks])
+        motion = self.similarity(predicted, faces.boxes.astype(float))
+        if descriptors is None:
+            return motion
+        score = motion.copy()
+        for ti, track in enumerate(self._tracks):
+            if track.appearance is None:
+                continue
+            looks = descriptors @ track.appearance
+            mixed = (1 - self.appearance_weight) * motion[ti] + self.appearance_weight * looks
+            score[ti] = np.where((motion[ti] >= 0) & (looks >= self.min_appearance), mixed, -1.0)
+        return score
+
+    def update(self, faces: FaceDetections, timestamp_s: float, descriptors: np.ndarray | None = None) -> np.ndarray:
         """Match ``faces`` (one frame) to tracks and return their (n,) int32 track ids.
 
+        Args:
+            faces: the frame's detections.
+            timestamp_s: the frame's time; must not go backwards.
+            descriptors: (n, d) unit appearance descriptors (:func:`emovid.appearance.describe`);
+                None matches by motion alone.
+
         Raises:
-            ValueError: timestamps go backwards.
+            ValueError: timestamps go backwards, or descriptors do not match the faces.
         """
         if self._last_t is not None and timestamp_s < self._last_t:
             raise ValueError(f"timestamp_s: expected >= {self._last_t}, got {timestamp_s}")
+        if descriptors is not None and len(descriptors) != len(faces):
+            raise ValueError(f"descriptors: expected {len(faces)} rows, got {len(descriptors)}")
         self._last_t = timestamp_s
         self._tracks = [t for t in self._tracks if timestamp_s - t.last_seen <= self.max_gap_s]
         ids = np.full(len(faces), -1, np.int32)
         if self._tracks and len(faces):
-            predicted = np.stack([t.predict(timestamp_s) for t in self._tracks])
-            sim = self.similarity(predicted, faces.boxes.astype(float))
-            taken = np.zeros(len(self._tracks), bool)
-            # Greedy, best pairs first: with a handful of faces per frame this matches Hungarian.
-            for flat in np.argsort(-sim, axis=None):
-                ti, di = np.unravel_index(flat, sim.shape)
-                if sim[ti, di] < 0:
-                    break
-                if taken[ti] or ids[di] >= 0:
-                    continue
-                taken[ti] = True
-                ids[di] = self._tracks[ti].track_id
-                self._tracks[ti].update(faces.boxes[di], timestamp_s, self.velocity_smoothing)
+            score = self.match_scores(faces, timestamp_s, descriptors)
+            rows, cols = linear_sum_assignment(np.where(score >= 0, score, -1e3), maximize=True)
+            for ti, di in zip(rows, cols):
+                if score[ti, di] >= 0:
+                    ids[di] = self._tracks[ti].track_id
+                    self._tracks[ti].update(faces.boxes[di], timestamp_s, self.velocity_smoothing,
+                                            None if descriptors is None else descriptors[di],
+                                            self.appearance_momentum)
         for di in np.flatnonzero(ids < 0):
             ids[di] = self._next_id
-            self._tracks.append(_Track(self._next_id, faces.boxes[di].astype(float), timestamp_s))
+            self._tracks.append(_Track(self._next_id, faces.boxes[di].astype(float), timestamp_s,
+                                       appearance=None if descriptors is None else descriptors[di].copy()))
             self._next_id += 1
         return ids

@@ -8,12 +8,15 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
+
+if TYPE_CHECKING:
+    from emovid.shots import ShotDetector
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -51,11 +54,13 @@ class VideoInfo:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded frame: its index in the stream, presentation time in seconds, BGR pixels."""
+    """One decoded frame: its index in the stream, presentation time in seconds, BGR pixels and
+    the index of its shot (0 when shots are not detected)."""
 
     index: int
     timestamp_s: float
     image: np.ndarray
+    shot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,10 @@ def check_video_file(path: Path) -> None:
         raise VideoOpenError(f"is a {kind} image, not a video")
 
 
+#: Seconds of frames before a segment's start that are fed to the shot detector.
+PREROLL_SHOT_S = 0.5
+
+
 class VideoReader:
     """Context manager around ``cv2.VideoCapture`` that yields sampled frames.
 
@@ -136,12 +145,16 @@ class VideoReader:
             starts a new ``1/sample_fps`` slot of presentation time, so variable frame rates and
             odd container rates are sampled evenly in time.
         decode_threads: FFmpeg decoder threads; None lets FFmpeg use one per CPU.
+        shots: a :class:`~emovid.shots.ShotDetector` fed every decoded frame (sampled or not),
+            so a cut between two sampled frames still starts a new shot; ``shots_seen`` counts
+            the shots of the frames read. None: no detection (every frame is shot 0).
 
     Raises (on enter):
         VideoOpenError: the file cannot be opened as a video.
     """
 
-    def __init__(self, path: str | Path, sample_fps: float | None = None, decode_threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, sample_fps: float | None = None, decode_threads: int | None = None,
+                 shots: ShotDetector | None = None) -> None:
         if sample_fps is not None and not sample_fps > 0:
             raise ValueError(f"sample_fps: expected > 0 or None, got {sample_fps}")
         if decode_threads is not None and decode_threads < 1:
@@ -151,6 +164,7 @@ class VideoReader:
         self.decode_threads = decode_threads
         self.frames_decoded = 0
         self.frames_sampled = 0
+        self.shots = shots
         self._cap: cv2.VideoCapture | None = None
         self.info: VideoInfo | None = None
 
@@ -240,21 +254,44 @@ class VideoReader:
             first_t = t if first_t is None else first_t
             position = (t - first_t) / unit + 1e-6
             if position < start_pos:
+                # Frames just before a segment: the shot detector needs the last one to see a cut
+                # exactly at the segment's first frame.
+                if self.shots is not None and (segment.start_s - (t - first_t)) <= PREROLL_SHOT_S:
+                    self._feed_shots(t)
                 continue
             if position >= end_pos:
                 return
             index += 1
             self.frames_decoded += 1
+            if index == 0 and self.shots is not None:
+                self.shots.restart_count()
+            image = self._feed_shots(t) if self.shots is not None else None
             if period is not None:
                 slot = math.floor(position)
                 if slot <= last_slot:
                     continue
                 last_slot = slot
-            ok, image = self._cap.retrieve()
-            if not ok or image is None:
+            if image is None:
+                ok, image = self._cap.retrieve()
+                if not ok:
+                    image = None
+            if image is None:
                 continue
             self.frames_sampled += 1
-            yield Frame(index, t, image)
+            yield Frame(index, t, image, self.shots.shot if self.shots is not None else 0)
+
+    @property
+    def shots_seen(self) -> int:
+        """Shots among the frames read so far (1 without detection, or before any frame)."""
+        return self.shots.shot + 1 if self.shots is not None and self.frames_decoded else 1
+
+    def _feed_shots(self, t: float) -> np.ndarray | None:
+        """Decode the frame just grabbed for the shot detector; returns its pixels (None if broken)."""
+        ok, image = self._cap.retrieve()
+        if not ok or image is None:
+            return None
+        self.shots.update(image, t)
+        return image
 
     def _seek_before(self, start_s: float) -> float:
         """Position the capture on a frame before ``start_s``; returns the video's first timestamp.

@@ -24,3 +24,19 @@ def analyzer():
     from emovid.pipeline import VideoAnalyzer
 
     return VideoAnalyzer(AnalyzeConfig(), num_threads=2)
+
+
+@pytest.fixture(scope="session")
+def analyzer_at():
+    """``analyzer_at(fps)``: a VideoAnalyzer sampling at ``fps`` (None: every frame), one per rate."""
+    from emovid.config import AnalyzeConfig
+    from emovid.pipeline import VideoAnalyzer
+
+    made = {}
+
+    def get(fps):
+        if fps not in made:
+            made[fps] = VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=2)
+        return made[fps]
+
+    return get

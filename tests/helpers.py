@@ -92,3 +92,72 @@ def moving_faces_video(path: Path, positions: list[dict[int, tuple[int, int]]], 
                 canvas[y0:y1, x0:x1] = crop[y0 - y:y1 - y, x0 - x:x1 - x]
         frames.append(canvas)
     return write_video(path, frames, fps=fps)
+
+
+#: Single-face photos of distinct people (with multi_face.jpg's five, ten people in all).
+PORTRAITS = ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
+LIVE_TEST = SEED / "live-test"
+
+
+def _head(image: np.ndarray, height: int = 130) -> np.ndarray:
+    """The largest face of a photo with some hair and chin around it, ``height`` px tall."""
+    from emovid.faces import FaceDetector
+
+    faces = FaceDetector().detect(image)
+    if not len(faces):
+        raise RuntimeError("no face in a test photo")
+    x, y, w, h = faces.largest().boxes[0].astype(int)
+    pad = int(0.3 * w)
+    head = image[max(y - pad, 0):y + h + pad, max(x - pad, 0):x + w + pad]
+    return cv2.resize(head, (int(head.shape[1] * height / head.shape[0]), height), interpolation=cv2.INTER_AREA)
+
+
+def people_heads(height: int = 130) -> list[np.ndarray]:
+    """Head patches of ten different people (portraits, then multi_face.jpg left to right)."""
+    heads = [_head(cv2.imread(str(shared_video(name))), height) for name in PORTRAITS]
+    return heads + [cv2.resize(c, (int(c.shape[1] * height / c.shape[0]), height)) for c in multi_face_crops()]
+
+
+def same_person_heads(height: int = 130) -> dict[str, np.ndarray]:
+    """{emotion: head patch} of the one person of the seed live-test photos (six expressions)."""
+    if not LIVE_TEST.is_dir():
+        pytest.skip(f"{LIVE_TEST} not available (../shared is absent)")
+    return {folder.name: _head(cv2.imread(str(next(folder.iterdir()))), height)
+            for folder in sorted(LIVE_TEST.iterdir())}
+
+
+def shot_background(index: int, size=(640, 360)) -> np.ndarray:
+    """A distinct set per shot: a colour gradient and stripes (cuts between sets are hard cuts)."""
+    w, h = size
+    rng = np.random.default_rng(index)
+    # hues 61 steps apart on OpenCV's 180-step circle: consecutive sets always differ in colour
+    hsv = np.uint8([[[(index * 61) % 180, rng.integers(120, 230), rng.integers(110, 210)]]])
+    base = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(int)
+    ramp = np.linspace(-40, 40, w)[None, :, None]
+    canvas = np.clip(base[None, None, :] + ramp + np.zeros((h, 1, 1)), 0, 255).astype(np.uint8)
+    period = int(rng.integers(24, 90))
+    stripes = (np.arange(w) // period) % 2 == 0
+    canvas[:, stripes] = (canvas[:, stripes] * 0.7).astype(np.uint8)
+    return canvas
+
+
+def paste(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
+    """Paste ``patch`` with its top-left at (x, y), clipped to the canvas."""
+    h, w = patch.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, canvas.shape[1]), min(y + h, canvas.shape[0])
+    if x1 > x0 and y1 > y0:
+        canvas[y0:y1, x0:x1] = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+
+
+def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]], frames_per_shot: int = 12,
+                fps: float = 12.0, size=(640, 360), drift: int = 2) -> Path:
+    """One shot per list of (head patch, top-left); heads drift ``drift`` px a frame; hard cuts between shots."""
+    frames = []
+    for k, placed in enumerate(shots):
+        background = shot_background(k, size)
+        for i in range(frames_per_shot):
+            canvas = background.copy()
+            for patch, (x, y) in placed:
+                paste(canvas, patch, x + drift * i, y)
+            frames.append(canvas)
+    return write_video(path, frames, fps=fps)

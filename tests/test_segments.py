@@ -102,14 +102,15 @@ def test_truncated_video_is_redone_in_one_piece(tmp_path):
     assert not [p for p in (tmp_path / "split").iterdir() if p.name.startswith(".")]
 
 
-def track_table(rows: list[tuple[float, int | None, tuple[int, int, int, int]]]) -> pa.Table:
-    """Face rows (timestamp, local track id, box) in the declared schema."""
+def track_table(rows: list[tuple[float, int | None, tuple[int, int, int, int]]], shots: list[int] | None = None) -> pa.Table:
+    """Face rows (timestamp, local track id, box) in the declared schema; all in shot 0 unless ``shots``."""
     schema = face_schema()
     n = len(rows)
     data = {f.name: pa.nulls(n, f.type) for f in schema}
     data.update(
         video_id=pa.array(["v"] * n), frame_index=pa.array(range(n), pa.int64()),
         timestamp_s=pa.array([r[0] for r in rows], pa.float64()),
+        shot=pa.array(shots or [0] * n, pa.int32()),
         track_id=pa.array([r[1] for r in rows], pa.int32()),
         **{c: pa.array([r[2][i] for r in rows], pa.int32()) for i, c in enumerate("xywh")},
     )
@@ -121,19 +122,27 @@ def test_stitcher_predicts_moving_faces_across_the_boundary():
     # a face moving right at 400 px/s: without its velocity, the box 0.2 s later would not overlap
     stitcher.relabel(track_table([(2.7, 0, (100, 10, 40, 40)), (2.8, 0, (140, 10, 40, 40))]))
     after = track_table([(3.0, 0, (220, 10, 40, 40)), (3.0, 1, (100, 10, 40, 40))])
-    assert stitcher.relabel(after).to_pylist() == [0, 1]
+    assert stitcher.relabel(after)[0].to_pylist() == [0, 1]
+
+
+def test_stitcher_never_joins_tracks_across_a_cut_at_the_boundary():
+    stitcher = TrackStitcher(max_gap_s=1.0)
+    stitcher.relabel(track_table([(2.8, 0, (100, 10, 40, 40)), (2.9, 0, (100, 10, 40, 40))]))
+    # the same place 0.1 s later, but the next segment starts with a new shot
+    ids, lookup = stitcher.relabel(track_table([(3.0, 0, (100, 10, 40, 40))], shots=[1]))
+    assert ids.to_pylist() == [1] and lookup == {0: 1}
 
 
 def test_stitcher_joins_tracks_across_a_boundary_and_numbers_new_ones_in_order():
     stitcher = TrackStitcher(max_gap_s=1.0)
     first = track_table([(0.0, 0, (10, 10, 50, 50)), (0.0, 1, (200, 10, 50, 50)), (2.9, 0, (14, 10, 50, 50)),
                          (1.0, 1, (200, 10, 50, 50))])
-    assert stitcher.relabel(first).to_pylist() == [0, 1, 0, 1]
+    assert stitcher.relabel(first)[0].to_pylist() == [0, 1, 0, 1]
     second = track_table([(3.0, 0, (300, 200, 50, 50)), (3.0, 1, (16, 10, 50, 50)), (3.1, None, (0, 0, 0, 0)),
                           (3.5, 2, (200, 12, 50, 50))])
     # local 1 continues track 0 (same place, 0.1 s later); local 0 is someone new; local 2 is where
     # track 1 was, but 2.5 s after it was last seen (> max gap): new as well.
-    assert stitcher.relabel(second).to_pylist() == [2, 0, None, 3]
+    assert stitcher.relabel(second)[0].to_pylist() == [2, 0, None, 3]
 
 
 def fake_result(task: VideoTask, status="ok", frames=10, **kw) -> VideoResult:
@@ -175,3 +184,24 @@ def test_short_merged_stream_is_partial(tmp_path):
         write_part(seg)
         _, final = videos.handle(seg, fake_result(seg, frames=5))  # 15 of 30 declared frames
     assert final.status == "partial" and "15 of 30 " in final.error
+
+
+@pytest.mark.parametrize("frames_per_shot", [15, 20])  # 15: every cut exactly on a 1.5 s boundary; 20: shots span them
+@pytest.mark.parametrize("every_frame", [True, False])
+def test_split_run_keeps_shots_tracks_and_persons(tmp_path, frames_per_shot, every_frame):
+    from tests.helpers import people_heads, shots_video
+
+    heads = people_heads()
+    shots = [[(heads[k % 10], (80, 100)), (heads[(k + 5) % 10], (380, 100))] for k in range(4)]
+    shots[2] = [(heads[0], (380, 100))]  # person 0 again, on the other side
+    video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=frames_per_shot, fps=10)
+    whole, split = run_pair(tmp_path, video, every_frame=every_frame, fps=4.0)
+    assert list(split["segments"]) == [4 if frames_per_shot == 15 else 5] and list(split["status"]) == ["ok"]
+    for col in ("shots", "tracks", "persons"):
+        assert split[col].tolist() == whole[col].tolist()
+    assert whole["shots"].tolist() == [4]
+    a, b = emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-3)  # shot, track and person ids included
+    faces = a.dropna(subset=["track_id"])
+    assert (faces.groupby("track_id")["shot"].nunique() == 1).all()
+    assert (faces["shot"] == faces["frame_index"] // frames_per_shot).all()

@@ -114,3 +114,83 @@ def test_faceless_video_has_no_tracks(analyzer, tmp_path):
     out = tmp_path / "n.parquet"
     analyzer(VideoTask(str(shared_video("no_face.mp4")), "n", str(out)))
     assert pq.read_table(out).to_pandas()["track_id"].isna().all()
+
+
+def test_assignment_is_optimal_not_greedy():
+    # greedy best-first would give track A the middle face (its best score) and leave B unmatched;
+    # the optimal assignment matches both
+    tracker = FaceTracker(max_centre_shift=1.5)
+    tracker.update(FaceDetections(np.array([[0, 0, 40, 40], [50, 0, 40, 40]], np.float32),
+                                  np.ones(2, np.float32), np.zeros((2, 5, 2), np.float32)), 0.0)
+    ids = tracker.update(FaceDetections(np.array([[30, 0, 40, 40], [-30, 0, 40, 40]], np.float32),
+                                        np.ones(2, np.float32), np.zeros((2, 5, 2), np.float32)), 0.1)
+    assert sorted(ids.tolist()) == [0, 1]
+
+
+def test_appearance_gate_refuses_a_stranger_in_a_lost_face_place():
+    tracker = FaceTracker()
+    box = FaceDetections(np.array([[100, 100, 50, 50]], np.float32), np.ones(1, np.float32),
+                         np.zeros((1, 5, 2), np.float32))
+    me, stranger = np.eye(4)[:1], np.eye(4)[1:2]
+    assert tracker.update(box, 0.0, me).tolist() == [0]
+    assert tracker.update(box, 0.2, me).tolist() == [0]
+    assert tracker.update(box, 0.4, stranger).tolist() == [1]  # same place, another look: new track
+
+
+def ground_truth_person(df, truth, positions, shot_len):
+    """Each face row's true person: the head pasted nearest its box in that shot."""
+    out = []
+    for row in df.itertuples():
+        placed = truth[int(row.frame_index) // shot_len]
+        k = int(np.argmin([abs(row.x - (x + 40)) for x, _ in positions[:len(placed)]]))
+        out.append(placed[k])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fps", [None, 2.0])
+def test_no_track_holds_two_people_when_new_people_take_old_places(analyzer_at, tmp_path, fps):
+    from emovid.pipeline import VideoTask
+    from tests.helpers import people_heads, shots_video
+
+    heads = people_heads()
+    positions = [(60, 100), (250, 100), (440, 100)]
+    rng = np.random.default_rng(3)
+    truth = [list(rng.choice(10, size=2 + k % 2, replace=False)) for k in range(8)]
+    shots = [[(heads[p], positions[j]) for j, p in enumerate(who)] for who in truth]
+    video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=12, fps=12)
+    out = tmp_path / "cuts.parquet"
+    result = analyzer_at(fps)(VideoTask(str(video), "cuts.mp4", str(out)))
+    df = pq.read_table(out).to_pandas().dropna(subset=["track_id"])
+    df["person"] = ground_truth_person(df, truth, positions, 12)
+    assert result.shots == 8 and (df["shot"] == df["frame_index"] // 12).all()  # every cut, at its frame
+    assert (df.groupby("track_id")["person"].nunique() == 1).all()  # a track is one person
+    assert df["track_id"].nunique() == sum(len(t) for t in truth)  # one track per person per shot
+    assert (df.groupby("track_id")["shot"].nunique() == 1).all()
+    assert (df.groupby("person_id")["person"].nunique() == 1).all()  # a person id never merges people
+
+
+@pytest.mark.parametrize("sample_fps", [None, 4.0])
+def test_faces_that_swap_places_keep_their_ids(analyzer_at, tmp_path, sample_fps):
+    from emovid.pipeline import VideoTask
+    from tests.helpers import paste, people_heads, shot_background, write_video
+
+    a, b = people_heads()[1], people_heads()[3]
+    frames, truth = [], []
+    for i in range(30):  # a walks right, b walks left, on one line: they meet, overlap and swap sides
+        canvas = shot_background(0)
+        xa, xb = 60 + 15 * i, 480 - 15 * i
+        paste(canvas, b, xb, 110)
+        paste(canvas, a, xa, 100)  # a passes in front
+        frames.append(canvas)
+        truth.append((xa, xb))
+    video = write_video(tmp_path / "swap.mp4", frames, fps=10)
+    out = tmp_path / "swap.parquet"
+    analyzer_at(sample_fps)(VideoTask(str(video), "swap.mp4", str(out)))
+    df = pq.read_table(out).to_pandas().dropna(subset=["track_id"])
+    half = a.shape[1] / 2
+    who = ["a" if abs(r.x + r.w / 2 - (truth[r.frame_index][0] + half)) < abs(r.x + r.w / 2 - (truth[r.frame_index][1] + half))
+           else "b" for r in df.itertuples()]
+    df["who"] = who
+    apart = df[[abs(truth[f][0] - truth[f][1]) > 150 for f in df["frame_index"]]]
+    assert (apart.groupby("track_id")["who"].nunique() == 1).all()  # no id ever moves to the other person
+    assert apart[apart["who"] == "a"]["track_id"].nunique() == 1  # a, in front, keeps one id throughout

@@ -54,6 +54,8 @@ class TrainConfig:
         teacher: distil: train toward this model's predictions (a path or bundled model name).
         teacher_weight: share of the teacher in the training targets (the rest is the labels).
         mixup: alpha of mixup's Beta(alpha, alpha) share (images of a batch blended); 0 = off.
+        degrade: strength of the camera-fault augmentation (downscale, blur, JPEG, gamma,
+            occlusion; :func:`training.augment.degrade_batch`); 0 = off, 1 = the default shares.
         recalibrate: after training, recompute the batch-norm statistics on the clean training
             crops (see :func:`training.soup.recalibrate_batch_norm`).
     """
@@ -76,6 +78,7 @@ class TrainConfig:
     teacher: str | None = None
     teacher_weight: float = 0.7
     mixup: float = 0.0
+    degrade: float = 0.0
     recalibrate: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -89,6 +92,8 @@ class TrainConfig:
             raise ValueError(f"teacher_weight: expected 0..1, got {self.teacher_weight}")
         if not (math.isfinite(self.mixup) and self.mixup >= 0):
             raise ValueError(f"mixup: expected a number >= 0, got {self.mixup}")
+        if not (math.isfinite(self.degrade) and 0 <= self.degrade <= 3):
+            raise ValueError(f"degrade: expected a number in 0..3, got {self.degrade}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
         if Path(self.out).suffix != ".keras":
@@ -143,7 +148,7 @@ def fit(config: TrainConfig, train: LabelledFaces, valid: LabelledFaces) -> tupl
                                config.crop_margin, config.seed)
     train_ds = make_dataset(train.images, train.targets, (train.targets @ weights).astype("float32"),
                             batch_size=config.batch_size, augmenter=make_augmenter(config.seed),
-                            shuffle=True, seed=config.seed, batch_maps=batch_maps)
+                            shuffle=True, seed=config.seed, batch_maps=batch_maps, degrade=config.degrade)
     valid_ds = make_dataset(valid.images, valid.targets, batch_size=512)
     steps = config.epochs * int(np.ceil(len(train) / config.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(

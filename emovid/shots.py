@@ -1,0 +1,93 @@
+"""Shot-boundary (hard cut) detection on every decoded frame, so tracks can end at cuts.
+
+The score is PySceneDetect's ContentDetector score (mean absolute change of hue, saturation and
+value between consecutive frames, 0..255), computed on a 64 px wide thumbnail: a cut changes
+the whole picture, so detail does not matter and the thumbnail costs a fraction of a decode.
+Like its AdaptiveDetector, a frame is a cut only when its score also stands out from the
+recent scores (fast camera motion raises every score, a cut only one), and a shot lasts at
+least ``min_shot_s`` (a flash or a single glitched frame is not two cuts).
+
+Gradual transitions (fades, dissolves) are not detected: they change the picture slowly, and
+the tracker's motion and appearance gates still keep people apart through them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import cv2
+import numpy as np
+
+THUMB_WIDTH = 64
+
+
+def thumbnail_hsv(image: np.ndarray) -> np.ndarray:
+    """A BGR (or gray) frame as a small int16 HSV thumbnail, ``THUMB_WIDTH`` px wide."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    h, w = image.shape[:2]
+    size = (THUMB_WIDTH, max(1, round(THUMB_WIDTH * h / max(w, 1))))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.int16)
+
+
+def content_score(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute HSV change between two thumbnails (hue on its circle, scaled to 0..255)."""
+    diff = np.abs(a - b)
+    hue = np.minimum(diff[..., 0], 180 - diff[..., 0]) * (255.0 / 90.0)
+    return float((hue.mean() + diff[..., 1].mean() + diff[..., 2].mean()) / 3.0)
+
+
+class ShotDetector:
+    """Counts shots over the frames of one video, fed in decode order.
+
+    Args:
+        threshold: content score a frame needs to be a cut (PySceneDetect's ContentDetector
+            default is 27). Lower finds softer cuts (similar sets, same lighting) but cuts
+            fast pans too.
+        min_ratio: how many times the mean score of the preceding ``window`` frames a cut must
+            reach; it rejects fast motion, where every frame scores high.
+        window: preceding frames whose scores set the local level.
+        min_shot_s: shortest shot in seconds; a second cut sooner is ignored (flashes).
+    """
+
+    def __init__(self, threshold: float = 27.0, min_ratio: float = 3.0, window: int = 8,
+                 min_shot_s: float = 0.3) -> None:
+        for name, value in (("threshold", threshold), ("min_ratio", min_ratio), ("min_shot_s", min_shot_s)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}: expected a finite number >= 0, got {value}")
+        if window < 1:
+            raise ValueError(f"window: expected >= 1, got {window}")
+        self.threshold = threshold
+        self.min_ratio = min_ratio
+        self.min_shot_s = min_shot_s
+        self._scores: deque[float] = deque(maxlen=window)
+        self._previous: np.ndarray | None = None
+        self._shot_start: float | None = None
+        self.shot = 0  #: index of the current shot (cuts seen so far)
+
+    def update(self, image: np.ndarray, timestamp_s: float) -> bool:
+        """Feed the next decoded frame; True when a new shot starts at it."""
+        thumb = thumbnail_hsv(image)
+        previous, self._previous = self._previous, thumb
+        if previous is None or previous.shape != thumb.shape:
+            self._shot_start = timestamp_s if self._shot_start is None else self._shot_start
+            return False
+        score = content_score(previous, thumb)
+        level = sum(self._scores) / len(self._scores) if self._scores else 0.0
+        self._scores.append(score)
+        is_cut = (score >= self.threshold and score >= self.min_ratio * max(level, 1.0)
+                  and timestamp_s - self._shot_start >= self.min_shot_s)
+        if is_cut:
+            self.shot += 1
+            self._shot_start = timestamp_s
+            self._scores.clear()
+            self._scores.append(0.0)
+        return is_cut
+
+    def restart_count(self) -> None:
+        """Count shots from 0 again, keeping the previous frame: a segment's reader calls it at
+        the segment's first frame, after feeding the frames before it, so a cut exactly on the
+        boundary still counts."""
+        self.shot = 0

@@ -1,0 +1,85 @@
+"""Person ids: constrained clustering of tracks, real identity embeddings, and whole videos."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from emovid.identity import PERSON_DISTANCE, cluster_persons, co_occurring, identity_backend
+from emovid.pipeline import VideoTask
+from emovid.schema import read_metadata
+from tests.helpers import needs_shared, people_heads, same_person_heads, shots_video
+
+needs_identity = pytest.mark.skipif(identity_backend() == "none", reason="identity model wheels not installed")
+
+
+def _unit(*values):
+    v = np.array(values, float)
+    return v / np.linalg.norm(v)
+
+
+@pytest.mark.parametrize("embeddings, cannot_link, expected", [
+    ({0: _unit(1, 0), 1: _unit(0, 1), 2: _unit(1, 0.05)}, set(), {0: 0, 1: 1, 2: 0}),  # 0 and 2 alike
+    ({0: _unit(1, 0), 1: _unit(0, 1), 2: _unit(1, 0.05)}, {(0, 2)}, {0: 0, 1: 1, 2: 2}),  # ...but seen together
+    ({0: _unit(1, 0), 2: _unit(1, 0)}, set(), {0: 0, 1: 1, 2: 0}),  # no embedding for 1: alone, numbered in order
+    ({}, set(), {0: 0, 1: 1, 2: 2}),  # no identity model: person = track
+])
+def test_cluster_persons(embeddings, cannot_link, expected):
+    assert cluster_persons([0, 1, 2], embeddings, cannot_link) == expected
+
+
+def test_cannot_link_holds_for_whole_clusters():
+    # 0~1 and 1~2 are close, but 0 and 2 were seen together: 2 must not join {0, 1}
+    e = {0: _unit(1, 0), 1: _unit(1, 0.2), 2: _unit(1, 0.4)}
+    persons = cluster_persons([0, 1, 2], e, {(0, 2)}, max_distance=0.5)
+    assert persons[0] != persons[2]
+
+
+def test_co_occurring_pairs():
+    frames = np.array([0, 0, 1, 2, 2, 2])
+    tracks = np.array([0, 1, 1, 1, 2, 3])
+    assert co_occurring(frames, tracks) == {(0, 1), (1, 2), (1, 3), (2, 3)}
+
+
+@needs_shared
+@needs_identity
+def test_identity_embedding_tells_people_apart_and_keeps_one_person_across_expressions():
+    from emovid.faces import FaceDetector
+    from emovid.identity import FaceEmbedder
+
+    detector, embedder = FaceDetector(), FaceEmbedder()
+
+    def embed(patch):
+        return embedder.embed(patch, detector.detect(patch).largest().boxes[0])
+
+    same = [embed(p) for p in same_person_heads().values()]  # one person, six expressions
+    others = [embed(p) for p in people_heads()]  # ten different people
+    d_same = np.array([np.linalg.norm(a - b) for i, a in enumerate(same) for b in same[i + 1:]])
+    d_other = np.array([np.linalg.norm(a - b) for i, a in enumerate(others) for b in others[i + 1:]])
+    assert (d_other >= PERSON_DISTANCE).all()  # 45 pairs of different people: none would merge
+    # posed expressions move one face a lot (0.24-0.63 here): a good share of pairs still join
+    assert (d_same < PERSON_DISTANCE).mean() >= 0.4 and np.median(d_same) < np.median(d_other) - 0.15
+
+
+@needs_shared
+@needs_identity
+def test_person_comes_back_after_a_cut_with_another_expression(analyzer, tmp_path):
+    jo = same_person_heads()
+    heads = people_heads()
+    shots = [[(jo["anger"], (80, 100)), (heads[1], (380, 100))],  # jo and someone
+             [(heads[2], (80, 100))],                            # a stranger where jo stood
+             [],                                                 # a faceless shot
+             [(heads[3], (380, 100)), (jo["disgust"], (80, 100))]]  # jo again, disgusted
+    video = shots_video(tmp_path / "back.mp4", shots, frames_per_shot=10, fps=10)
+    out = tmp_path / "back.parquet"
+    result = analyzer(VideoTask(str(video), "back.mp4", str(out)))
+    assert (result.status, result.shots) == ("ok", 4)
+    df = pq.read_table(out).to_pandas().dropna(subset=["track_id"])
+    assert result.tracks == df["track_id"].nunique() == 5 and result.persons == df["person_id"].nunique() == 4
+    left = df[df["x"] < 250]
+    jo_rows = left[left["shot"].isin([0, 3])]
+    assert jo_rows["person_id"].nunique() == 1 and jo_rows["track_id"].nunique() == 2
+    stranger = left[left["shot"] == 1]
+    assert not set(stranger["person_id"]) & set(jo_rows["person_id"])
+    assert not (df["shot"] == 2).any()  # the faceless shot has no tracked rows
+    meta = read_metadata(pq.read_schema(out))
+    assert (meta["shots"], meta["tracks"], meta["persons"]) == (4, 5, 4)
