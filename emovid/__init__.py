@@ -25,6 +25,7 @@ _LAZY = {
     "smooth": "emovid.timelines",
     "track_timelines": "emovid.timelines",
     "track_summary": "emovid.timelines",
+    "person_summary": "emovid.timelines",
     "resample": "emovid.timelines",
     "emotion_shares": "emovid.timelines",
     "build_report": "emovid.report",

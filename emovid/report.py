@@ -20,14 +20,14 @@ from emovid.labels import EMOTIONS
 from emovid.manifest import MANIFEST_NAME, read_manifest
 from emovid.results import result_files, to_frame
 from emovid.schema import read_metadata
-from emovid.timelines import emotion_shares, prob_columns, smooth as smooth_tracks, track_summary
+from emovid.timelines import emotion_shares, person_summary, prob_columns, smooth as smooth_tracks
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "_report"  # underscore: pandas/pyarrow readers of the results folder skip it
 COLOURS = {"neutral": "#9e9e9e", "joy": "#f4b400", "surprise": "#ab47bc", "sadness": "#4285f4",
            "anger": "#db4437", "disgust": "#0f9d58", "fear": "#ff7043"}
-MAX_TRACK_PANELS = 6
+MAX_PERSON_PANELS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,27 +42,35 @@ class Report:
 
 
 def _summary_rows(df: pd.DataFrame, video_id: str, interval: float) -> list[dict]:
-    """One row for the video and one per track: time with a face, dominant emotion, shares, confidence."""
+    """One row for the video and one per person (longest seen first): time with a face, the
+    person's tracks and shots, dominant emotion, shares, confidence."""
     classes = [c[len("prob_"):] for c in prob_columns(df)]
     duration = round(float(df["timestamp_s"].max() - df["timestamp_s"].min() + interval), 3) if len(df) else 0.0
     faces = df[df["emotion"].notna()]
     shares = emotion_shares(df).drop(columns="video_id").to_numpy()  # one row, or none without faces
     rows = [{
-        "video_id": video_id, "track_id": "(all)", "duration_s": duration,
+        "video_id": video_id, "person_id": "(all)", "tracks": df["track_id"].nunique(),
+        "shots": df["shot"].nunique(), "duration_s": duration,
         "seconds_with_face": round(faces["timestamp_s"].nunique() * interval, 3),
         "dominant_emotion": classes[int(shares[0].argmax())] if len(faces) else None,
         "mean_confidence": round(float(faces["confidence"].mean()), 4) if len(faces) else None,
         **{f"share_{c}": round(float(shares[0][i]), 4) if len(faces) else 0.0 for i, c in enumerate(classes)},
     }]
-    for track in track_summary(df).to_dict("records"):
+    for person in _persons_longest_first(df).to_dict("records"):
         rows.append({
-            "video_id": video_id, "track_id": int(track["track_id"]), "duration_s": duration,
-            "seconds_with_face": round(track["samples"] * interval, 3),  # one row per track per timestamp
-            "dominant_emotion": track["dominant_emotion"],
-            "mean_confidence": round(float(track["mean_confidence"]), 4),
-            **{f"share_{c}": round(float(track[f"share_{c}"]), 4) for c in classes},
+            "video_id": video_id, "person_id": str(int(person["person_id"])), "tracks": int(person["tracks"]),
+            "shots": int(person["shots"]), "duration_s": duration,
+            "seconds_with_face": round(person["samples"] * interval, 3),  # one row per person per timestamp
+            "dominant_emotion": person["dominant_emotion"],
+            "mean_confidence": round(float(person["mean_confidence"]), 4),
+            **{f"share_{c}": round(float(person[f"share_{c}"]), 4) for c in classes},
         })
     return rows
+
+
+def _persons_longest_first(df: pd.DataFrame) -> pd.DataFrame:
+    summary = person_summary(df)
+    return summary.sort_values(["samples", "person_id"], ascending=[False, True], kind="stable")
 
 
 def _sample_interval(df: pd.DataFrame) -> float:
@@ -71,14 +79,16 @@ def _sample_interval(df: pd.DataFrame) -> float:
 
 
 def plot_video(df: pd.DataFrame, video_id: str, path: Path, prob_prefix: str = "prob_") -> None:
-    """Stacked probabilities over time, one panel per track; gaps where the face was not seen."""
+    """Stacked probabilities over time, one panel per person (the ``MAX_PERSON_PANELS`` seen
+    longest; the title says how many more there are); gaps where the person was not seen."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     times = np.sort(df["timestamp_s"].unique())
-    tracks = [t for t in df["track_id"].dropna().unique()][:MAX_TRACK_PANELS]
+    persons = _persons_longest_first(df)["person_id"].tolist()
+    tracks = persons[:MAX_PERSON_PANELS]
     panels = tracks or [None]
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.8 + 1.6 * len(panels)), sharex=True, squeeze=False)
     classes = [c[len("prob_"):] for c in prob_columns(df)]
@@ -87,14 +97,15 @@ def plot_video(df: pd.DataFrame, video_id: str, path: Path, prob_prefix: str = "
             ax.text(0.5, 0.5, "no face seen in this video", ha="center", va="center", transform=ax.transAxes)
             ax.set_yticks([])
         else:
-            rows = df[df["track_id"] == track].drop_duplicates("timestamp_s").set_index("timestamp_s")
+            rows = df[df["person_id"] == track].drop_duplicates("timestamp_s").set_index("timestamp_s")
             rows = rows.reindex(times)  # not seen at a sampled time -> NaN -> a gap in the plot
             probs = [rows[f"{prob_prefix}{c}"].to_numpy(dtype=float, na_value=np.nan) for c in classes]
             ax.stackplot(times, *probs, colors=[COLOURS.get(c, None) for c in classes], labels=classes, step="mid")
             ax.set_ylim(0, 1)
-            ax.set_ylabel(f"track {int(track)}")
+            ax.set_ylabel(f"person {int(track)}")
         ax.set_xlim(times.min() if len(times) else 0, times.max() if len(times) > 1 else 1)
-    axes[0, 0].set_title(video_id)
+    left_out = len(persons) - len(tracks)
+    axes[0, 0].set_title(video_id + (f" ({left_out} more persons seen less, not plotted)" if left_out else ""))
     axes[-1, 0].set_xlabel("time (s)")
     if tracks:
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
@@ -110,7 +121,7 @@ def _png_name(video_id: str) -> str:
 
 
 def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
-    """Write ``OUT/_report/``: ``<video>.png`` timelines, ``summary.csv`` (per video and per track),
+    """Write ``OUT/_report/``: ``<video>.png`` timelines, ``summary.csv`` (per video and per person),
     and ``index.html`` listing every video (failed ones from the manifest, unplotted).
 
     Raises:
@@ -138,7 +149,7 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
         sections.append((video_id, png, rows))
         n_videos += 1
     if not header_written:
-        pd.DataFrame(columns=["video_id", "track_id"]).to_csv(summary_csv, index=False)
+        pd.DataFrame(columns=["video_id", "person_id"]).to_csv(summary_csv, index=False)
     failed = _failed_videos(out)
     index = folder / "index.html"
     index.write_text(_html(sections, failed, out.name), encoding="utf-8")

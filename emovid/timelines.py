@@ -69,23 +69,34 @@ def track_timelines(df: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(["video_id", "track_id", "timestamp_s"], kind="stable").reset_index(drop=True)
 
 
-def track_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (video, track): first/last seen, samples, dominant emotion, share of samples per emotion,
-    mean confidence. Shares are over the track's samples, so they sum to 1 per track."""
-    timeline = track_timelines(df)
+def _summary(df: pd.DataFrame, key: str, extra: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    """Per (video, ``key``): time span, samples, ``extra`` aggregations, dominant emotion, shares."""
+    timeline = df[df[key].notna()].sort_values(["video_id", key, "timestamp_s"], kind="stable")
     classes = _classes(df)
-    columns = ["video_id", "track_id", "first_seen_s", "last_seen_s", "samples", "dominant_emotion",
+    columns = ["video_id", key, "first_seen_s", "last_seen_s", "samples", *extra, "dominant_emotion",
                "mean_confidence", *(f"share_{c}" for c in classes)]
     if timeline.empty:
         return pd.DataFrame(columns=columns)
-    grouped = timeline.groupby(["video_id", "track_id"], observed=True, sort=True)
+    grouped = timeline.groupby(["video_id", key], observed=True, sort=True)
     summary = grouped.agg(first_seen_s=("timestamp_s", "min"), last_seen_s=("timestamp_s", "max"),
-                          samples=("timestamp_s", "size"), mean_confidence=("confidence", "mean"))
-    shares = emotion_shares(timeline, by=("video_id", "track_id")).set_index(["video_id", "track_id"])
+                          samples=("timestamp_s", "size"), mean_confidence=("confidence", "mean"), **extra)
+    shares = emotion_shares(timeline, by=("video_id", key)).set_index(["video_id", key])
     summary = summary.join(shares.add_prefix("share_"))
     summary["dominant_emotion"] = pd.Categorical(
         [classes[i] for i in shares.to_numpy().argmax(axis=1)], categories=classes)
     return summary.reset_index()[columns]
+
+
+def track_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (video, track): its shot and person, first/last seen, samples, dominant emotion, share of
+    samples per emotion, mean confidence. Shares are over the track's samples, so they sum to 1."""
+    return _summary(df, "track_id", {"shot": ("shot", "first"), "person_id": ("person_id", "first")})
+
+
+def person_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (video, person): first/last seen, samples, how many tracks and shots the person spans,
+    dominant emotion, share of samples per emotion, mean confidence."""
+    return _summary(df, "person_id", {"tracks": ("track_id", "nunique"), "shots": ("shot", "nunique")})
 
 
 def resample(df: pd.DataFrame, step_s: float = 1.0) -> pd.DataFrame:

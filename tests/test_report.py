@@ -43,7 +43,7 @@ def test_report_writes_plots_summary_and_html(results):
     summary = pd.read_csv(folder / "summary.csv")
     assert set(summary["video_id"]) == {"single_face.mp4", "no_face.mp4"}
     face_rows = summary[summary["video_id"] == "single_face.mp4"]
-    assert face_rows["track_id"].tolist() == ["(all)", "0"]  # the video, then its one track
+    assert face_rows["person_id"].tolist() == ["(all)", "0"]  # the video, then its one person
     assert face_rows["seconds_with_face"].iloc[0] > 0 and isinstance(face_rows["dominant_emotion"].iloc[0], str)
     share_cols = [c for c in summary.columns if c.startswith("share_")]
     assert face_rows[share_cols].sum(axis=1).round(3).tolist() == [1.0, 1.0]

@@ -3,22 +3,26 @@ import pandas as pd
 import pytest
 
 from emovid.labels import EMOTIONS
-from emovid.timelines import smooth, track_summary, track_timelines
+from emovid.timelines import person_summary, smooth, track_summary, track_timelines
 
 
-def frame(rows):
-    """rows: (video, track, t, emotion index or None)."""
+def frame(rows, persons=None):
+    """rows: (video, track, t, emotion index or None); ``persons`` maps track -> person (default: same id),
+    and each track is its own shot."""
     records = []
+    persons = persons or {}
     for video, track, t, k in rows:
         probs = np.eye(7)[k] if k is not None else np.full(7, np.nan)
         rec = {"video_id": video, "frame_index": int(t * 10), "timestamp_s": t,
                "face_index": 0 if k is not None else None, "track_id": track,
+               "person_id": persons.get(track, track), "shot": track if track is not None else 0,
                "emotion": EMOTIONS[k] if k is not None else None,
                "confidence": 1.0 if k is not None else None}
         rec.update({f"prob_{c}": p for c, p in zip(EMOTIONS, probs)})
         records.append(rec)
     df = pd.DataFrame(records)
     df["track_id"] = df["track_id"].astype("Int32")
+    df["person_id"] = df["person_id"].astype("Int32")
     df["emotion"] = pd.Categorical(df["emotion"], categories=EMOTIONS)
     return df
 
@@ -85,3 +89,16 @@ def test_emotion_shares():
     shares = emotion_shares(df).set_index("video_id")
     assert shares.loc["a", "joy"] == pytest.approx(2 / 3) and shares.loc["b", "neutral"] == 1.0
     np.testing.assert_allclose(shares.sum(axis=1), 1)
+
+
+def test_person_summary_spans_the_person_tracks_and_shots():
+    # tracks 0 and 2 are one person seen in two shots; track 1 is someone else
+    df = frame([("a", 0, 0.0, 1), ("a", 0, 0.5, 1), ("a", 1, 0.5, 6), ("a", 2, 3.0, 3), ("a", None, 2.0, None)],
+               persons={0: 0, 1: 1, 2: 0})
+    summary = person_summary(df).set_index("person_id")
+    assert summary.loc[0, ["tracks", "shots", "samples"]].tolist() == [2, 2, 3]
+    assert (summary.loc[0, "first_seen_s"], summary.loc[0, "last_seen_s"]) == (0.0, 3.0)
+    assert summary.loc[0, "share_joy"] == pytest.approx(2 / 3) and summary.loc[1, "dominant_emotion"] == "fear"
+    tracks = track_summary(df).set_index("track_id")
+    assert tracks["person_id"].tolist() == [0, 1, 0] and tracks["shot"].tolist() == [0, 1, 2]
+    assert person_summary(frame([("a", None, 0.0, None)])).empty
