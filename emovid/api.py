@@ -33,6 +33,7 @@ def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig,
         OutputError: results made with other settings are in ``out`` and ``overwrite`` is off.
     """
     info = read_model_info(config.model or bundled(DEFAULT_MODEL_NAME))
+    info.offsets_for(config.prior)  # a --prior the model cannot take fails here, before Ray starts
     settings = config.settings(info.tag, info.classes)
     wanted = config.settings_hash(info.tag, info.classes)
     todo, done, clashes = [], [], []
@@ -70,6 +71,7 @@ def analyze(
     shots: bool = True,
     shot_threshold: float = DEFAULT_SHOT_THRESHOLD,
     persons: bool = True,
+    prior: str | float | None = None,
     segment_s: float | None = DEFAULT_SEGMENT_S,
     workers: int | None = None,
     cpus_per_worker: float = 1.0,
@@ -92,7 +94,9 @@ def analyze(
             earlier three-network ensemble, 2.7x slower); default the bundled ``emovid_fer7_v3``.
         score_threshold, min_face, max_side, align: face detection and cropping; track,
             track_gap_s: face tracking; shots, shot_threshold: shot-cut detection (tracks end at
-            cuts); persons: person ids by face identity; see :class:`~emovid.config.AnalyzeConfig`.
+            cuts); persons: person ids by face identity; prior: the emotion decision's class
+            prior (``"ferplus"``, ``"balanced"`` or 0..1.5; None: the model's default); see
+            :class:`~emovid.config.AnalyzeConfig`.
         segment_s: analyse videos longer than 1.5x this many seconds in parallel segments
             (None: never split); see :mod:`emovid.segments`.
         workers, cpus_per_worker, gpus_per_worker, address: Ray execution, see
@@ -114,7 +118,7 @@ def analyze(
                            model=os.fspath(resolve_model(model)) if model is not None else None,
                            score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
                            track=track, track_gap_s=track_gap_s, shots=shots, shot_threshold=shot_threshold,
-                           persons=persons, segment_s=segment_s)
+                           persons=persons, prior=prior, segment_s=segment_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
     inputs = find_videos(paths)  # input errors surface before the output folder is touched

@@ -28,6 +28,11 @@ def bundled(name: str) -> Path:
     return path
 
 
+def bundled_names() -> list[str]:
+    """Names of the bundled emotion models (``emovid_fer7_v1`` ...), oldest first."""
+    return sorted(p.stem for p in bundled(DEFAULT_MODEL_NAME).parent.glob("emovid_*.keras"))
+
+
 def resolve_model(model: str | Path | None) -> Path | None:
     """A model argument as a path: an existing file, or the name of a bundled model
     (``emovid_fer7_v1`` or ``emovid_fer7_v1.keras``); None stays None (the default model)."""

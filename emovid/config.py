@@ -17,6 +17,34 @@ DEFAULT_SEGMENT_S = 300.0
 DEFAULT_SHOT_THRESHOLD = 27.0
 
 
+#: Named operating points for ``prior``: the share of the training class prior that is undone.
+PRIOR_NAMES = {"ferplus": 0.0, "balanced": 1.0}
+MAX_PRIOR_TAU = 1.5
+
+
+def parse_prior(value) -> float | None:
+    """``--prior``: None (the model's default), ``ferplus`` (keep FER+'s class prior, 0),
+    ``balanced`` (every emotion equally likely, 1) or a number 0..1.5 in between or beyond.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"prior: expected ferplus, balanced or a number 0..{MAX_PRIOR_TAU}, got {value!r}")
+    if value is None or isinstance(value, float | int):
+        tau = value
+    elif isinstance(value, str) and value.strip().lower() in PRIOR_NAMES:
+        tau = PRIOR_NAMES[value.strip().lower()]
+    else:
+        try:
+            tau = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"prior: expected ferplus, balanced or a number 0..{MAX_PRIOR_TAU}, got {value!r}") from None
+    if tau is not None and not (math.isfinite(tau) and 0 <= tau <= MAX_PRIOR_TAU):
+        raise ValueError(f"prior: expected ferplus, balanced or a number 0..{MAX_PRIOR_TAU}, got {value!r}")
+    return None if tau is None else float(tau)
+
+
 def _check_range(name: str, value, low, high=math.inf, *, low_open: bool = False) -> None:
     ok = (value > low if low_open else value >= low) and value <= high
     if not ok:
@@ -43,6 +71,8 @@ class AnalyzeConfig:
         shots: detect shot cuts on every decoded frame; tracks end at each cut and rows carry
             the ``shot`` index (off: one shot, tracks may run across cuts).
         shot_threshold: content score a frame needs to be a cut (see :mod:`emovid.shots`).
+        prior: the emotion decision's class prior, as :func:`parse_prior` reads it (None: the
+            model's measured default; see the model card).
         persons: group each video's tracks into ``person_id`` by face identity (with tracking
             on; needs the identity model, else ``person_id`` equals ``track_id``).
         segment_s: videos longer than 1.5x this are analysed in segments of about this many
@@ -61,11 +91,13 @@ class AnalyzeConfig:
     shots: bool = True
     shot_threshold: float = DEFAULT_SHOT_THRESHOLD
     persons: bool = True
+    prior: float | None = None
     segment_s: float | None = DEFAULT_SEGMENT_S
 
     def __post_init__(self) -> None:
         _check_range("track_gap_s", self.track_gap_s, 0)
         _check_range("shot_threshold", self.shot_threshold, 0, 255, low_open=True)
+        object.__setattr__(self, "prior", parse_prior(self.prior))
         if self.segment_s is not None:
             _check_range("segment_s", self.segment_s, 1)
         if self.fps is not None:

@@ -108,7 +108,7 @@ class EmotionClassifier:
     one probability row per face.
     """
 
-    def __init__(self, model, info: ModelInfo, path: Path) -> None:
+    def __init__(self, model, info: ModelInfo, path: Path, prior_tau: float | None = None) -> None:
         import tensorflow as tf
 
         from emovid.inference_graph import fold_batch_norms  # imports Keras: not at package import
@@ -120,13 +120,16 @@ class EmotionClassifier:
         model = fold_batch_norms(model)
         self._model = model
         # One traced graph for every batch size: no retracing per batch, no Python per layer.
-        offsets = tf.constant(info.logit_offsets or [0.0] * len(info.classes), tf.float32)
+        self.prior_tau = info.prior_tau if prior_tau is None else prior_tau
+        self.offsets = info.offsets_for(prior_tau)
+        offsets = tf.constant(self.offsets or [0.0] * len(info.classes), tf.float32)
+        scale = 1.0 / info.temperature
 
         def logits(x):
             out = model(x, training=False)
             if info.flip_average:  # mirror test-time augmentation, declared in the model's metadata
                 out = (out + model(tf.reverse(x, axis=[2]), training=False)) / 2
-            return tf.cast(out, tf.float32) + offsets
+            return tf.cast(out, tf.float32) * scale + offsets
 
         self._logits = tf.function(
             logits,
@@ -137,16 +140,20 @@ class EmotionClassifier:
         self._logits(tf.zeros([1, size, size, 1], tf.float32))
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "EmotionClassifier":
+    def load(cls, path: str | Path | None = None, prior_tau: float | None = None) -> "EmotionClassifier":
         """Load a model saved by ``emovid train`` (the bundled model when ``path`` is None; a bundled
         model's name, e.g. ``"emovid_fer7_v1"``, also works).
+
+        ``prior_tau``: the operating point, the share of the training class prior to undo
+        (:func:`emovid.config.parse_prior`); None keeps the model's default.
 
         Loading uses Keras ``safe_mode`` (no pickled code) and checks the model against its
         metadata before any face is scored.
 
         Raises:
-            ModelError: missing file, no emovid metadata, or a model whose input/output shape
-                does not match its declared size and classes.
+            ModelError: missing file, no emovid metadata, a model whose input/output shape
+                does not match its declared size and classes, or ``prior_tau`` for a model
+                without a declared class prior.
         """
         path = resolve_model(path) or bundled(DEFAULT_MODEL_NAME)
         info = read_model_info(path)
@@ -162,11 +169,12 @@ class EmotionClassifier:
             raise ModelError(
                 f"{path}: model maps {model.input_shape} -> {model.output_shape}, but its metadata "
                 f"declares {expected_in} -> {expected_out} ({len(info.classes)} classes)")
-        return cls(model, info, path)
+        return cls(model, info, path, prior_tau)
 
     def without_prior_correction(self) -> "EmotionClassifier":
-        """The same network without the metadata's ``logit_offsets`` (uncorrected probabilities)."""
-        return EmotionClassifier(self._model, replace(self.info, logit_offsets=None), self.path)
+        """The same network as trained: no prior correction, no temperature (raw probabilities)."""
+        return EmotionClassifier(self._model, replace(self.info, logit_offsets=None, prior_tau=None, temperature=1.0),
+                                 self.path)
 
     def logits(self, x):
         """The traced graph on a float32 tensor (N, size, size, 1) of raw pixels: (N, C) logits
@@ -196,10 +204,14 @@ class EmotionClassifier:
         Returns:
             (N, len(classes)) float32 array; rows sum to 1. N = 0 gives a (0, C) array.
         """
+        return softmax(self.predict_logits(faces, batch_size))
+
+    def predict_logits(self, faces: Sequence[np.ndarray] | np.ndarray, batch_size: int = CPU_BATCH_SIZE) -> np.ndarray:
+        """(N, C) float32 logits as :meth:`predict_proba` feeds its softmax (temperature and offsets applied)."""
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
         x = to_model_input(faces, self.input_size)
         out = np.empty((len(x), len(self.classes)), np.float32)
         for start in range(0, len(x), batch_size):
             out[start:start + batch_size] = self.logits(x[start:start + batch_size]).numpy()
-        return softmax(out)
+        return out

@@ -7,6 +7,7 @@ Keras ignores it when loading, and this module needs no Keras to read it.
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,13 @@ class ModelInfo:
         training: free-form training details (data, epochs, results) for the model card.
         flip_average: average the logits of each crop and its mirror image at inference.
         logit_offsets: added to the logits before the softmax, one per class (a prior
-            correction, ``-tau * log(training class share)``); None adds nothing.
+            correction, ``-tau * log(training class share)``); None adds nothing. Models that
+            declare ``class_prior`` and ``prior_tau`` compute it from them instead.
+        temperature: the logits are divided by it before the offsets (calibration: fitted so
+            the probabilities match how often the top class is right).
+        class_prior: the training set's class shares (the prior the network learned).
+        prior_tau: default operating point: the share of ``class_prior`` that is undone
+            (0 keeps the training prior, 1 assumes every class equally likely).
     """
 
     name: str
@@ -40,8 +47,16 @@ class ModelInfo:
     training: dict = field(default_factory=dict)
     flip_average: bool = False
     logit_offsets: tuple[float, ...] | None = None
+    temperature: float = 1.0
+    class_prior: tuple[float, ...] | None = None
+    prior_tau: float | None = None
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature: expected a number > 0, got {self.temperature}")
+        if self.class_prior is not None and (len(self.class_prior) != len(self.classes)
+                                             or not all(v > 0 for v in self.class_prior)):
+            raise ValueError(f"class_prior: expected {len(self.classes)} positive shares, got {self.class_prior}")
         if self.logit_offsets is not None and len(self.logit_offsets) != len(self.classes):
             raise ValueError(f"logit_offsets: expected {len(self.classes)} values, got {len(self.logit_offsets)}")
         if not self.classes or len(set(self.classes)) != len(self.classes):
@@ -54,6 +69,21 @@ class ModelInfo:
     @property
     def tag(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def offsets_for(self, tau: float | None) -> tuple[float, ...] | None:
+        """Logit offsets at prior strength ``tau`` (None: the model's default operating point).
+
+        Raises:
+            ModelError: ``tau`` is given but the model declares no ``class_prior``.
+        """
+        if tau is None:
+            tau = self.prior_tau
+            if tau is None:
+                return self.logit_offsets
+        if self.class_prior is None:
+            raise ModelError(f"model {self.tag} declares no class_prior, so its prior cannot be changed")
+        shares = [v / sum(self.class_prior) for v in self.class_prior]
+        return tuple(round(-tau * math.log(v), 5) for v in shares)
 
 
 def write_model_info(path: str | Path, info: ModelInfo) -> None:
@@ -101,8 +131,9 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise ModelError(f"{path}: no {METADATA_MEMBER} inside; was it saved by `emovid train`?") from None
     try:
         raw["classes"] = tuple(raw["classes"])
-        if raw.get("logit_offsets") is not None:
-            raw["logit_offsets"] = tuple(raw["logit_offsets"])
+        for key in ("logit_offsets", "class_prior"):
+            if raw.get(key) is not None:
+                raw[key] = tuple(raw[key])
         return ModelInfo(**raw)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{path}: invalid emovid metadata ({exc})") from None

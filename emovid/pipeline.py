@@ -127,7 +127,7 @@ class VideoAnalyzer:
         # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
         self.batch_size = config.batch_size or (GPU_BATCH_SIZE if gpus else CPU_BATCH_SIZE)
         self.max_frames_per_chunk = max(MAX_FRAMES_PER_CHUNK, self.batch_size)
-        self.classifier = EmotionClassifier.load(config.model)
+        self.classifier = EmotionClassifier.load(config.model, config.prior)
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side, use_gpu=bool(gpus))
         self.embedder = load_embedder() if config.track and config.persons else None
@@ -162,6 +162,8 @@ class VideoAnalyzer:
         return {
             "emovid_version": __version__, "settings_hash": self.settings_hash, "settings": self.settings,
             "model_name": self.classifier.info.name, "model_version": self.classifier.info.version,
+            "operating_point": {"temperature": self.classifier.info.temperature,
+                                "prior_tau": self.classifier.prior_tau, "logit_offsets": self.classifier.offsets},
             "video_id": task.video_id, "source": task.path,
             "video": {"width": info.width, "height": info.height, "fps": info.fps,
                       "frame_count": info.frame_count, "codec": info.codec},

@@ -118,7 +118,8 @@ def test_stale_lock_and_temp_files_are_cleaned(videos, tmp_path):
 @pytest.mark.parametrize("kwargs, message", [
     ({"fps": -1}, "fps"), ({"batch_size": 0}, "batch_size"), ({"workers": 0}, "workers"),
     ({"gpus_per_worker": -0.5}, "gpus_per_worker"), ({"score_threshold": 2}, "score_threshold"),
-    ({"model": "/nonexistent.keras"}, "model"),
+    ({"model": "/nonexistent.keras"}, "model"), ({"prior": "uniform"}, "prior"), ({"prior": 2.5}, "prior"),
+    ({"shot_threshold": 0}, "shot_threshold"),
 ])
 def test_invalid_arguments_fail_before_any_work(videos, tmp_path, kwargs, message):
     out = tmp_path / "out"

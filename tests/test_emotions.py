@@ -166,3 +166,51 @@ def test_default_model_on_ferplus_valid(classifier):
     recall = [np.mean(predicted[faces.majority == c] == c) for c in range(len(EMOTIONS))
               if (faces.majority == c).any()]
     assert accuracy >= 0.835 and min(recall) > 0.25, (accuracy, recall)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), ("ferplus", 0.0), ("Balanced", 1.0), ("0.3", 0.3), (0.5, 0.5), (0, 0.0),
+    ("uniform", ValueError), (-0.1, ValueError), ("2", ValueError), (float("nan"), ValueError), (True, ValueError),
+])
+def test_parse_prior(value, expected):
+    from emovid.config import parse_prior
+
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="prior"):
+            parse_prior(value)
+    else:
+        assert parse_prior(value) == expected
+
+
+def test_prior_and_temperature_set_the_operating_point(classifier, tmp_path):
+    from dataclasses import replace
+
+    faces = np.random.default_rng(2).integers(0, 255, (16, 48, 48), dtype=np.uint8)
+    native = EmotionClassifier.load(None, 0.0).predict_proba(faces)
+    balanced = EmotionClassifier.load(None, 1.0).predict_proba(faces)
+    rare = [EMOTIONS.index("disgust"), EMOTIONS.index("fear")]
+    # undoing the FER+ prior moves mass from neutral to the rare classes on every face
+    assert (balanced[:, rare].sum(axis=1) > native[:, rare].sum(axis=1)).all()
+    assert (balanced[:, EMOTIONS.index("neutral")] < native[:, EMOTIONS.index("neutral")]).all()
+    # the default is the model's declared operating point
+    np.testing.assert_allclose(classifier.predict_proba(faces),
+                               EmotionClassifier.load(None, classifier.info.prior_tau).predict_proba(faces), atol=1e-6)
+    path = tmp_path / "sharp.keras"
+    shutil.copy(classifier.path, path)
+    write_model_info(path, replace(read_model_info(path), temperature=0.5))
+    sharp = EmotionClassifier.load(path).predict_proba(faces)
+    assert (sharp.argmax(axis=1) == classifier.predict_proba(faces).argmax(axis=1)).all()
+    assert (sharp.max(axis=1) > classifier.predict_proba(faces).max(axis=1)).all()
+
+
+def test_prior_needs_a_declared_class_prior(classifier, tmp_path):
+    from dataclasses import replace
+
+    path = tmp_path / "old.keras"
+    shutil.copy(classifier.path, path)
+    write_model_info(path, replace(read_model_info(path), class_prior=None, prior_tau=None))
+    EmotionClassifier.load(path)  # the default (its logit offsets) still works
+    with pytest.raises(ModelError, match="class_prior"):
+        EmotionClassifier.load(path, 0.5)
+    with pytest.raises(ValueError, match="temperature"):
+        replace(read_model_info(path), temperature=0)

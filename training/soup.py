@@ -144,7 +144,7 @@ def soup_models(paths: list[Path], out: Path, images: np.ndarray, name: str | No
     first = infos[0]
     info = replace(first, name=name or first.name, version=version or first.version,
                    flip_average=first.flip_average if flip_average is None else flip_average,
-                   logit_offsets=logit_offsets,
+                   logit_offsets=logit_offsets, prior_tau=None, temperature=1.0,
                    training={"weight_average_of": [{"file": Path(p).name, "tag": i.tag, **i.training}
                                                    for p, i in zip(paths, infos)],
                              "batch_norm_recalibration": {"images": int(len(images)), "batches": batches,

@@ -204,6 +204,7 @@ def save(model: keras.Model, config: TrainConfig, details: dict) -> ModelInfo:
     info = ModelInfo(
         name=config.name, version=config.version, classes=EMOTIONS, input_size=config.input_size,
         crop_margin=config.crop_margin,
+        class_prior=tuple(round(float(v), 6) for v in np.maximum(details.pop("class_prior"), 1e-6)),
         training={**details, "emovid_version": __version__,
                   "config": {k: str(v) for k, v in asdict(config).items()}},
     )
@@ -231,7 +232,8 @@ def train(config: TrainConfig) -> ModelInfo:
     model, details = fit(config, train_set, valid_set)
     if config.recalibrate:
         details["batch_norm_recalibration"] = recalibrate(model, train_set, valid_set)
-    details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data), **config.extra)
+    details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data),
+                   class_prior=train_set.targets.mean(axis=0), **config.extra)
     info = save(model, config, details)
     log.info("saved %s: %s", config.out, json.dumps(details))
     return info
