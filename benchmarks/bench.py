@@ -12,6 +12,9 @@ Rows (all measured in this one run, on this machine):
  6. a folder of 8 videos on Ray, 1 vs 2 workers (steady state: the sum of what each worker
     processes per second of its own busy time; 6b: wall time including start-up)
  7. peak RSS of a worker on a 10x longer video vs the original (flat = streaming)
+ 8. people: per-frame cost of shot-cut detection (on every decoded frame, incl. the pixels of
+    frames sampling skips), of the tracker's appearance descriptor and of the identity embedding
+    (per kept face), and end to end at 4 fps with shots and persons on vs off
 """
 
 from __future__ import annotations
@@ -45,13 +48,13 @@ def decode_fps(path: Path, threads: int = 1) -> tuple[float, int]:
 
 
 def emovid_run(path: Path, fps: float | None, out: Path, threads: int = 1, model: str | None = None,
-               repeat: int = 3, overlap_decode: bool = True) -> tuple[float, object]:
+               repeat: int = 3, overlap_decode: bool = True, **settings) -> tuple[float, object]:
     """The fastest of ``repeat`` runs of one worker's pipeline on ``path`` (after one warm-up run)."""
     from emovid.assets import resolve_model
     from emovid.config import AnalyzeConfig
     from emovid.pipeline import VideoAnalyzer, VideoTask
 
-    config = AnalyzeConfig(fps=fps, **({"model": str(resolve_model(model))} if model else {}))
+    config = AnalyzeConfig(fps=fps, **({"model": str(resolve_model(model))} if model else {}), **settings)
     analyzer = VideoAnalyzer(config, num_threads=threads)
     task = VideoTask(str(path), path.name, str(out / f"{path.name}.{fps}.parquet"))
     analyzer(task, overlap_decode)  # warm-up: file cache, oneDNN kernels for new batch shapes
@@ -232,6 +235,60 @@ def scaling_and_memory_rows(video: Path, n_frames: int, tmp: Path) -> tuple[list
     return rows, f2
 
 
+def _per_call_ms(fn, items) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return 1000 * (time.perf_counter() - start) / max(len(items), 1)
+
+
+def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
+    """Row 8: what shots, appearance and identity cost, per frame / face and end to end."""
+    from emovid.appearance import describe
+    from emovid.faces import FaceDetector
+    from emovid.identity import FaceEmbedder, identity_backend
+    from emovid.shots import ShotDetector
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    frames = []
+    while (ok_image := cap.read())[0]:
+        frames.append(ok_image[1])
+    cap.release()
+    grab_fps, _ = decode_fps_grab_only(path)
+    detector = FaceDetector()
+    detected = [(f, detector.detect(f)) for f in frames[::4]]
+    with_faces = [(f, d) for f, d in detected if len(d)]
+    faces_seen = sum(len(d) for _, d in with_faces)
+    shots = ShotDetector()
+    shot_ms = _per_call_ms(lambda f: shots.update(f, 0.0), frames)
+    describe_ms = _per_call_ms(lambda fd: describe(*fd), with_faces) * len(with_faces) / max(faces_seen, 1)
+    dec, _ = decode_fps(path)
+    rows = [("8. shot-cut detection, per decoded frame", f"{shot_ms:.2f} ms",
+             f"decode with pixels {1000 / dec:.2f} ms vs grab only {1000 / grab_fps:.2f} ms a frame (sampling "
+             f"at 4 fps now fetches every frame's pixels)"),
+            ("8. tracker appearance descriptor, per face", f"{describe_ms:.3f} ms", f"{faces_seen} faces")]
+    if identity_backend() != "none":
+        embedder = FaceEmbedder()
+        embed_ms = _per_call_ms(lambda fd: embedder.embed(fd[0], fd[1].boxes[0]), with_faces[:20])
+        rows.append(("8. identity embedding (dlib ResNet), per kept face", f"{embed_ms:.1f} ms",
+                     "at most 3 faces per track, once per track after the pass"))
+    plain, result = emovid_run(path, 4.0, tmp, 1, shots=False, persons=False)
+    full, _ = emovid_run(path, 4.0, tmp, 1)
+    video_s = result.frames_decoded / (result.fps or 1)
+    rows.append(("8. end to end at 4 fps (1 thread), shots + persons on vs off", f"{video_s / full:.0f} vs "
+                 f"{video_s / plain:.0f} video-s/s", f"{full / plain - 1:+.0%} time"))
+    return rows
+
+
+def decode_fps_grab_only(path: Path) -> tuple[float, int]:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    n, start = 0, time.perf_counter()
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n / (time.perf_counter() - start), n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=ROOT / "samples" / "sample.mp4")
@@ -272,6 +329,7 @@ def main() -> None:
                 rows.append((f"5. classifier alone ({threads} thread{'s' * (threads > 1)}), {name}",
                              f"{batched:.0f} crops/s at batch {args.batch_size}",
                              f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
+        rows.extend(people_rows(args.video, tmp))
     if two_workers:
         later.insert(2, ("6c. 8 videos on 2 workers vs one core (row 6 vs row 2 inline)",
                          f"{two_workers:.0f} vs {one_core:.0f} frames/s",

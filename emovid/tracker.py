@@ -20,6 +20,9 @@ from scipy.optimize import linear_sum_assignment
 
 from emovid.faces import FaceDetections
 
+#: ``max_centre_shift`` is allowed per this many seconds since a track was last seen.
+SHIFT_PERIOD_S = 0.25
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of ``x, y, w, h`` boxes: (len(a), len(b))."""
@@ -70,8 +73,9 @@ class FaceTracker:
             id to someone else who appears where the lost face was.
         min_iou: IoU with the predicted box needed for a match.
         max_centre_shift: fallback match when IoU is low: centre distance at most this many
-            face widths (sampled frames far apart). Larger follows faster motion, but two
-            people close together are likelier to swap.
+            face widths per quarter second since the track was last seen (at least once), for
+            sampled frames far apart. Larger follows faster motion, but two people close
+            together are likelier to swap.
         velocity_smoothing: weight of the newest motion measurement (0..1).
         min_appearance: appearance similarity (dot product of descriptors, -1..1) a detection
             needs to join a track. Higher splits a person whose look changes fast (light, a
@@ -83,7 +87,7 @@ class FaceTracker:
     """
 
     def __init__(self, max_gap_s: float = 1.0, min_iou: float = 0.2, max_centre_shift: float = 1.0,
-                 velocity_smoothing: float = 0.5, min_appearance: float = 0.5, appearance_weight: float = 0.5,
+                 velocity_smoothing: float = 0.5, min_appearance: float = 0.5, appearance_weight: float = 0.7,
                  appearance_momentum: float = 0.8) -> None:
         if (max_gap_s < 0 or not 0 <= min_iou <= 1 or max_centre_shift < 0 or not 0 <= velocity_smoothing <= 1
                 or not -1 <= min_appearance <= 1 or not 0 <= appearance_weight <= 1
@@ -112,24 +116,28 @@ class FaceTracker:
         """End every track (a shot cut): no face after it continues a track from before it."""
         self._tracks.clear()
 
-    def similarity(self, predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def similarity(self, predicted: np.ndarray, boxes: np.ndarray, elapsed_s: np.ndarray | None = None) -> np.ndarray:
         """Pairwise match scores: IoU where it is high enough, else a score below ``min_iou``
-        from centre distance; negative means "cannot be the same face"."""
+        from centre distance; negative means "cannot be the same face". ``elapsed_s``: per
+        predicted box, seconds since its track was last seen (widens the reach)."""
         iou = iou_matrix(predicted, boxes)
         pc = predicted[:, :2] + predicted[:, 2:] / 2
         bc = boxes[:, :2] + boxes[:, 2:] / 2
         scale = np.maximum(predicted[:, 2:3], 1.0)
         shift = np.linalg.norm(pc[:, None, :] - bc[None, :, :], axis=2) / scale
         size_ratio = boxes[None, :, 2] / np.maximum(predicted[:, None, 2], 1.0)
-        plausible = (shift <= self.max_centre_shift) & (size_ratio > 0.5) & (size_ratio < 2.0)
-        fallback = np.where(plausible, self.min_iou * (1 - shift / max(self.max_centre_shift, 1e-6)) * 0.999, -1.0)
+        periods = np.ones((len(predicted), 1)) if elapsed_s is None else np.maximum(1.0, elapsed_s / SHIFT_PERIOD_S)[:, None]
+        reach = np.maximum(self.max_centre_shift * periods, 1e-6)
+        plausible = (shift <= reach) & (size_ratio > 0.5) & (size_ratio < 2.0)
+        fallback = np.where(plausible, self.min_iou * (1 - shift / reach) * 0.999, -1.0)
         return np.where(iou >= self.min_iou, iou, fallback)
 
     def match_scores(self, faces: FaceDetections, timestamp_s: float,
                      descriptors: np.ndarray | None) -> np.ndarray:
         """(tracks, faces) scores for the assignment; -1 where a pair fails a gate."""
         predicted = np.stack([t.predict(timestamp_s) for t in self._tracks])
-        motion = self.similarity(predicted, faces.boxes.astype(float))
+        elapsed = np.array([timestamp_s - t.last_seen for t in self._tracks])
+        motion = self.similarity(predicted, faces.boxes.astype(float), elapsed)
         if descriptors is None:
             return motion
         score = motion.copy()

@@ -169,7 +169,7 @@ def test_no_track_holds_two_people_when_new_people_take_old_places(analyzer_at, 
     assert (df.groupby("person_id")["person"].nunique() == 1).all()  # a person id never merges people
 
 
-@pytest.mark.parametrize("sample_fps", [None, 4.0])
+@pytest.mark.parametrize("sample_fps", [None, 4.0, 2.0])  # 2 fps: 75 px between samples, faces 75 px wide
 def test_faces_that_swap_places_keep_their_ids(analyzer_at, tmp_path, sample_fps):
     from emovid.pipeline import VideoTask
     from tests.helpers import paste, people_heads, shot_background, write_video
