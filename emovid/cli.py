@@ -9,7 +9,7 @@ import signal
 import sys
 
 from emovid import __version__
-from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD
+from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, REPORT_SMOOTH_S
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -187,8 +187,10 @@ def _add_report(sub) -> None:
                        description="Write OUT/_report/: a timeline PNG per video, summary.csv (per video and "
                                    "per track) and index.html (opens in a browser, no server).")
     p.add_argument("results", help="folder written by `emovid analyze`")
-    p.add_argument("--smooth", type=_positive_float, metavar="SECONDS",
-                   help="plot probabilities smoothed per track over this time constant")
+    p.add_argument("--smooth", type=_non_negative_float, default=REPORT_SMOOTH_S, metavar="SECONDS",
+                   help=f"plot probabilities smoothed per track over this time constant "
+                        f"(default {REPORT_SMOOTH_S:g}: as accurate as raw on our labelled test video, with "
+                        f"4-7x fewer label flips; 0: raw)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,7 +258,7 @@ def _raise_terminated(signum, frame) -> None:
 def _run_report(args) -> int:
     from emovid.report import build_report
 
-    report = build_report(args.results, smooth=args.smooth)
+    report = build_report(args.results, smooth=args.smooth or None)
     print(f"{report.videos} videos, {report.failed} failed -> {report.index}", file=sys.stderr)
     return 0
 

@@ -13,6 +13,9 @@ from emovid.schema import SCHEMA_VERSION
 DEFAULT_FPS = 4.0
 #: Segment length for long videos: at 4 fps about 10-20 s of work per segment on one CPU.
 DEFAULT_SEGMENT_S = 300.0
+#: Time constant (s) of the per-track smoothing ``emovid report`` applies by default
+#: (``benchmarks/smoothing.py``: accuracy unchanged, 4-7x fewer label flips).
+REPORT_SMOOTH_S = 1.0
 #: Content score (0..255) of a hard cut; PySceneDetect's ContentDetector uses 27 too.
 DEFAULT_SHOT_THRESHOLD = 27.0
 
