@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.resources
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "emovid_fer7_v3.keras"
+DEFAULT_MODEL_NAME = "emovid_fer7_v4.keras"
 YUNET_NAME = "face_detection_yunet_2026may.onnx"
 
 

@@ -69,7 +69,8 @@ def _add_analyze(sub) -> None:
     p.add_argument("--batch-size", type=_positive_int,
                    help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
     p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`soup`/`ensemble`, or a bundled "
-                                   "name: emovid_fer7_v3 (default), emovid_fer7_v2 (3-network ensemble, 2.7x slower) "
+                                   "name: emovid_fer7_v4 (default), emovid_fer7_v3 (the same network at v3's operating point), "
+                                   "emovid_fer7_v2 (3-network ensemble, 2.7x slower) "
                                    "or emovid_fer7_v1 (the first model)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")

@@ -135,13 +135,16 @@ def test_bundled_models_load_by_name(tmp_path):
     import emovid
 
     default = EmotionClassifier.load()
+    v3 = EmotionClassifier.load("emovid_fer7_v3")
     ensemble = EmotionClassifier.load("emovid_fer7_v2")
     fast = EmotionClassifier.load("emovid_fer7_v1")
-    # v3: one network (the weight mean of two checkpoints), v2: three networks
-    assert default.info.version == "3" and len(default.info.training["weight_average_of"]) == 2
+    # v4: v3's network (the weight mean of two checkpoints) at a measured operating point; v2: three networks
+    assert default.info.version == "4" and len(default.info.training["v3_training"]["weight_average_of"]) == 2
+    assert [w.tolist() for w in default._model.get_weights()] == [w.tolist() for w in v3._model.get_weights()]
+    assert (default.info.temperature, default.info.prior_tau) != (v3.info.temperature, v3.info.prior_tau)
     assert not any(isinstance(layer, keras.Model) for layer in default._model.layers)
     assert ensemble.info.version == "2" and len(ensemble.info.training["ensemble_of"]) == 3
-    assert default.info.logit_offsets is not None and fast.info.version == "1"
+    assert default.offsets is not None and fast.info.version == "1" and fast.offsets is None
     face = [np.zeros((48, 48), np.uint8)]
     assert fast.predict_proba(face).shape == default.predict_proba(face).shape == ensemble.predict_proba(face).shape
     with pytest.raises(ModelError, match="not found"):
@@ -153,19 +156,20 @@ def test_bundled_models_load_by_name(tmp_path):
 
     meta = read_metadata(pq.read_schema(tmp_path / "out" / "single_face.mp4.parquet"))
     assert meta["settings"]["model"] == "emovid-fer7:1"  # the named model did the work
+    assert meta["operating_point"] == {"temperature": 1.0, "prior_tau": None, "logit_offsets": None}
 
 
 @pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason=f"FER+ Valid not found under {FERPLUS}")
 def test_default_model_on_ferplus_valid(classifier):
-    """The shipped model on FER+ Valid: near its model card (84.4%, disgust recall 32%), no class collapsed."""
+    """The shipped model reproduces its model card on FER+ Valid (83.6%, every class recalled), no class collapsed."""
     from training.evaluate import load_labelled
 
-    faces = load_labelled(FERPLUS / "FER2013Valid", classifier.input_size, 0.1)
+    faces = load_labelled(FERPLUS / "FER2013Valid", classifier.input_size, classifier.info.crop_margin)
     predicted = classifier.predict_proba(faces.images).argmax(axis=1)
     accuracy = np.mean(predicted == faces.majority)
     recall = [np.mean(predicted[faces.majority == c] == c) for c in range(len(EMOTIONS))
               if (faces.majority == c).any()]
-    assert accuracy >= 0.835 and min(recall) > 0.25, (accuracy, recall)
+    assert accuracy >= 0.83 and min(recall) > 0.3, (accuracy, recall)
 
 
 @pytest.mark.parametrize("value, expected", [
