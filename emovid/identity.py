@@ -33,6 +33,8 @@ SAMPLES_PER_TRACK = 3
 PERSON_DISTANCE = 0.5
 #: Faces smaller than this (px) are not embedded: their embeddings are unreliable.
 MIN_IDENTITY_FACE = 40
+#: Kept faces are shrunk to this side (px), so a 4K close-up costs no more memory than a 200 px face.
+MAX_KEPT_FACE = 200
 IDENTITY_BACKEND = "dlib-resnet-v1"
 
 
@@ -104,7 +106,13 @@ class TrackGallery:
             pad = 0.5 * max(w, h)
             x0, y0 = int(max(x - pad, 0)), int(max(y - pad, 0))
             x1, y1 = int(min(x + w + pad, image.shape[1])), int(min(y + h + pad, image.shape[0]))
-            sample = _Sample(quality, image[y0:y1, x0:x1].copy(), np.array([x - x0, y - y0, w, h], np.float32))
+            patch, local = image[y0:y1, x0:x1], np.array([x - x0, y - y0, w, h], np.float32)
+            if side > MAX_KEPT_FACE:  # dlib embeds 150 px chips: keeping more only costs memory
+                scale = MAX_KEPT_FACE / side
+                patch = cv2.resize(patch, (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale))),
+                                   interpolation=cv2.INTER_AREA)
+                local = local * scale
+            sample = _Sample(quality, np.ascontiguousarray(patch), local)
             if len(heap) < SAMPLES_PER_TRACK:
                 heapq.heappush(heap, sample)
             else:

@@ -83,3 +83,19 @@ def test_person_comes_back_after_a_cut_with_another_expression(analyzer, tmp_pat
     assert not (df["shot"] == 2).any()  # the faceless shot has no tracked rows
     meta = read_metadata(pq.read_schema(out))
     assert (meta["shots"], meta["tracks"], meta["persons"]) == (4, 5, 4)
+
+
+def test_gallery_keeps_the_best_faces_small():
+    from emovid.faces import FaceDetections
+    from emovid.identity import MAX_KEPT_FACE, SAMPLES_PER_TRACK, TrackGallery
+
+    gallery = TrackGallery()
+    frame = np.zeros((2000, 3000, 3), np.uint8)
+    for k, side in enumerate([30, 120, 900, 400, 80]):  # 30 px is too small to embed
+        faces = FaceDetections(np.array([[100, 100, side, side]], np.float32), np.ones(1, np.float32),
+                               np.zeros((1, 5, 2), np.float32))
+        gallery.add(frame, faces, np.array([7]))
+    kept = gallery.samples[7]
+    assert len(kept) == SAMPLES_PER_TRACK
+    assert sorted(round(s.quality) for s in kept) == [120, 400, 900]  # the largest three, the tiny one never
+    assert all(max(s.box[2:]) <= MAX_KEPT_FACE + 1e-3 and max(s.patch.shape[:2]) <= 2 * MAX_KEPT_FACE + 2 for s in kept)
