@@ -1,6 +1,6 @@
 """A cheap appearance descriptor for every tracked face, so tracks follow people, not positions.
 
-It is computed for every sampled face (~0.1 ms each), so it is not an identity embedding (see
+It is computed for every sampled face (about 0.1 ms each), so it is not an identity embedding (see
 :mod:`emovid.identity` for that): a hue-saturation histogram of the face and hair (skin tone,
 hair colour, lighting of the set) next to a coarse 8x8 grey thumbnail of the face (its
 layout). Two faces that cross or swap places inside one shot differ in at least one of
@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from emovid.faces import FaceDetections
+from emovid.thumbnails import shrink
 
 HUE_BINS, SAT_BINS = 12, 4
 THUMB = 8
@@ -41,11 +42,11 @@ def describe(image: np.ndarray, faces: FaceDetections) -> np.ndarray:
         head = _region(image, box, 0.2)
         if head.size == 0:
             continue
-        small = cv2.resize(head, (32, 32), interpolation=cv2.INTER_AREA)
+        small = shrink(head, (32, 32))
         hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [HUE_BINS, SAT_BINS], [0, 180, 0, 256]).ravel()
-        face = cv2.cvtColor(cv2.resize(_region(image, box, 0.0), (THUMB, THUMB), interpolation=cv2.INTER_AREA),
-                            cv2.COLOR_BGR2GRAY).astype(np.float32).ravel()
+        face = cv2.cvtColor(shrink(_region(image, box, 0.0), (THUMB, THUMB)), cv2.COLOR_BGR2GRAY)
+        face = face.astype(np.float32).ravel()
         face -= face.mean()
         # Hellinger (square-root) histogram; both parts weigh the same in the dot product.
         out[i] = np.concatenate([_unit(np.sqrt(hist)), _unit(face)]) / np.sqrt(2)

@@ -118,11 +118,13 @@ class TrackGallery:
             else:
                 heapq.heapreplace(heap, sample)
 
-    def embeddings(self, embedder: FaceEmbedder | None) -> dict[int, list[np.ndarray]]:
-        """{track id: embeddings of its kept faces} for the tracks with at least one usable face."""
+    def embeddings(self, embedder: FaceEmbedder | None, only: set[int] | None = None) -> dict[int, list[np.ndarray]]:
+        """{track id: embeddings of its kept faces} for the tracks with at least one usable face
+        (of ``only``, when given)."""
         if embedder is None:
             return {}
-        return {tid: [embedder.embed(s.patch, s.box) for s in heap] for tid, heap in self.samples.items() if heap}
+        return {tid: [embedder.embed(s.patch, s.box) for s in heap] for tid, heap in self.samples.items()
+                if heap and (only is None or tid in only)}
 
 
 def co_occurring(frame_index: np.ndarray, track_id: np.ndarray) -> set[tuple[int, int]]:
@@ -135,6 +137,15 @@ def co_occurring(frame_index: np.ndarray, track_id: np.ndarray) -> set[tuple[int
         together = np.unique(tracks[start:end]).tolist()
         pairs.update((a, b) for i, a in enumerate(together) for b in together[i + 1:])
     return pairs
+
+
+def mergeable(track_ids: list[int], cannot_link: set[tuple[int, int]]) -> set[int]:
+    """Tracks that could be one person with another track: the rest need no embedding (~0.1 s each)."""
+    partners = {t: len(track_ids) - 1 for t in track_ids}
+    for a, b in cannot_link:
+        partners[a] -= 1
+        partners[b] -= 1
+    return {t for t, n in partners.items() if n > 0}
 
 
 def cluster_persons(track_ids: list[int], embeddings: dict[int, np.ndarray], cannot_link: set[tuple[int, int]],

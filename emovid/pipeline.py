@@ -25,7 +25,7 @@ from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, c
 from emovid.errors import EmovidError, SegmentError, VideoError
 from emovid.faces import FaceDetector, crop_faces
 from emovid.appearance import describe
-from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, track_embeddings
+from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
 from emovid.rows import FrameFaces, to_record_batch, with_person_ids
 from emovid.schema import METADATA_KEY, face_schema
 from emovid.shots import ShotDetector
@@ -255,16 +255,19 @@ class PeopleOfVideo:
         number of persons (None for a segment, whose persons the merge decides)."""
         if self.tracker is None:
             return None
-        samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
         metadata = {**json.loads(sink.schema.metadata[METADATA_KEY]), "shots": shots, "tracks": self.tracks}
         if not whole_video:  # the merge clusters the whole video's tracks
+            samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
             metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}
                                             for t, v in samples.items()}
             sink.transform_on_close(lambda table: table, _with_metadata(sink.schema, metadata))
             return None
         frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
         tracks = np.concatenate([ids for _, ids in self._seen]) if self._seen else np.zeros(0, int)
-        persons = cluster_persons(list(range(self.tracks)), track_embeddings(samples), co_occurring(frames, tracks))
+        track_ids, together = list(range(self.tracks)), co_occurring(frames, tracks)
+        wanted = mergeable(track_ids, together)  # e.g. a video with one track embeds nothing
+        samples = self.gallery.embeddings(embedder, wanted) if self.gallery is not None and wanted else {}
+        persons = cluster_persons(track_ids, track_embeddings(samples), together)
         metadata["persons"] = len(set(persons.values()))
         sink.transform_on_close(lambda table: with_person_ids(table, persons), _with_metadata(sink.schema, metadata))
         return metadata["persons"]

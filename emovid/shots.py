@@ -19,6 +19,8 @@ from collections import deque
 import cv2
 import numpy as np
 
+from emovid.thumbnails import shrink
+
 THUMB_WIDTH = 64
 
 
@@ -28,7 +30,7 @@ def thumbnail_hsv(image: np.ndarray) -> np.ndarray:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     h, w = image.shape[:2]
     size = (THUMB_WIDTH, max(1, round(THUMB_WIDTH * h / max(w, 1))))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small = shrink(image, size)
     return cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.int16)
 
 

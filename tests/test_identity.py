@@ -34,6 +34,14 @@ def test_cannot_link_holds_for_whole_clusters():
     assert persons[0] != persons[2]
 
 
+def test_only_tracks_that_could_merge_need_an_embedding():
+    from emovid.identity import mergeable
+
+    assert mergeable([0], set()) == set()  # one track: nothing to group
+    assert mergeable([0, 1], {(0, 1)}) == set()  # always seen together
+    assert mergeable([0, 1, 2], {(0, 1)}) == {0, 1, 2}
+
+
 def test_co_occurring_pairs():
     frames = np.array([0, 0, 1, 2, 2, 2])
     tracks = np.array([0, 1, 1, 1, 2, 3])
