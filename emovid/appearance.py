@@ -1,6 +1,6 @@
 """A cheap appearance descriptor for every tracked face, so tracks follow people, not positions.
 
-It is computed for every sampled face (about 0.1 ms each), so it is not an identity embedding (see
+It is computed for every sampled face (about 0.2 ms each), so it is not an identity embedding (see
 :mod:`emovid.identity` for that): a hue-saturation histogram of the face and hair (skin tone,
 hair colour, lighting of the set) next to a coarse 8x8 grey thumbnail of the face (its
 layout). Two faces that cross or swap places inside one shot differ in at least one of
