@@ -6,7 +6,6 @@ call it directly.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -27,7 +26,7 @@ from emovid.faces import FaceDetector, crop_faces
 from emovid.appearance import describe
 from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
 from emovid.rows import FrameFaces, to_record_batch, with_person_ids
-from emovid.schema import METADATA_KEY, face_schema
+from emovid.schema import face_schema, read_metadata, with_metadata
 from emovid.shots import ShotDetector
 from emovid.sink import ParquetSink
 from emovid.tracker import FaceTracker
@@ -253,14 +252,16 @@ class PeopleOfVideo:
     def finish(self, sink: ParquetSink, embedder, shots: int, whole_video: bool) -> int | None:
         """Set up the file's person ids and metadata for when the sink commits; returns the
         number of persons (None for a segment, whose persons the merge decides)."""
+        metadata = {**read_metadata(sink.schema), "shots": shots}
         if self.tracker is None:
+            sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
             return None
-        metadata = {**json.loads(sink.schema.metadata[METADATA_KEY]), "shots": shots, "tracks": self.tracks}
+        metadata["tracks"] = self.tracks
         if not whole_video:  # the merge clusters the whole video's tracks
             samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
             metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}
                                             for t, v in samples.items()}
-            sink.transform_on_close(lambda table: table, _with_metadata(sink.schema, metadata))
+            sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
             return None
         frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
         tracks = np.concatenate([ids for _, ids in self._seen]) if self._seen else np.zeros(0, int)
@@ -269,12 +270,8 @@ class PeopleOfVideo:
         samples = self.gallery.embeddings(embedder, wanted) if self.gallery is not None and wanted else {}
         persons = cluster_persons(track_ids, track_embeddings(samples), together)
         metadata["persons"] = len(set(persons.values()))
-        sink.transform_on_close(lambda table: with_person_ids(table, persons), _with_metadata(sink.schema, metadata))
+        sink.transform_on_close(lambda table: with_person_ids(table, persons), with_metadata(sink.schema, metadata))
         return metadata["persons"]
-
-
-def _with_metadata(schema, metadata: dict):
-    return schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
 
 
 def prefetch_depth(info: VideoInfo) -> int:

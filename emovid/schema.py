@@ -49,9 +49,12 @@ def face_schema(classes: tuple[str, ...] = EMOTIONS, metadata: dict | None = Non
         *(pa.field(prob_column(c), pa.float32()) for c in classes),
     ]
     schema = pa.schema(fields)
-    if metadata is not None:
-        schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
-    return schema
+    return with_metadata(schema, metadata) if metadata is not None else schema
+
+
+def with_metadata(schema: pa.Schema, metadata: dict) -> pa.Schema:
+    """``schema`` carrying ``metadata`` as its emovid metadata (replacing any it had)."""
+    return schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
 
 
 def read_metadata(schema: pa.Schema) -> dict:

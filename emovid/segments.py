@@ -24,7 +24,6 @@ files into the video's one Parquet file:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ import pyarrow.parquet as pq
 from emovid.identity import cluster_persons, co_occurring
 from emovid.pipeline import VideoResult, VideoTask
 from emovid.rows import with_person_ids
-from emovid.schema import METADATA_KEY, read_metadata
+from emovid.schema import read_metadata, with_metadata
 from emovid.sink import TEMP_MARKER, ParquetSink
 from emovid.tracker import FaceTracker
 from emovid.video import Segment, plan_segments, truncation_message
@@ -178,7 +177,7 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
         embeddings = {t: np.average([m for m, _ in v], axis=0, weights=[n for _, n in v]) for t, v in samples.items()}
         persons = cluster_persons(list(range(stitcher.track_count)), embeddings, co_occurring(frames, tracks))
         metadata.update(tracks=stitcher.track_count, persons=len(set(persons.values())))
-    schema = tables[0].schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
+    schema = with_metadata(tables[0].schema, metadata)
     with ParquetSink(output, schema) as sink:
         for table in tables:
             table = table.replace_schema_metadata(schema.metadata)
