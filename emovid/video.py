@@ -265,16 +265,16 @@ class VideoReader:
             self.frames_decoded += 1
             if index == 0 and self.shots is not None:
                 self.shots.restart_count()
+            # With shot detection every frame's pixels are fetched; else only the sampled ones'.
             image = self._feed_shots(t) if self.shots is not None else None
             if period is not None:
                 slot = math.floor(position)
                 if slot <= last_slot:
                     continue
                 last_slot = slot
-            if image is None:
+            if self.shots is None:
                 ok, image = self._cap.retrieve()
-                if not ok:
-                    image = None
+                image = image if ok else None
             if image is None:
                 continue
             self.frames_sampled += 1
