@@ -116,7 +116,7 @@ class TrackStitcher:
         for j in range(len(first_t)):  # each earlier track predicted at this track's first time, as the tracker does
             predicted = old_box.copy()
             predicted[:, :2] += old_velocity * np.clip(gap[:, j:j + 1], 0, None)
-            score[:, j] = self._scorer.similarity(predicted, first_box[j:j + 1])[:, 0]
+            score[:, j] = self._scorer.similarity(predicted, first_box[j:j + 1], np.clip(gap[:, j], 0, None))[:, 0]
         score[(gap < 0) | (gap > self.max_gap_s) | (old_shot[:, None] != first_shot[None, :])] = -1.0
         matched: dict[int, int] = {}
         used: set[int] = set()
