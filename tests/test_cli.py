@@ -10,7 +10,8 @@ from tests.helpers import face_video
 
 def test_help_reads_well():
     out = subprocess.run([sys.executable, "-m", "emovid", "analyze", "--help"], capture_output=True, text=True, check=True).stdout
-    for flag in ("--out", "--fps", "--every-frame", "--batch-size", "--address", "--workers", "--gpus-per-worker", "--overwrite"):
+    for flag in ("--out", "--fps", "--every-frame", "--batch-size", "--address", "--workers", "--gpus-per-worker", "--overwrite",
+                 "--prior", "--no-shots", "--no-persons"):
         assert flag in out
 
 
@@ -25,6 +26,11 @@ def test_help_reads_well():
     ["train", "d", "--out", "m.keras", "--teacher", "t.keras", "--teacher-weight", "1.5"],
     ["train", "d", "--out", "m.keras", "--mixup", "nan"],
     ["train", "d", "--out", "m.keras", "--mixup", "-0.2"],
+    ["train", "d", "--out", "m.keras", "--degrade", "-1"],
+    ["analyze", "x", "--out", "o", "--prior", "uniform"],
+    ["analyze", "x", "--out", "o", "--prior", "3"],
+    ["analyze", "x", "--out", "o", "--shot-threshold", "0"],
+    ["evaluate", "d", "--out", "o", "--prior", "-0.5"],
 ])
 def test_invalid_values_are_rejected_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exc:
