@@ -16,8 +16,10 @@ id is never a guess that merges two people.
 from __future__ import annotations
 
 import heapq
+import importlib.util
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -43,11 +45,11 @@ class FaceEmbedder:
 
     def __init__(self) -> None:
         import dlib
-        import face_recognition_models as models
 
+        models = _model_folder()
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-        self._net = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def embed(self, patch: np.ndarray, box: np.ndarray) -> np.ndarray:
         """Embedding of the face at ``box`` (x, y, w, h in ``patch`` pixels) of a BGR patch."""
@@ -58,12 +60,27 @@ class FaceEmbedder:
         return np.asarray(self._net.compute_face_descriptor(chip), np.float32)
 
 
+def _model_folder() -> Path:
+    """The model files of the ``face-recognition-models`` wheel, found without importing it (its
+    ``__init__`` needs ``pkg_resources``, which new setuptools no longer ship).
+
+    Raises:
+        ImportError: the wheel is not installed.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    folder = Path(spec.origin).parent / "models" if spec is not None and spec.origin else None
+    if folder is None or not (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file():
+        raise ImportError("face-recognition-models is not installed")
+    return folder
+
+
 def identity_backend() -> str:
     """The identity model's name, or "none" when its wheels are not installed (no import of them)."""
-    import importlib.util
-
-    found = all(importlib.util.find_spec(m) is not None for m in ("dlib", "face_recognition_models"))
-    return IDENTITY_BACKEND if found else "none"
+    try:
+        _model_folder()
+    except ImportError:
+        return "none"
+    return IDENTITY_BACKEND if importlib.util.find_spec("dlib") is not None else "none"
 
 
 def load_embedder() -> FaceEmbedder | None:
