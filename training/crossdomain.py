@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from emovid.labels import EMOTIONS
-from training.data import LabelledFaces, load_class_folders, load_ferplus
-from training.evaluate import EvalReport
+from training.data import LabelledFaces
+from training.evaluate import EvalReport, load_labelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +28,9 @@ class LabelledSet:
         return all(f.is_dir() for f in self.folders)
 
     def load(self, size: int, crop_margin: float) -> LabelledFaces:
-        parts = [load_ferplus(f, size) if (f / "label.csv").exists() else load_class_folders(f, size, crop_margin)
-                 for f in self.folders]
+        parts = [load_labelled(f, size, crop_margin) for f in self.folders]
         return LabelledFaces(*(np.concatenate([getattr(p, k) for p in parts])
-                               for k in ("images", "targets", "names", "majority"))).evaluable()
+                               for k in ("images", "targets", "names", "majority")))
 
 
 def standard_sets(shared: Path) -> list[LabelledSet]:
