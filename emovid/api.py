@@ -12,12 +12,13 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
-from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, AnalyzeConfig, RunOptions
+from emovid.assets import model_path
+from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, AnalyzeConfig,
+                           RunOptions, settings_hash)
 from emovid.discover import VideoInput, find_videos, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
-from emovid.model_file import read_model_info
+from emovid.model_file import model_digest, read_model_info
 from emovid.outdir import OutputLock, describe_difference, existing_output, prepare_out_dir, remove_temp_files
 from emovid.pipeline import VideoResult, VideoTask
 from emovid.segments import SegmentedVideos
@@ -25,17 +26,28 @@ from emovid.segments import SegmentedVideos
 log = logging.getLogger(__name__)
 
 
-def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig,
-               overwrite: bool) -> tuple[list[VideoTask], list[VideoResult]]:
-    """Split the inputs into videos to analyse and videos already done with these settings.
+def driver_settings(config: AnalyzeConfig) -> dict:
+    """The result settings as this (driver) process computes them; every worker must agree.
+
+    Raises:
+        ModelError: the model is unusable, or cannot take ``config.prior``.
+    """
+    path = model_path(config.model)
+    info = read_model_info(path)
+    info.offsets_for(config.prior)  # a --prior the model cannot take fails here, before Ray starts
+    return config.settings(info.tag, info.classes, model_digest(path))
+
+
+def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig, overwrite: bool,
+               settings: dict | None = None) -> tuple[list[VideoTask], list[VideoResult]]:
+    """Split the inputs into videos to analyse and videos already done with these settings
+    (``settings``: :func:`driver_settings`, computed when not given).
 
     Raises:
         OutputError: results made with other settings are in ``out`` and ``overwrite`` is off.
     """
-    info = read_model_info(config.model or bundled(DEFAULT_MODEL_NAME))
-    info.offsets_for(config.prior)  # a --prior the model cannot take fails here, before Ray starts
-    settings = config.settings(info.tag, info.classes)
-    wanted = config.settings_hash(info.tag, info.classes)
+    settings = settings or driver_settings(config)
+    wanted = settings_hash(settings)
     todo, done, clashes = [], [], []
     for item in inputs:
         task = VideoTask(os.fspath(item.path), item.video_id, os.fspath(output_path(out, item.video_id)))
@@ -44,7 +56,7 @@ def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig,
             todo.append(task)
         elif existing.settings_hash == wanted:
             done.append(VideoResult(task.video_id, task.path, "skipped", error="already analysed with these settings",
-                                    attempts=0, output=task.output))
+                                    attempts=0, output=task.output, reused=True))
         else:
             clashes.append((task.video_id, describe_difference(existing.settings, settings)))
     if clashes:
@@ -79,6 +91,7 @@ def analyze(
     address: str | None = None,
     overwrite: bool = False,
     retries: int = 2,
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
     in_process: bool = False,
     progress: bool = True,
     verbose: bool = False,
@@ -104,11 +117,14 @@ def analyze(
             :class:`~emovid.config.RunOptions`.
         overwrite: redo videos that already have results (default: skip them).
         retries: extra attempts for a video whose worker process died.
+        start_timeout_s: seconds to wait for the first Ray worker before failing.
         in_process: run in this process without Ray (debugging, notebooks).
         progress: show a progress bar. verbose: log details of errors.
 
     Returns:
-        The manifest as a DataFrame: one row per input with status ok/partial/failed/skipped.
+        The manifest as a DataFrame: one row per input with status ok/partial/failed. A video
+        whose results were already there keeps the row of the run that made them, with
+        ``reused`` True (``skipped`` only when that row is gone from ``_manifest.csv``).
 
     Raises:
         ValueError: an invalid argument or input path (checked before Ray starts).
@@ -116,33 +132,35 @@ def analyze(
         ModelError: the model file is unusable.
     """
     config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
-                           model=os.fspath(resolve_model(model)) if model is not None else None,
+                           model=None if model is None else os.fspath(model),
                            score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
                            track=track, track_gap_s=track_gap_s, shots=shots, shot_threshold=shot_threshold,
                            persons=persons, prior=prior, segment_s=segment_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
-                         address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress)
+                         address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress,
+                         start_timeout_s=start_timeout_s)
     inputs = find_videos(paths)  # input errors surface before the output folder is touched
     out_dir = prepare_out_dir(out)
     rows: list[dict] = []
     with OutputLock(out_dir):
         if removed := remove_temp_files(out_dir):
             log.info("removed %d temp files of an interrupted run", removed)
-        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite)
+        settings = driver_settings(config)
+        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings)
         started = time.perf_counter()
         try:
             with ManifestWriter(out_dir) as manifest, tqdm(total=len(todo) + len(done), initial=len(done),
                                                            unit="video", disable=not progress) as bar:
                 def record(result: VideoResult) -> None:
-                    manifest.write(result)
-                    rows.append(result.to_row())
-                    bar.update(1 if result.status != "skipped" else 0)
-                    if result.status in ("failed", "partial"):  # the CLI lists these once at the end
-                        log.info("%s %s: %s", result.status, result.video_id, result.error)
+                    row = manifest.write(result)  # a reused video keeps its earlier status, counts and error
+                    rows.append(row)
+                    bar.update(0 if result.reused else 1)
+                    if row["status"] in ("failed", "partial"):  # the CLI lists these once at the end
+                        log.info("%s %s: %s", row["status"], row["video_id"], row["error"])
 
                 for result in done:
                     record(result)
-                _execute(todo, config, options, in_process, record)
+                _execute(todo, config, options, in_process, record, settings, os.fspath(out_dir))
         finally:
             remove_temp_files(out_dir)  # a worker killed mid-write leaves its temp file behind
         log.info("%d videos in %.1fs", len(todo), time.perf_counter() - started)
@@ -166,7 +184,7 @@ def _frame_total(tasks: list[VideoTask]) -> int | None:
     return total or None
 
 
-def _execute(tasks, config, options, in_process, record) -> None:
+def _execute(tasks, config, options, in_process, record, settings: dict, out_dir: str) -> None:
     show_frames = options.progress and 0 < len(tasks) <= FRAME_BAR_MAX_VIDEOS
     segmented = SegmentedVideos(config.segment_s, config.fps, config.track_gap_s if config.track else None)
 
@@ -188,15 +206,16 @@ def _execute(tasks, config, options, in_process, record) -> None:
                 task = queue.popleft()
                 queue.extendleft(reversed(on_result(task, analyzer(task))))
         else:
-            _execute_on_ray(tasks, config, options, on_result, on_frames)
+            _execute_on_ray(tasks, config, options, on_result, on_frames, settings, out_dir)
 
 
-def _execute_on_ray(tasks, config, options, on_result, on_frames) -> None:
+def _execute_on_ray(tasks, config, options, on_result, on_frames, settings, out_dir) -> None:
     from emovid import distributed
 
     started_ray = distributed.connect(options)
     try:
-        distributed.run_tasks(tasks, config, options, on_result, on_frames=on_frames)
+        distributed.run_tasks(tasks, config, options, on_result, on_frames=on_frames, expected_settings=settings,
+                              out_dir=out_dir)
     finally:
         if started_ray:
             import ray
@@ -205,7 +224,9 @@ def _execute_on_ray(tasks, config, options, on_result, on_frames) -> None:
 
 
 def summarize(manifest: pd.DataFrame) -> str:
-    """One line: counts per status, e.g. ``3 ok, 1 failed, 2 skipped``."""
+    """One line: counts per status, e.g. ``3 ok, 1 failed (2 reused from an earlier run)``."""
     counts = Counter(manifest["status"])
     shown = [s for s in ("ok", "partial", "failed", "skipped") if counts[s] or s in ("ok", "failed")]
-    return ", ".join(f"{counts[s]} {s}" for s in shown)
+    line = ", ".join(f"{counts[s]} {s}" for s in shown)
+    reused = int(manifest["reused"].fillna(False).sum()) if len(manifest) else 0
+    return f"{line} ({reused} reused from an earlier run)" if reused else line

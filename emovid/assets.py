@@ -6,6 +6,7 @@ Nothing is downloaded at run time: every worker reads these from its own install
 from __future__ import annotations
 
 import importlib.resources
+import os
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "emovid_fer7_v4.keras"
@@ -33,15 +34,50 @@ def bundled_names() -> list[str]:
     return sorted(p.stem for p in bundled(DEFAULT_MODEL_NAME).parent.glob("emovid_*.keras"))
 
 
+def _bundled_name(model: str | Path) -> str | None:
+    """The bundled file name ``model`` refers to (``emovid_fer7_v1``, ``emovid_fer7_v1.keras``, or
+    the path of a bundled file), or None."""
+    text = str(model)
+    if "/" in text or "\\" in text:
+        path = Path(text)
+        try:
+            return path.name if path.resolve().parent == bundled(DEFAULT_MODEL_NAME).parent.resolve() else None
+        except (OSError, FileNotFoundError):
+            return None
+    name = text if text.endswith(".keras") else f"{text}.keras"
+    try:
+        bundled(name)
+    except FileNotFoundError:
+        return None
+    return name
+
+
 def resolve_model(model: str | Path | None) -> Path | None:
     """A model argument as a path: an existing file, or the name of a bundled model
     (``emovid_fer7_v1`` or ``emovid_fer7_v1.keras``); None stays None (the default model)."""
     if model is None or Path(model).is_file():
         return None if model is None else Path(model)
-    name = str(model) if str(model).endswith(".keras") else f"{model}.keras"
-    if "/" not in name and "\\" not in name:
-        try:
-            return bundled(name)
-        except FileNotFoundError:
-            pass
-    return Path(model)  # missing: validation reports it
+    name = _bundled_name(model)
+    return bundled(name) if name else Path(model)  # missing: validation reports it
+
+
+def model_reference(model: str | Path | None) -> str | None:
+    """How a run names its model to the workers: a bundled model by file name (each worker
+    finds it in its own install, wherever that is), any other file by absolute path.
+
+    Raises:
+        ValueError: neither an existing file nor a bundled model's name.
+    """
+    if model is None:
+        return None
+    if name := _bundled_name(model):
+        return name
+    if Path(model).is_file():
+        return os.path.abspath(model)
+    raise ValueError(f"model: expected a .keras file or a bundled model name "
+                     f"({', '.join(bundled_names())}), got {str(model)!r}")
+
+
+def model_path(reference: str | None) -> Path:
+    """The file a :func:`model_reference` names, on this machine (None: the default model)."""
+    return resolve_model(reference) or bundled(DEFAULT_MODEL_NAME)

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from emovid import __version__
-from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, REPORT_SMOOTH_S
+from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, REPORT_SMOOTH_S
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -94,7 +94,8 @@ def _add_analyze(sub) -> None:
                    help="do not group tracks into person ids by face identity (person_id = track_id)")
     ray_opts = p.add_argument_group("execution (Ray)")
     ray_opts.add_argument("--address", help="join a Ray cluster (`auto`, `ray://host:10001`); default: start Ray here")
-    ray_opts.add_argument("--workers", type=_positive_int, help="max parallel workers (default: cluster CPUs / --cpus-per-worker)")
+    ray_opts.add_argument("--workers", type=_positive_int,
+                          help="max parallel workers (default and cap: what the cluster's CPUs hold at --cpus-per-worker)")
     ray_opts.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per worker (default 1)")
     ray_opts.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
                           help="GPUs per worker, fractions share a GPU (default 0: CPU only)")
@@ -103,6 +104,9 @@ def _add_analyze(sub) -> None:
                                f"(default {DEFAULT_SEGMENT_S:g}; 0: never split)")
     ray_opts.add_argument("--in-process", action="store_true", help="run in this process without Ray")
     ray_opts.add_argument("--retries", type=int, default=2, help="retries for a video whose worker died (default 2)")
+    ray_opts.add_argument("--start-timeout", type=_positive_float, default=DEFAULT_START_TIMEOUT_S, metavar="SECONDS",
+                          help=f"give up when no worker has started after this long, e.g. on a busy cluster "
+                               f"(default {DEFAULT_START_TIMEOUT_S:g})")
     p.add_argument("--overwrite", action="store_true", help="redo videos that already have results")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -129,6 +133,8 @@ def _add_train(sub) -> None:
     p.add_argument("--degrade", type=_non_negative_float, default=0.0, metavar="STRENGTH",
                    help="camera-fault augmentation: downscale, blur, JPEG, gamma and occlusion on a share of the "
                         "crops that grows with STRENGTH (0..3; 1 = the shares in training/augment.py; default 0: off)")
+    p.add_argument("--name", help="model name in its metadata (default: the --out file's name without .keras)")
+    p.add_argument("--version", dest="model_version", default="1", help="model version in its metadata (default 1)")
     p.add_argument("--no-recalibrate", dest="recalibrate", action="store_false",
                    help="keep the batch-norm statistics estimated during training (default: recompute them on "
                         "the clean training crops at the end, as `emovid soup` does)")
@@ -217,7 +223,8 @@ def _run_analyze(args) -> int:
         track=not args.no_track, track_gap_s=args.track_gap, shots=not args.no_shots,
         shot_threshold=args.shot_threshold, persons=not args.no_persons, prior=args.prior, segment_s=args.segment_s or None,
         workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-        address=args.address, overwrite=args.overwrite, retries=args.retries, in_process=args.in_process,
+        address=args.address, overwrite=args.overwrite, retries=args.retries, start_timeout_s=args.start_timeout,
+        in_process=args.in_process,
         progress=not args.no_progress, verbose=args.verbose,
     )
     for row in manifest[manifest["status"].isin(["failed", "partial"])].itertuples():
@@ -235,7 +242,8 @@ def _run_train(args) -> int:
                              learning_rate=args.learning_rate, balance=args.balance, limit=args.limit,
                              seed=args.seed, init_from=Path(args.init_from) if args.init_from else None,
                              teacher=args.teacher, teacher_weight=args.teacher_weight,
-                             mixup=args.mixup, degrade=args.degrade, recalibrate=args.recalibrate))
+                             mixup=args.mixup, degrade=args.degrade, recalibrate=args.recalibrate,
+                             name=args.name, version=args.model_version))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from emovid.schema import SCHEMA_VERSION
 
@@ -18,6 +17,11 @@ DEFAULT_SEGMENT_S = 300.0
 REPORT_SMOOTH_S = 1.0
 #: Content score (0..255) of a hard cut; PySceneDetect's ContentDetector uses 27 too.
 DEFAULT_SHOT_THRESHOLD = 27.0
+
+
+#: Seconds the driver waits for its first worker before it gives up (a cluster too busy or too
+#: small to place one; an autoscaler adding a node takes a few minutes).
+DEFAULT_START_TIMEOUT_S = 600.0
 
 
 #: Named operating points for ``prior``: the share of the training class prior that is undone.
@@ -63,7 +67,9 @@ class AnalyzeConfig:
         fps: frames analysed per second of video; None analyses every frame.
         batch_size: face crops per classifier call (speed only); None: 256 on CPU workers,
             1024 on workers with a GPU.
-        model: ``.keras`` emotion model; None uses the bundled one.
+        model: ``.keras`` emotion model or a bundled model's name; None uses the default.
+            Kept as :func:`~emovid.assets.model_reference` makes it: bundled names stay names
+            (each worker resolves them in its own install), other files become absolute paths.
         score_threshold: minimum face detection score (0..1).
         min_face: minimum face side in pixels of the original frame.
         max_side: frames are shrunk to this longer side for detection (boxes are mapped back);
@@ -111,24 +117,36 @@ class AnalyzeConfig:
         _check_range("min_face", self.min_face, 0)
         if self.max_side is not None:
             _check_range("max_side", self.max_side, 64)
-        if self.model is not None and not Path(self.model).is_file():
-            raise ValueError(f"model: expected an existing .keras file, got {self.model!r}")
+        from emovid.assets import model_reference
 
-    def settings(self, model_tag: str, classes: tuple[str, ...]) -> dict:
-        """The result-affecting settings, as stored in every output file's metadata."""
+        object.__setattr__(self, "model", model_reference(self.model))
+
+    def settings(self, model_tag: str, classes: tuple[str, ...], model_sha256: str,
+                 detector_backend: str | None = None) -> dict:
+        """The result-affecting settings, as stored in every output file's metadata.
+
+        The model is identified by its file's content (``model_sha256``; the tag is for
+        people), and the emovid version and detector backend are in: results of another
+        model, release or backend are never mistaken for these.
+        """
+        from emovid import __version__
+        from emovid.assets import YUNET_NAME
+        from emovid.identity import identity_backend  # imports OpenCV: not at config import
+        from emovid.yunet import auto_backend
+
         fields = asdict(self)
         fields.pop("batch_size")
         fields.pop("segment_s")
         fields["model"] = model_tag
-        from emovid.identity import identity_backend  # imports OpenCV: not at config import
-
         fields["identity"] = identity_backend() if self.persons and self.track else "none"
-        return {"sampling_fps": fields.pop("fps"), **fields, "classes": list(classes),
-                "detector": "yunet", "schema_version": SCHEMA_VERSION}
+        return {"sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256, "classes": list(classes),
+                "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),
+                "emovid_version": __version__, "schema_version": SCHEMA_VERSION}
 
-    def settings_hash(self, model_tag: str, classes: tuple[str, ...]) -> str:
-        blob = json.dumps(self.settings(model_tag, classes), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+
+def settings_hash(settings: dict) -> str:
+    """Short hash of :meth:`AnalyzeConfig.settings`: equal hashes mean interchangeable results."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +154,8 @@ class RunOptions:
     """How a run is executed (never changes results).
 
     Attributes:
-        workers: maximum parallel video workers; None = cluster CPUs // cpus_per_worker.
+        workers: maximum parallel video workers; None = cluster CPUs // cpus_per_worker (a
+            larger number is capped at that, with a warning).
         cpus_per_worker: CPUs Ray reserves per worker (also its TF/OpenCV thread count).
         gpus_per_worker: GPUs per worker; fractions share a GPU; 0 = CPU only.
         address: Ray cluster to join (``auto``, ``ray://host:10001``); None starts Ray embedded.
@@ -144,6 +163,7 @@ class RunOptions:
         retries: extra attempts for a video whose worker process died.
         verbose: log full error details.
         progress: show tqdm bars.
+        start_timeout_s: seconds to wait for the first worker to start before failing.
     """
 
     workers: int | None = None
@@ -154,8 +174,10 @@ class RunOptions:
     retries: int = 2
     verbose: bool = False
     progress: bool = True
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S
 
     def __post_init__(self) -> None:
+        _check_range("start_timeout_s", self.start_timeout_s, 0, low_open=True)
         if self.workers is not None:
             _check_range("workers", self.workers, 1)
         _check_range("cpus_per_worker", self.cpus_per_worker, 0, low_open=True)

@@ -7,6 +7,7 @@ in different folders never collide, and the same input always gets the same id.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -36,6 +37,20 @@ def _walk(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def check_local_path(value: str | os.PathLike, what: str) -> Path:
+    """A path argument as a :class:`Path`, refusing URLs (``s3://bucket/x`` would otherwise
+    become a local folder ``s3:``).
+
+    Raises:
+        ValueError: ``value`` is a URL.
+    """
+    text = os.fspath(value)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", text):
+        raise ValueError(f"{what} {text!r} is a URL; emovid reads and writes files only: mount the storage "
+                         f"(e.g. with s3fs, gcsfuse or blobfuse) at the same path on every node and pass that path")
+    return Path(text)
+
+
 def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
     """Expand files and folders (recursively) into inputs with unique, stable ids.
 
@@ -52,7 +67,7 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
     entries: list[tuple[Path, Path]] = []  # (path, root it is named relative to)
     roots = []
     for raw in paths:
-        p = Path(raw)
+        p = check_local_path(raw, "input")
         if not p.exists() and not p.is_symlink():
             raise ValueError(f"input {str(raw)!r} does not exist")
         if p.is_dir() and not _is_video_name(p):
@@ -68,7 +83,7 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
         if video_id in seen:
             continue
         seen.add(video_id)
-        inputs.append(VideoInput(path, video_id))
+        inputs.append(VideoInput(path.absolute(), video_id))  # workers may run in another folder
     if not inputs:
         raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) found in {', '.join(map(str, paths))}")
     return inputs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import time
 import uuid
 from collections import deque
@@ -69,12 +70,15 @@ class RayVideoAnalyzer(VideoAnalyzer):
     def worker_name(self) -> str:
         return f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
 
-    def ready(self) -> dict:
+    def ready(self, out_dir: str | None = None) -> dict:
+        """What the driver checks before giving this worker work: its devices, its result
+        settings (must equal the driver's) and whether it sees the output folder."""
         import tensorflow as tf
 
         context = ray.get_runtime_context()
         return {"gpus": [d.name for d in tf.config.list_logical_devices("GPU")], "node": context.get_node_id(),
-                "ray_gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+                "ray_gpu_ids": [str(g) for g in ray.get_gpu_ids()], "settings": self.settings,
+                "host": socket.gethostname(), "sees_out": out_dir is None or os.path.isdir(out_dir)}
 
 
 def connect(options: RunOptions) -> bool:
@@ -84,26 +88,40 @@ def connect(options: RunOptions) -> bool:
     if options.address and options.address.startswith("ray://"):
         ray.init(address=options.address)  # Ray Client: the cluster's own settings apply
     else:
+        if options.address is None:
+            # Ray's default for a new local cluster is token authentication with a warning on
+            # every first run; asking for it explicitly keeps it on and the warning away.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
                  logging_level=logging.INFO if options.verbose else logging.WARNING)
     return True
 
 
 def pool_size(options: RunOptions) -> int:
-    """Most workers to run: ``--workers`` if given, else what the cluster's CPUs (and GPUs) allow.
+    """Workers to run: ``--workers`` if given, else as many as the cluster's CPUs (and GPUs) hold,
+    never more than the cluster can place now (a request beyond that is capped, with a warning:
+    actors that can never be placed would wait forever).
 
     Raises:
-        EmovidError: GPUs are requested but the cluster has none.
+        EmovidError: the cluster cannot place a single worker (too few CPUs or no GPU).
     """
     resources = ray.cluster_resources()
-    by_cpu = max(1, math.floor(resources.get("CPU", 1) / options.cpus_per_worker))
-    size = options.workers or by_cpu
+    cpus = resources.get("CPU", 0)
+    placeable = math.floor(cpus / options.cpus_per_worker + 1e-9)
+    what = f"{options.cpus_per_worker:g} CPU(s)"
     if options.gpus_per_worker > 0:
         gpus = resources.get("GPU", 0)
         if gpus < options.gpus_per_worker:
-            raise EmovidError(f"--gpus-per-worker {options.gpus_per_worker} but the Ray cluster has {gpus:g} GPUs")
-        size = min(size, math.floor(gpus / options.gpus_per_worker))
-    return max(1, size)
+            raise EmovidError(f"--gpus-per-worker {options.gpus_per_worker:g} but the Ray cluster has {gpus:g} GPUs")
+        placeable = min(placeable, math.floor(gpus / options.gpus_per_worker + 1e-9))
+        what += f" and {options.gpus_per_worker:g} GPU(s)"
+    if placeable < 1:
+        raise EmovidError(f"the Ray cluster ({cpus:g} CPUs) cannot place one worker of {what}; "
+                          f"lower --cpus-per-worker")
+    if options.workers and options.workers > placeable:
+        log.warning("--workers %d, but the cluster (%g CPUs) holds only %d workers of %s: running %d",
+                    options.workers, cpus, placeable, what, placeable)
+    return min(options.workers or placeable, placeable)
 
 
 class _Pool:
@@ -115,9 +133,11 @@ class _Pool:
     """
 
     def __init__(self, config: AnalyzeConfig, options: RunOptions, max_size: int, analyzer_cls: type,
-                 counter_name: str | None) -> None:
+                 counter_name: str | None, expected_settings: dict | None = None, out_dir: str | None = None) -> None:
         self.max_size = max_size
         self.cluster_cpus = ray.cluster_resources().get("CPU", 1)
+        self.expected_settings = expected_settings
+        self.out_dir = out_dir
         self._args = (config, max(1, math.floor(options.cpus_per_worker)), counter_name)
         self._cls = ray.remote(analyzer_cls).options(
             num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
@@ -134,13 +154,15 @@ class _Pool:
         """Start up to ``n`` more actors (within ``max_size``)."""
         for _ in range(min(n, self.max_size - len(self.ready) - len(self.starting))):
             actor = self._cls.remote(*self._args)
-            self.starting[actor.ready.remote()] = actor
+            self.starting[actor.ready.remote(self.out_dir)] = actor
 
     def mark_ready(self, ref) -> None:
         """Move the actor whose ``ready()`` answered to the ready list.
 
         Raises:
-            EmovidError: its constructor failed (model missing on that node, bad install, ...).
+            EmovidError: its constructor failed (model missing on that node, bad install, ...),
+                it computes other result settings than the driver (another emovid, model or
+                detector backend on that node), or it cannot see the output folder.
         """
         actor = self.starting.pop(ref)
         try:
@@ -148,40 +170,56 @@ class _Pool:
         except RayActorError as exc:
             ray.kill(actor, no_restart=True)
             raise EmovidError(f"an emovid worker failed to start: {_last_line(exc)} (run with -v for details)") from exc
+        where = f"the worker on {info['host']} (node {info['node'][:8]})"
+        if self.expected_settings is not None and info["settings"] != self.expected_settings:
+            ray.kill(actor, no_restart=True)
+            from emovid.outdir import describe_difference
+
+            raise EmovidError(f"{where} would make other results than this driver "
+                              f"({describe_difference(self.expected_settings, info['settings'])}): install the same "
+                              f"emovid, models and packages on every node")
+        if not info["sees_out"]:
+            ray.kill(actor, no_restart=True)
+            raise EmovidError(f"{where} cannot see the output folder {self.out_dir}: inputs and --out must be on a "
+                              f"filesystem every node mounts at the same path")
         log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
                  info["ray_gpu_ids"] or "none", info["gpus"] or "none")
         self.ready.append(actor)
 
-    def wait_all(self) -> None:
-        for ref in list(self.starting):
-            self.mark_ready(ref)
-
 
 def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
               on_result: Callable[[VideoTask, VideoResult], list[VideoTask]], analyzer_cls: type = RayVideoAnalyzer,
-              on_frames: Callable[[int], None] | None = None) -> None:
+              on_frames: Callable[[int], None] | None = None, expected_settings: dict | None = None,
+              out_dir: str | None = None) -> None:
     """Analyse ``tasks`` on a pool of Ray actors, calling ``on_result`` on the driver for each task.
 
+    Work starts as soon as the first worker is ready; others join as they come up.
     ``on_result`` returns follow-up tasks (the segments of a long video), which run before the
     rest of the queue. A task whose worker process dies is retried (up to ``options.retries``
     times) on a restarted worker, then reported as failed. ``on_frames`` receives decoded-frame
-    counts for a frame progress bar. ``analyzer_cls`` lets tests inject faults.
+    counts for a frame progress bar. ``expected_settings``: the driver's result settings, which
+    each worker must share; ``out_dir``: the output folder each worker must see.
+    ``analyzer_cls`` lets tests inject faults.
 
     Raises:
-        EmovidError: a worker cannot start (checked up front for the first workers).
+        EmovidError: a worker cannot start or disagrees with the driver, or no worker became
+            ready within ``options.start_timeout_s`` (a cluster too busy to place one).
     """
     if not tasks:
         return
     counter_name = f"emovid-frames-{uuid.uuid4().hex[:12]}" if on_frames else None
     counter = ray.remote(num_cpus=0)(FrameCounter).options(name=counter_name).remote() if on_frames else None
-    pool = _Pool(config, options, pool_size(options), analyzer_cls, counter_name)
+    pool = _Pool(config, options, pool_size(options), analyzer_cls, counter_name, expected_settings, out_dir)
     try:
         pool.grow(len(tasks))
-        pool.wait_all()
         _drive(deque(tasks), pool, options, on_result, counter, on_frames)
     finally:
         for actor in [*pool.actors, *([counter] if counter else [])]:
             ray.kill(actor, no_restart=True)
+
+
+#: Longest single wait of the driver loop (s): it also checks the start-up deadline this often.
+POLL_S = 0.5
 
 
 def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, on_frames) -> None:
@@ -204,11 +242,16 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
             in_flight[actor.__call__.remote(task, overlap)] = (actor, task)
 
     fill()
+    waiting_since = time.monotonic()  # since when no worker is ready
     while in_flight or (queue and pool.starting):
-        ready, _ = ray.wait([*in_flight, *pool.starting], num_returns=1, timeout=0.5 if counter else None)
+        ready, _ = ray.wait([*in_flight, *pool.starting], num_returns=1, timeout=POLL_S)
         if counter:
             on_frames(ray.get(counter.take.remote()))
         if not ready:
+            if not pool.ready and time.monotonic() - waiting_since > options.start_timeout_s:
+                free = ray.available_resources().get("CPU", 0)
+                raise EmovidError(f"no emovid worker started within {options.start_timeout_s:g}s: the cluster has "
+                                  f"{free:g} of {pool.cluster_cpus:g} CPUs free (is it busy, or still scaling up?)")
             continue
         if ready[0] in pool.starting:
             pool.mark_ready(ready[0])

@@ -28,3 +28,7 @@ class SegmentError(VideoError):
 
     The driver then analyses the whole video in one piece instead.
     """
+
+
+class DatasetError(EmovidError):
+    """A dataset folder cannot be used for training or evaluation."""

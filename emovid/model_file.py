@@ -6,6 +6,7 @@ Keras ignores it when loading, and this module needs no Keras to read it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zipfile
@@ -84,6 +85,25 @@ class ModelInfo:
             raise ModelError(f"model {self.tag} declares no class_prior, so its prior cannot be changed")
         shares = [v / sum(self.class_prior) for v in self.class_prior]
         return tuple(round(-tau * math.log(v), 5) for v in shares)
+
+
+def model_digest(path: str | Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: a model's identity in result settings.
+
+    Name and version are for people; two models trained under the same name differ here, so
+    results of one are never taken for results of the other.
+
+    Raises:
+        ModelError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror or exc})") from None
+    return digest.hexdigest()[:16]
 
 
 def write_model_info(path: str | Path, info: ModelInfo) -> None:

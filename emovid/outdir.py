@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from emovid.discover import check_local_path
 from emovid.errors import OutputError
 from emovid.schema import read_metadata
 from emovid.sink import TEMP_MARKER
@@ -21,32 +22,25 @@ LOCK_NAME = "_emovid.lock"
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Create the output folder if needed.
+    """Create the output folder if needed; returns it as an absolute path (what workers get).
 
     Raises:
-        ValueError: the path exists and is not a folder.
+        ValueError: the path is a URL, or exists and is not a folder.
     """
-    out = Path(out_dir)
+    out = check_local_path(out_dir, "--out").absolute()
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class OutputLock:
     """Exclusive lock on an output folder so two runs never write the same results.
 
-    A lock left by a dead process on this host is taken over.
+    An OS lock (``flock``) on ``_emovid.lock``: the kernel releases it when the holding process
+    ends, however it ends, so there is no stale lock to take over and no check-then-delete race
+    (a pid means nothing across containers or hosts). The file stays; it names the holder for
+    the error message. On NFS, Linux maps ``flock`` to byte-range locks that all clients see.
 
     Raises (on enter):
         OutputError: another live run holds the folder.
@@ -54,38 +48,36 @@ class OutputLock:
 
     def __init__(self, out_dir: Path) -> None:
         self.path = Path(out_dir) / LOCK_NAME
-        self._held = False
+        self._fd: int | None = None
 
     def __enter__(self) -> "OutputLock":
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = self._holder()
-                if holder.get("host") == me["host"] and not _pid_alive(int(holder.get("pid", -1))):
-                    log.warning("removing stale lock of dead process %s", holder.get("pid"))
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise OutputError(f"{self.path.parent} is in use by another emovid run "
-                                  f"(pid {holder.get('pid')} on {holder.get('host')}); "
-                                  f"wait for it, or delete {self.path} if that run is gone") from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            self._held = True
-            return self
-        raise OutputError(f"could not lock {self.path.parent}")
+        import fcntl
 
-    def _holder(self) -> dict:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            return json.loads(self.path.read_text() or "{}")
-        except (OSError, ValueError):
-            return {}
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: held; others (e.g. ENOLCK) mean no lock either
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise OutputError(f"{self.path.parent} is in use by another emovid run "
+                              f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}); wait for it to end") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        self._fd = fd
+        return self
 
     def __exit__(self, *exc) -> None:
-        if self._held:
-            self.path.unlink(missing_ok=True)
-            self._held = False
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # the holder is gone; the file stays (deleting it would race)
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+def _read_holder(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
 
 
 def remove_temp_files(out_dir: Path) -> int:

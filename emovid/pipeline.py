@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 
 from emovid import __version__
-from emovid.config import AnalyzeConfig
+from emovid.config import AnalyzeConfig, settings_hash
 from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, configure_tensorflow
-from emovid.errors import EmovidError, SegmentError, VideoError
+from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
 from emovid.faces import FaceDetector, crop_faces
+from emovid.model_file import model_digest
 from emovid.appearance import describe
 from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
 from emovid.rows import FrameFaces, to_record_batch, with_person_ids
@@ -97,6 +98,7 @@ class VideoResult:
     shots: int | None = None  # shots found (1 without detection)
     tracks: int | None = None  # distinct track ids
     persons: int | None = None  # distinct person ids
+    reused: bool = False  # results were already there (same settings) and were kept
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -126,12 +128,16 @@ class VideoAnalyzer:
         # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
         self.batch_size = config.batch_size or (GPU_BATCH_SIZE if gpus else CPU_BATCH_SIZE)
         self.max_frames_per_chunk = max(MAX_FRAMES_PER_CHUNK, self.batch_size)
+        # The early small batch keeps a CPU worker busy while decoding lags; on a GPU it would
+        # fire before the batch ever reached the size the GPU needs.
+        self.eager_batch = self.batch_size if gpus else EAGER_BATCH
         self.classifier = EmotionClassifier.load(config.model, config.prior)
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side, use_gpu=bool(gpus))
         self.embedder = load_embedder() if config.track and config.persons else None
-        self.settings = config.settings(self.classifier.name, self.classifier.classes)
-        self.settings_hash = config.settings_hash(self.classifier.name, self.classifier.classes)
+        self.settings = config.settings(self.classifier.name, self.classifier.classes,
+                                        model_digest(self.classifier.path), self.detector.backend)
+        self.settings_hash = settings_hash(self.settings)
 
     def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:
         """Analyse one video; per-video problems become a failed result, never an exception.
@@ -143,6 +149,9 @@ class VideoAnalyzer:
         """
         started = time.perf_counter()
         try:
+            if not os.path.exists(task.path):  # the driver found it: this node does not see its filesystem
+                raise VideoOpenError(f"{task.path} does not exist on worker host {socket.gethostname()}: inputs and "
+                                     f"--out must be on a filesystem every node mounts at the same path")
             result = analyze_video(task, self, overlap_decode)
         except SegmentError as exc:
             result = VideoResult(task.video_id, task.path, "unsplittable", error=str(exc))
@@ -200,7 +209,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                 pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot), crops)
                 faces_found += len(faces)
                 if (pending.unclassified >= analyzer.batch_size
-                        or (overlap_decode and pending.unclassified >= EAGER_BATCH and not frames.ready)):
+                        or (overlap_decode and pending.unclassified >= analyzer.eager_batch and not frames.ready)):
                     pending.classify()
                 if len(pending) >= analyzer.max_frames_per_chunk:
                     pending.write(task.video_id, sink)

@@ -83,6 +83,9 @@ MANIFEST_SCHEMA = pa.schema([
     pa.field("shots", pa.int32()),  # shots found (1 when shot detection is off)
     pa.field("tracks", pa.int32()),
     pa.field("persons", pa.int32()),
+    # True: this run found the video's results already made with the same settings and kept
+    # them; status, counts and error are those of the run that made them
+    pa.field("reused", pa.bool_()),
 ])
 
 STATUSES = ("ok", "partial", "failed", "skipped")

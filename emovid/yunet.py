@@ -135,6 +135,26 @@ class OnnxYuNet:
         return rows
 
 
+def auto_backend() -> str:
+    """What backend "auto" picks here: onnxruntime when it imports, else OpenCV (logged once).
+
+    Part of the result settings: the driver and every worker must agree on it.
+    """
+    global _FALLBACK_LOGGED
+    try:
+        import onnxruntime  # noqa: F401  (only the import may fall back; other errors are real)
+    except ImportError as exc:
+        if not _FALLBACK_LOGGED:
+            log.warning("onnxruntime cannot be imported (%s): face detection falls back to OpenCV DNN "
+                        "(about 2x slower); pip install 'emovid[cpu]' or 'emovid[gpu]'", exc)
+            _FALLBACK_LOGGED = True
+        return "opencv"
+    return "onnxruntime"
+
+
+_FALLBACK_LOGGED = False
+
+
 def make_yunet(model_path: Path, score_threshold: float, nms_threshold: float, top_k: int,
                backend: str = "auto", use_gpu: bool = False) -> YuNetRunner:
     """The YuNet runner for ``backend``; "auto" is onnxruntime when it imports, else OpenCV.
@@ -147,14 +167,6 @@ def make_yunet(model_path: Path, score_threshold: float, nms_threshold: float, t
     """
     if backend not in BACKENDS:
         raise ValueError(f"detector backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend in ("auto", "onnxruntime"):
-        try:
-            import onnxruntime  # noqa: F401  (only the import may fall back; other errors are real)
-        except ImportError as exc:
-            if backend == "onnxruntime":
-                raise
-            log.warning("onnxruntime cannot be imported (%s): face detection falls back to OpenCV DNN "
-                        "(about 2x slower)", exc)
-        else:
-            return OnnxYuNet(model_path, score_threshold, nms_threshold, top_k, use_gpu)
+    if backend == "onnxruntime" or (backend == "auto" and auto_backend() == "onnxruntime"):
+        return OnnxYuNet(model_path, score_threshold, nms_threshold, top_k, use_gpu)
     return OpenCVYuNet(model_path, score_threshold, nms_threshold, top_k)

@@ -9,7 +9,7 @@ import pytest
 import emovid
 from emovid.errors import OutputError
 from emovid.manifest import MANIFEST_NAME, read_manifest
-from emovid.outdir import LOCK_NAME
+from emovid.outdir import LOCK_NAME, OutputLock
 from tests.helpers import face_video, shared_video, write_video
 
 
@@ -43,7 +43,8 @@ def test_folder_run_writes_one_file_per_video_and_a_manifest(videos, tmp_path):
     # pandas reads the folder, skipping the manifest and lock
     df = pd.read_parquet(out)
     assert set(df["video_id"]) == {"a/clip.mp4", "b/clip.mp4", "plain.avi"}
-    assert not (out / LOCK_NAME).exists()
+    with OutputLock(out):  # the run let go of its lock (the file stays; readers skip _ names)
+        pass
     on_disk = read_manifest(out)
     pd.testing.assert_frame_equal(on_disk, manifest)
 
@@ -75,13 +76,46 @@ def test_rerun_skips_done_videos_and_finishes_the_rest(videos, tmp_path):
     (out / "b" / "clip.mp4.parquet").unlink()
     second = run(videos, out)
     status = dict(zip(second["video_id"], second["status"]))
-    assert status["a/clip.mp4"] == "skipped" and status["plain.avi"] == "skipped"
-    assert status["b/clip.mp4"] == "ok" and status["empty.mp4"] == "failed"
+    reused = dict(zip(second["video_id"], second["reused"]))
+    assert status["a/clip.mp4"] == "ok" and reused["a/clip.mp4"] and reused["plain.avi"]
+    assert status["b/clip.mp4"] == "ok" and not reused["b/clip.mp4"] and status["empty.mp4"] == "failed"
+    # a reused video keeps the counts of the run that made it
+    same = lambda frame: frame.set_index("video_id").loc["a/clip.mp4", ["faces", "frames_sampled", "worker"]].tolist()
+    assert same(second) == same(first)
     assert (out / "a" / "clip.mp4.parquet").stat().st_mtime_ns == before
     third = run(videos, out, overwrite=True)
-    assert (third["status"] == "skipped").sum() == 0
+    assert not third["reused"].any()
     assert (out / "a" / "clip.mp4.parquet").stat().st_mtime_ns != before
     assert len(first) == len(third)
+
+
+def test_rerun_keeps_a_partial_video_partial(tmp_path):
+    videos = tmp_path / "in"
+    videos.mkdir()
+    data = shared_video("WolfgangLanger_Pexels.mp4").read_bytes()
+    (videos / "cut.mp4").write_bytes(data[: len(data) // 2])
+    face_video(videos / "ok.mp4", n_frames=6)
+    out = tmp_path / "out"
+    first = run(videos, out, fps=2).set_index("video_id")
+    assert first.loc["cut.mp4", "status"] == "partial"
+    again = run(videos, out, fps=2).set_index("video_id")
+    assert again.loc["cut.mp4", "reused"] and again.loc["cut.mp4", "status"] == "partial"
+    for column in ("error", "frames_decoded", "faces", "wall_s"):
+        assert again.loc["cut.mp4", column] == first.loc["cut.mp4", column]
+    on_disk = read_manifest(out).set_index("video_id")  # the file agrees, one row per video
+    assert len(on_disk) == 2 and on_disk.loc["cut.mp4", "status"] == "partial"
+    assert emovid.api.summarize(again.reset_index()) == "1 ok, 1 partial, 0 failed (2 reused from an earlier run)"
+
+
+def test_manifest_keeps_videos_of_earlier_runs(tmp_path):
+    videos = tmp_path / "in"
+    videos.mkdir()
+    face_video(videos / "one.mp4", n_frames=6)
+    out = tmp_path / "out"
+    run(videos / "one.mp4", out)
+    face_video(tmp_path / "two.mp4", n_frames=6)
+    run(tmp_path / "two.mp4", out)
+    assert sorted(read_manifest(out)["video_id"]) == ["one.mp4", "two.mp4"]
 
 
 def test_changed_settings_are_refused(videos, tmp_path):
@@ -94,15 +128,17 @@ def test_changed_settings_are_refused(videos, tmp_path):
 
 def test_batch_size_does_not_count_as_a_setting(videos, tmp_path):
     out = tmp_path / "out"
-    run(videos, out, batch_size=2)
-    assert set(run(videos, out, batch_size=64)["status"]) == {"skipped", "failed"}
+    first = run(videos, out, batch_size=2)
+    again = run(videos, out, batch_size=64)
+    ok = again["status"] == "ok"
+    assert again.loc[ok, "reused"].all() and not again.loc[~ok, "reused"].any()  # failed ones are redone
+    assert set(again.loc[ok, "video_id"]) == set(first.loc[first["status"] == "ok", "video_id"])
 
 
 def test_locked_output_is_refused(videos, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / LOCK_NAME).write_text('{"pid": 1, "host": "%s"}' % os.uname().nodename)  # pid 1 is alive
-    with pytest.raises(OutputError, match="in use"):
+    with OutputLock(out), pytest.raises(OutputError, match="in use"):
         run(videos, out)
 
 
@@ -111,8 +147,8 @@ def test_stale_lock_and_temp_files_are_cleaned(videos, tmp_path):
     out.mkdir()
     (out / LOCK_NAME).write_text('{"pid": 999999999, "host": "%s"}' % os.uname().nodename)
     (out / ".x.mp4.parquet.tmp-123").write_bytes(b"half")
-    run(videos, out)
-    assert not (out / ".x.mp4.parquet.tmp-123").exists() and not (out / LOCK_NAME).exists()
+    assert set(run(videos, out)["status"]) == {"ok", "failed"}
+    assert not (out / ".x.mp4.parquet.tmp-123").exists()
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -55,7 +55,7 @@ def test_analyze_exit_codes_and_summary(tmp_path, capsys):
     (videos / "bad.mp4").write_text("garbage")
     assert main(["analyze", str(videos), "--out", str(tmp_path / "o"), "--in-process", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "0 ok, 1 failed, 1 skipped" in err and "bad.mp4" in err
+    assert "1 ok, 1 failed (1 reused from an earlier run)" in err and "bad.mp4" in err
     assert set(pd.read_parquet(tmp_path / "o")["video_id"]) == {"ok.mp4"}
 
 

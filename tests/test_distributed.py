@@ -32,12 +32,75 @@ def test_analyze_on_ray_matches_in_process(ray_local, folder, tmp_path):
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-4)
 
 
-def test_pool_size_follows_cpus_and_caps(ray_local):
+def test_pool_size_follows_cpus_and_caps(ray_local, caplog):
     from emovid.distributed import pool_size
 
     assert pool_size(RunOptions()) == 2  # 2 CPUs, 1 per worker
     assert pool_size(RunOptions(workers=1)) == 1
     assert pool_size(RunOptions(cpus_per_worker=2)) == 1
+    assert pool_size(RunOptions(cpus_per_worker=0.5)) == 4
+    assert not caplog.records
+    assert pool_size(RunOptions(workers=8)) == 2  # more than the cluster holds: capped, and said so
+    assert "--workers 8, but the cluster (2 CPUs) holds only 2 workers" in caplog.text
+    with pytest.raises(EmovidError, match="cannot place one worker of 3 CPU"):
+        pool_size(RunOptions(cpus_per_worker=3))
+
+
+def test_more_workers_than_cpus_runs_instead_of_hanging(ray_local, folder, tmp_path):
+    manifest = emovid.analyze(folder, tmp_path / "out", workers=8, progress=False, start_timeout_s=120)
+    assert (manifest["status"] == "ok").sum() == 4 and len(manifest) == 5
+
+
+def test_a_cluster_too_busy_to_start_a_worker_times_out(ray_local, folder, tmp_path):
+    import ray
+
+    @ray.remote(num_cpus=2)
+    class Hog:
+        def ping(self):
+            return True
+
+    hog = Hog.remote()
+    ray.get(hog.ping.remote())  # every CPU of the cluster is taken
+    try:
+        with pytest.raises(EmovidError, match="no emovid worker started within 2s: the cluster has 0 of 2 CPUs free"):
+            emovid.analyze(folder, tmp_path / "out", progress=False, start_timeout_s=2)
+    finally:
+        ray.kill(hog)
+    assert not list((tmp_path / "out").glob("*.parquet"))
+
+
+def other_release_analyzer_class():
+    """A worker whose emovid would make other results (as another release on one node would)."""
+    from emovid.distributed import RayVideoAnalyzer
+
+    class OtherRelease(RayVideoAnalyzer):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.settings = {**self.settings, "emovid_version": "0.0.9"}
+
+    return OtherRelease
+
+
+def test_worker_with_other_settings_than_the_driver_is_refused(ray_local, folder, tmp_path):
+    from emovid.api import driver_settings
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+
+    config = AnalyzeConfig()
+    task = VideoTask(str(folder / "f0.mp4"), "f0.mp4", str(tmp_path / "f0.mp4.parquet"))
+    with pytest.raises(EmovidError, match=r"would make other results than this driver \(emovid_version: '0.1.0' -> '0.0.9'\)"):
+        run_tasks([task], config, RunOptions(workers=1), lambda t, r: [], analyzer_cls=other_release_analyzer_class(),
+                  expected_settings=driver_settings(config))
+    assert not os.path.exists(task.output)
+
+
+def test_worker_that_cannot_see_the_output_folder_is_refused(ray_local, folder, tmp_path):
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+
+    task = VideoTask(str(folder / "f0.mp4"), "f0.mp4", str(tmp_path / "gone" / "f0.mp4.parquet"))
+    with pytest.raises(EmovidError, match="cannot see the output folder .*gone: inputs and --out must be on a filesystem"):
+        run_tasks([task], AnalyzeConfig(), RunOptions(workers=1), lambda t, r: [], out_dir=str(tmp_path / "gone"))
 
 
 @pytest.mark.parametrize("busy, cpus_each, cluster, gpus_each, expected", [

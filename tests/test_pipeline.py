@@ -1,6 +1,7 @@
 """The per-video pipeline, run without Ray on real and generated videos."""
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -182,8 +183,9 @@ def test_row_groups_follow_frames_not_classifier_batches(tmp_path):
         assert result.status == "ok" and result.faces == 472
         assert analyzer.max_frames_per_chunk == max(MAX_FRAMES_PER_CHUNK, batch_size)
         assert pq.ParquetFile(out).metadata.num_row_groups == -(-472 // analyzer.max_frames_per_chunk)
-        tables.append(pq.read_table(out))
-    assert tables[0].equals(tables[1])
+        tables.append(pq.read_table(out).to_pandas())
+    # the same rows; probabilities up to float rounding (oneDNN picks kernels by batch size)
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=False, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("width, height, depth", [(640, 360, 64), (1920, 1080, 10), (3840, 2160, 8), (0, 0, 64)])

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emovid.errors import DatasetError  # noqa: F401  (re-exported: defined with emovid's other errors)
 from emovid.labels import EMOTIONS, FERPLUS_VOTE_COLUMNS, canonical_emotion
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _NUM_VOTE_CLASSES = len(EMOTIONS)  # the first 7 FER+ vote columns are our classes, same order
 
 
-class DatasetError(Exception):
-    """A dataset folder cannot be used for training or evaluation."""
 
 
 @dataclass(frozen=True, slots=True)

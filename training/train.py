@@ -48,7 +48,8 @@ class TrainConfig:
         input_size: side of the square grayscale model input.
         crop_margin: face-box enlargement used when cropping faces from photos and video.
         seed: random seed for the split, shuffling and augmentation.
-        name / version: recorded in the model file.
+        name / version: recorded in the model file, for people (default name: the ``out``
+            file's stem); results identify a model by its file's hash, not by these.
         limit: train on the first ``limit`` images only (smoke tests).
         init_from: start from this ``.keras`` model's weights (fine-tuning; same architecture).
         teacher: distil: train toward this model's predictions (a path or bundled model name).
@@ -71,7 +72,7 @@ class TrainConfig:
     input_size: int = 48
     crop_margin: float = 0.15
     seed: int = 1337
-    name: str = "emovid-fer7"
+    name: str | None = None
     version: str = "1"
     limit: int | None = None
     init_from: Path | None = None
@@ -83,6 +84,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.name is None:
+            object.__setattr__(self, "name", Path(self.out).stem)
+        if not str(self.name).strip() or not str(self.version).strip():
+            raise ValueError(f"name and version: expected non-empty text, got {self.name!r}, {self.version!r}")
         for name in ("epochs", "batch_size", "patience", "input_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
