@@ -89,12 +89,16 @@ def connect(options: RunOptions) -> bool:
         ray.init(address=options.address)  # Ray Client: the cluster's own settings apply
     else:
         if options.address is None:
-            # Ray's default for a new local cluster is token authentication with a warning on
-            # every first run; asking for it explicitly keeps it on and the warning away.
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            # A new local cluster gets Ray's default, token authentication (a token is made on
+            # first use); its "token authentication is enabled" notice is for cluster admins.
+            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_no_token_notice)
         ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
                  logging_level=logging.INFO if options.verbose else logging.WARNING)
     return True
+
+
+def _no_token_notice(record: logging.LogRecord) -> bool:
+    return "Token authentication is enabled" not in record.getMessage()
 
 
 def pool_size(options: RunOptions) -> int:

@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -44,6 +46,36 @@ def test_missing_input_is_a_one_line_error(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{empty}", "--out", "{tmp}/m.keras", "--epochs", "1"], "no images"),
+    (["evaluate", "{empty}", "--out", "{tmp}/eval"], "no images"),
+    (["analyze", "{videos}", "--out", "s3://bucket/results", "--in-process"], "'s3://bucket/results' is a URL"),
+    (["analyze", "s3://bucket/videos", "--out", "{tmp}/o", "--in-process"], "input 's3://bucket/videos' is a URL"),
+])
+def test_bad_data_and_urls_are_one_line_errors(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EMOVID_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "videos").mkdir()
+    face_video(tmp_path / "videos" / "a.mp4", n_frames=4)
+    argv = [a.format(empty=tmp_path / "empty", tmp=tmp_path, videos=tmp_path / "videos") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s3:").exists() and not (tmp_path / "o").exists()
+
+
+def test_first_run_on_a_fresh_machine_is_quiet(tmp_path):
+    """The console script with embedded Ray, as a newcomer runs it: no Ray token warning."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "EMOVID_DEBUG")}
+    env["HOME"] = str(tmp_path)  # no ~/.ray token yet
+    sample = Path(__file__).resolve().parents[1] / "samples" / "sample.mp4"
+    run = subprocess.run(["emovid", "analyze", str(sample), "--out", str(tmp_path / "out"), "--workers", "1",
+                          "--no-progress"], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Token authentication" not in run.stderr and "1 ok, 0 failed" in run.stderr
 
 
 def test_analyze_exit_codes_and_summary(tmp_path, capsys):

@@ -35,7 +35,6 @@ def test_workers_are_placed_on_the_gpu(ray_with_fake_gpu, tmp_path):
     actors = pool.actors
     assert len(actors) == 2  # never beyond the pool's size
     try:
-        pool.wait_all()
         infos = ray.get([a.ready.remote() for a in actors])
         assert all(info["ray_gpu_ids"] for info in infos)  # Ray assigned a GPU share to each worker
         assert ray.available_resources().get("GPU", 0) == pytest.approx(0)

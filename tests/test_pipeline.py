@@ -170,6 +170,27 @@ def test_a_decode_bound_video_is_classified_while_it_decodes(analyzer, tmp_path,
     assert pq.ParquetFile(out).metadata.num_row_groups == pq.ParquetFile(inline_out).metadata.num_row_groups == 1
 
 
+def test_a_gpu_worker_fills_its_batch_instead_of_classifying_early(tmp_path, monkeypatch):
+    """On a GPU worker the early small batch would fire first and the GPU would never see a
+    batch of its size; the CPU-only bf16 rewrite stays off there too."""
+    from emovid import emotions, pipeline
+    from emovid.config import AnalyzeConfig
+    from emovid.video import PrefetchedFrames
+
+    assert not emotions.cpu_bf16_wanted(["/physical_device:GPU:0"])
+    # No GPU here: TensorFlow and onnxruntime run on the CPU, but the worker sizes itself as a GPU one.
+    monkeypatch.setattr(pipeline, "configure_tensorflow", lambda n: ["/physical_device:GPU:0"])
+    analyzer = pipeline.VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1)
+    assert analyzer.batch_size == analyzer.eager_batch == emotions.GPU_BATCH_SIZE
+    batches = []
+    classify = analyzer.classifier.predict_proba
+    monkeypatch.setattr(analyzer.classifier, "predict_proba", lambda faces, batch_size: batches.append(len(faces))
+                        or classify(faces, batch_size))
+    monkeypatch.setattr(PrefetchedFrames, "ready", property(lambda self: False))  # decode-bound, as above
+    result, _ = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path, video_id="v")
+    assert result.status == "ok" and batches == [result.faces] == [472]  # one batch: all faces of the video
+
+
 def test_row_groups_follow_frames_not_classifier_batches(tmp_path):
     """Small classifier batches still give one Parquet row group per chunk of frames, with the same rows."""
     from emovid.config import AnalyzeConfig

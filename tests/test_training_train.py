@@ -30,8 +30,14 @@ def test_class_weights_favour_rare_classes():
     np.testing.assert_allclose(class_weights(targets, 0.0), 1.0)
 
 
+def test_a_trained_model_is_named_after_its_file_by_default(tmp_path):
+    config = TrainConfig(data=tmp_path, out=tmp_path / "mine_v2.keras")
+    assert (config.name, config.version) == ("mine_v2", "1")  # not the bundled models' emovid-fer7
+
+
 @pytest.mark.parametrize("kwargs, message", [({"epochs": 0}, "epochs"), ({"out": "m.h5"}, ".keras"),
-                                             ({"validation_split": 1.0}, "validation_split")])
+                                             ({"validation_split": 1.0}, "validation_split"),
+                                             ({"name": " "}, "name and version")])
 def test_train_config_validation(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{"data": tmp_path, "out": tmp_path / "m.keras", **kwargs})
