@@ -122,12 +122,13 @@ class AnalyzeConfig:
         object.__setattr__(self, "model", model_reference(self.model))
 
     def settings(self, model_tag: str, classes: tuple[str, ...], model_sha256: str,
-                 detector_backend: str | None = None) -> dict:
+                 detector_backend: str | None = None, classifier_backend: str = "tensorflow") -> dict:
         """The result-affecting settings, as stored in every output file's metadata.
 
         The model is identified by its file's content (``model_sha256``; the tag is for
         people), and the emovid version and detector backend are in: results of another
-        model, release or backend are never mistaken for these.
+        model, release or backend (the detector's or the classifier's: they agree to float
+        rounding) are never mistaken for these.
         """
         from emovid import __version__
         from emovid.assets import YUNET_NAME
@@ -141,6 +142,7 @@ class AnalyzeConfig:
         fields["identity"] = identity_backend() if self.persons and self.track else "none"
         return {"sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256, "classes": list(classes),
                 "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),
+                "classifier_backend": classifier_backend,
                 "emovid_version": __version__, "schema_version": SCHEMA_VERSION}
 
 

@@ -58,7 +58,7 @@ class RayVideoAnalyzer(VideoAnalyzer):
         def report(n: int) -> None:
             self._reports.append(counter.add.remote(n))
 
-        super().__init__(config, num_threads, on_frames=report if counter else None)
+        super().__init__(config, num_threads, on_frames=report if counter else None, use_gpu=bool(ray.get_gpu_ids()))
 
     def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:
         result = super().__call__(task, overlap_decode)
@@ -73,10 +73,9 @@ class RayVideoAnalyzer(VideoAnalyzer):
     def ready(self, out_dir: str | None = None) -> dict:
         """What the driver checks before giving this worker work: its devices, its result
         settings (must equal the driver's) and whether it sees the output folder."""
-        import tensorflow as tf
-
         context = ray.get_runtime_context()
-        return {"gpus": [d.name for d in tf.config.list_logical_devices("GPU")], "node": context.get_node_id(),
+        return {"classifier_on_gpu": self.classifier.on_gpu, "detector_on_gpu": self.detector.on_gpu,
+                "node": context.get_node_id(),
                 "ray_gpu_ids": [str(g) for g in ray.get_gpu_ids()], "settings": self.settings,
                 "host": socket.gethostname(), "sees_out": out_dir is None or os.path.isdir(out_dir)}
 
@@ -186,8 +185,8 @@ class _Pool:
             ray.kill(actor, no_restart=True)
             raise EmovidError(f"{where} cannot see the output folder {self.out_dir}: inputs and --out must be on a "
                               f"filesystem every node mounts at the same path")
-        log.info("worker ready on node %s, Ray GPUs %s, TensorFlow GPUs %s", info["node"][:8],
-                 info["ray_gpu_ids"] or "none", info["gpus"] or "none")
+        log.info("worker ready on node %s, Ray GPUs %s; on the GPU: classifier %s, detector %s", info["node"][:8],
+                 info["ray_gpu_ids"] or "none", info["classifier_on_gpu"], info["detector_on_gpu"])
         self.ready.append(actor)
 
 

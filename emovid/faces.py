@@ -113,6 +113,10 @@ class FaceDetector:
         return self._net.backend
 
     @property
+    def on_gpu(self) -> bool:
+        return "CUDAExecutionProvider" in getattr(self._net, "providers", ())[:1]
+
+    @property
     def name(self) -> str:
         return f"yunet:{self.model_path.name}"
 

@@ -78,3 +78,26 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
         return layer
 
     return keras.models.clone_model(model, clone_function=clone, recursive=True)
+
+
+#: Input name of the exported ONNX graph (raw 0..255 gray pixels, NHWC float32).
+ONNX_INPUT = "face"
+
+
+def to_onnx(model: keras.Model) -> bytes:
+    """The network as an ONNX graph (batch norms folded; preprocessing stays inside): what
+    onnxruntime runs at analysis time, on CPU or CUDA, without TensorFlow.
+
+    Mirror averaging, temperature and prior offsets are not in it: they come from the model's
+    metadata, as for the Keras graph.
+
+    Raises:
+        ImportError: tf2onnx is not installed.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    folded = fold_batch_norms(model)
+    spec = (tf.TensorSpec((None, *folded.input_shape[1:]), tf.float32, name=ONNX_INPUT),)
+    proto, _ = tf2onnx.convert.from_keras(folded, input_signature=spec, opset=17)
+    return proto.SerializeToString()

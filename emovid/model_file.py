@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,12 @@ from pathlib import Path
 
 from emovid.errors import ModelError
 
+log = logging.getLogger(__name__)
+
 METADATA_MEMBER = "emovid.json"
+#: The network exported to ONNX (``emovid.inference_graph.to_onnx``), run by onnxruntime when
+#: it is installed; models without it run on TensorFlow.
+ONNX_MEMBER = "emovid.onnx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,26 +114,52 @@ def model_digest(path: str | Path) -> str:
 
 def write_model_info(path: str | Path, info: ModelInfo) -> None:
     """Add (or replace) the metadata member in a saved ``.keras`` file."""
+    _replace_member(path, METADATA_MEMBER, json.dumps(asdict(info), indent=2).encode())
+
+
+def write_onnx(path: str | Path, graph: bytes) -> None:
+    """Add (or replace) the ONNX graph member in a saved ``.keras`` file."""
+    _replace_member(path, ONNX_MEMBER, graph)
+
+
+def read_onnx(path: str | Path) -> bytes | None:
+    """The ONNX graph inside a model file, or None when it has none."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(ONNX_MEMBER) if ONNX_MEMBER in zf.namelist() else None
+    except (OSError, zipfile.BadZipFile):
+        return None
+
+
+def _replace_member(path: str | Path, member: str, data: bytes) -> None:
     path = Path(path)
-    payload = json.dumps(asdict(info), indent=2)
     with zipfile.ZipFile(path, "r") as zf:
-        members = {n: zf.read(n) for n in zf.namelist() if n != METADATA_MEMBER}
+        members = {n: zf.read(n) for n in zf.namelist() if n != member}
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-        zf.writestr(METADATA_MEMBER, payload)
+        for name, content in members.items():
+            zf.writestr(name, content)
+        zf.writestr(member, data)
     tmp.replace(path)
 
 
-def write_model(model, info: ModelInfo, path: str | Path) -> None:
-    """Save a Keras model with its metadata to ``path`` atomically (a temp file renamed into place)."""
+def write_model(model, info: ModelInfo, path: str | Path, onnx: bool = True) -> None:
+    """Save a Keras model with its metadata (and, with ``onnx``, its ONNX graph) to ``path``
+    atomically (a temp file renamed into place). Without tf2onnx the graph is left out, with
+    a warning: the model then runs on TensorFlow."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".partial.keras")
     try:
         model.save(tmp)
         write_model_info(tmp, info)
+        if onnx:
+            from emovid.inference_graph import to_onnx  # imports Keras and TensorFlow
+
+            try:
+                write_onnx(tmp, to_onnx(model))
+            except ImportError as exc:
+                log.warning("no ONNX graph in %s (%s): it will run on TensorFlow only", path.name, exc)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

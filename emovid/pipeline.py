@@ -20,7 +20,9 @@ import numpy as np
 
 from emovid import __version__
 from emovid.config import AnalyzeConfig, settings_hash
-from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, configure_tensorflow
+from emovid.assets import model_path
+from emovid.emotions import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, classifier_backend, configure_tensorflow,
+                             cuda_available)
 from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
 from emovid.faces import FaceDetector, crop_faces
 from emovid.model_file import model_digest
@@ -112,31 +114,38 @@ class VideoAnalyzer:
 
     Args:
         config: analysis settings.
-        num_threads: CPU threads for TensorFlow and OpenCV (Ray passes the worker's CPUs).
+        num_threads: CPU threads for the classifier and OpenCV (Ray passes the worker's CPUs).
         on_frames: progress callback, given the number of frames read since its last call (counted up
             to the frame being analysed; the rest of the video's count comes at its end).
+        use_gpu: run detection and classification on the GPU (sized for it: batches of 1024);
+            None uses one when the classifier's runtime sees CUDA.
     """
 
     def __init__(self, config: AnalyzeConfig, num_threads: int | None = None,
-                 on_frames: Callable[[int], None] | None = None) -> None:
+                 on_frames: Callable[[int], None] | None = None, use_gpu: bool | None = None) -> None:
         self.on_frames = on_frames  # called with counts of newly read frames (progress bars)
         self.num_threads = num_threads
         if num_threads:
             cv2.setNumThreads(num_threads)
-        gpus = configure_tensorflow(num_threads)
         self.config = config
+        model = model_path(config.model)
+        backend = classifier_backend(model)
+        if backend == "tensorflow":
+            configure_tensorflow(num_threads)  # before TensorFlow builds anything
+        # A Ray worker knows whether it was given a GPU; elsewhere, use one if the runtime can.
+        self.use_gpu = cuda_available(backend) if use_gpu is None else use_gpu
+        self.classifier = EmotionClassifier.load(model, config.prior, backend, num_threads, self.use_gpu)
         # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
-        self.batch_size = config.batch_size or (GPU_BATCH_SIZE if gpus else CPU_BATCH_SIZE)
+        self.batch_size = config.batch_size or (GPU_BATCH_SIZE if self.use_gpu else CPU_BATCH_SIZE)
         self.max_frames_per_chunk = max(MAX_FRAMES_PER_CHUNK, self.batch_size)
         # The early small batch keeps a CPU worker busy while decoding lags; on a GPU it would
         # fire before the batch ever reached the size the GPU needs.
-        self.eager_batch = self.batch_size if gpus else EAGER_BATCH
-        self.classifier = EmotionClassifier.load(config.model, config.prior)
+        self.eager_batch = self.batch_size if self.use_gpu else EAGER_BATCH
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
-                                     max_side=config.max_side, use_gpu=bool(gpus))
+                                     max_side=config.max_side, use_gpu=self.use_gpu)
         self.embedder = load_embedder() if config.track and config.persons else None
-        self.settings = config.settings(self.classifier.name, self.classifier.classes,
-                                        model_digest(self.classifier.path), self.detector.backend)
+        self.settings = config.settings(self.classifier.name, self.classifier.classes, model_digest(model),
+                                        self.detector.backend, self.classifier.backend)
         self.settings_hash = settings_hash(self.settings)
 
     def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:

@@ -75,13 +75,10 @@ class OnnxYuNet:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        providers: list = ["CPUExecutionProvider"]
-        if use_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
-            # Heuristic conv algorithms: every new frame size would otherwise trigger a cuDNN
-            # benchmark; exact-size arena growth leaves GPU memory to TensorFlow.
-            providers.insert(0, ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC",
-                                                           "arena_extend_strategy": "kSameAsRequested"}))
-        self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        # Heuristic conv algorithms: every new frame size would otherwise trigger a cuDNN
+        # benchmark; exact-size arena growth leaves GPU memory to the classifier.
+        self._session = onnx_session(str(model_path), options, use_gpu, {"cudnn_conv_algo_search": "HEURISTIC",
+                                                                         "arena_extend_strategy": "kSameAsRequested"})
         self.providers = tuple(self._session.get_providers())
         if use_gpu and "CUDAExecutionProvider" not in self.providers:
             log.warning("face detection runs on CPU: onnxruntime has no usable CUDA (install onnxruntime-gpu)")
@@ -133,6 +130,22 @@ class OnnxYuNet:
                                     self.score_threshold, self.nms_threshold, top_k=self.top_k)
             rows = rows[np.asarray(keep, dtype=np.int64).reshape(-1)]
         return rows
+
+
+def onnx_session(model: str | bytes, options, use_gpu: bool, cuda_options: dict | None = None):
+    """An onnxruntime session on CUDA when ``use_gpu`` and onnxruntime has CUDA (``emovid[gpu]``:
+    its CUDA and cuDNN pip packages are loaded first), else on the CPU."""
+    import onnxruntime as ort
+
+    providers: list = ["CPUExecutionProvider"]
+    if use_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
+        if hasattr(ort, "preload_dlls"):  # onnxruntime >= 1.21: CUDA libraries from nvidia-* wheels
+            try:
+                ort.preload_dlls()
+            except Exception as exc:  # system CUDA libraries may still be found
+                log.debug("onnxruntime.preload_dlls: %s", exc)
+        providers.insert(0, ("CUDAExecutionProvider", cuda_options or {}))
+    return ort.InferenceSession(model, options, providers=providers)
 
 
 def auto_backend() -> str:

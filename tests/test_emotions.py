@@ -68,10 +68,39 @@ def test_batching_does_not_change_results(classifier):
 def test_graph_is_traced_once_at_load():
     # a fresh classifier: the first video must not pay for tracing, and no batch size retraces
     clf = EmotionClassifier.load("emovid_fer7_v1")
-    assert clf._logits.experimental_get_tracing_count() == 1
+    assert clf.backend == "tensorflow"  # v1 carries no ONNX graph
+    assert clf._network.graph.experimental_get_tracing_count() == 1
     for n in (1, 7, 300):
         clf.predict_proba(np.zeros((n, 48, 48), np.uint8))
-    assert clf._logits.experimental_get_tracing_count() == 1
+    assert clf._network.graph.experimental_get_tracing_count() == 1
+
+
+def test_onnxruntime_and_tensorflow_agree_on_real_faces(classifier):
+    """The default model runs in onnxruntime from the ONNX graph in its file; TensorFlow runs the
+    Keras network of the same file: equal to float rounding, on real crops and their mirror."""
+    from training.evaluate import load_labelled
+
+    if not (FERPLUS / "FER2013Valid").is_dir():
+        pytest.skip(f"FER+ Valid not found under {FERPLUS}")
+    faces = load_labelled(FERPLUS / "FER2013Valid", 48, 0.0).images[:300]
+    on_tf = EmotionClassifier.load(backend="tensorflow")
+    assert (classifier.backend, on_tf.backend) == ("onnxruntime", "tensorflow") and on_tf.info.flip_average
+    np.testing.assert_allclose(classifier.predict_logits(faces), on_tf.predict_logits(faces), atol=1e-4)
+    assert (classifier.predict_proba(faces).argmax(1) == on_tf.predict_proba(faces).argmax(1)).mean() > 0.995
+
+
+def test_classifier_backend_choice(tmp_path, monkeypatch):
+    from emovid.assets import bundled
+    from emovid.emotions import classifier_backend
+
+    assert classifier_backend(bundled("emovid_fer7_v4.keras")) == "onnxruntime"
+    assert classifier_backend(bundled("emovid_fer7_v1.keras")) == "tensorflow"  # no graph inside
+    monkeypatch.setenv("EMOVID_CLASSIFIER", "tensorflow")
+    assert classifier_backend(bundled("emovid_fer7_v4.keras")) == "tensorflow"
+    with pytest.raises(ValueError, match="classifier backend"):
+        classifier_backend(bundled("emovid_fer7_v4.keras"), "cuda")
+    with pytest.raises(ModelError, match="no ONNX graph inside"):
+        EmotionClassifier.load("emovid_fer7_v1", backend="onnxruntime")
 
 
 @pytest.mark.parametrize("faces", [[np.zeros((4, 4, 2), np.uint8)], [np.zeros(0, np.uint8)]])
@@ -140,9 +169,10 @@ def test_bundled_models_load_by_name(tmp_path):
     fast = EmotionClassifier.load("emovid_fer7_v1")
     # v4: v3's network (the weight mean of two checkpoints) at a measured operating point; v2: three networks
     assert default.info.version == "4" and len(default.info.training["v3_training"]["weight_average_of"]) == 2
-    assert [w.tolist() for w in default._model.get_weights()] == [w.tolist() for w in v3._model.get_weights()]
+    default_tf = EmotionClassifier.load(backend="tensorflow")
+    assert [w.tolist() for w in default_tf._network.model.get_weights()] == [w.tolist() for w in v3._network.model.get_weights()]
     assert (default.info.temperature, default.info.prior_tau) != (v3.info.temperature, v3.info.prior_tau)
-    assert not any(isinstance(layer, keras.Model) for layer in default._model.layers)
+    assert not any(isinstance(layer, keras.Model) for layer in default_tf._network.model.layers)
     assert ensemble.info.version == "2" and len(ensemble.info.training["ensemble_of"]) == 3
     assert default.offsets is not None and fast.info.version == "1" and fast.offsets is None
     face = [np.zeros((48, 48), np.uint8)]

@@ -120,16 +120,16 @@ def test_rotated_phone_video_is_analysed_upright(analyzer, tmp_path):
     assert result.faces == result.frames_sampled and (df["x"] + df["w"] <= width + 2).all()
 
 
-def test_classifier_batch_is_larger_on_gpu_workers(monkeypatch):
+def test_classifier_batch_is_larger_on_gpu_workers(caplog):
     from emovid import pipeline
     from emovid.config import AnalyzeConfig
     from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
     assert pipeline.VideoAnalyzer(AnalyzeConfig()).batch_size == CPU_BATCH_SIZE  # this machine has no GPU
     assert pipeline.VideoAnalyzer(AnalyzeConfig(batch_size=64)).batch_size == 64
-    # TensorFlow's device list is the one thing faked: a worker that sees a GPU batches more.
-    monkeypatch.setattr(pipeline, "configure_tensorflow", lambda num_threads=None: ["/physical_device:GPU:0"])
-    on_gpu = pipeline.VideoAnalyzer(AnalyzeConfig())
+    # a worker Ray gave a GPU sizes itself for it; here onnxruntime has no CUDA, so it says it runs on the CPU
+    on_gpu = pipeline.VideoAnalyzer(AnalyzeConfig(), use_gpu=True)
+    assert "emotion classification runs on CPU" in caplog.text and not on_gpu.classifier.on_gpu
     assert on_gpu.batch_size == GPU_BATCH_SIZE and on_gpu.max_frames_per_chunk >= GPU_BATCH_SIZE
 
 
@@ -178,9 +178,8 @@ def test_a_gpu_worker_fills_its_batch_instead_of_classifying_early(tmp_path, mon
     from emovid.video import PrefetchedFrames
 
     assert not emotions.cpu_bf16_wanted(["/physical_device:GPU:0"])
-    # No GPU here: TensorFlow and onnxruntime run on the CPU, but the worker sizes itself as a GPU one.
-    monkeypatch.setattr(pipeline, "configure_tensorflow", lambda n: ["/physical_device:GPU:0"])
-    analyzer = pipeline.VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1)
+    # No GPU here: onnxruntime runs on the CPU, but the worker sizes itself as the GPU one Ray made it.
+    analyzer = pipeline.VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1, use_gpu=True)
     assert analyzer.batch_size == analyzer.eager_batch == emotions.GPU_BATCH_SIZE
     batches = []
     classify = analyzer.classifier.predict_proba

@@ -47,7 +47,7 @@ def teacher_probabilities(teacher: str | Path, size: int, crop_margin: float):
         ModelError: the teacher cannot be loaded, or its classes or input size differ.
     """
     with tf.device("/CPU:0"):
-        clf = EmotionClassifier.load(teacher).without_prior_correction()
+        clf = EmotionClassifier.load(teacher, backend="tensorflow").without_prior_correction()  # a tf.data map
     if clf.classes != EMOTIONS or clf.input_size != size:
         raise ModelError(f"teacher {clf.path}: classes {clf.classes} and input {clf.input_size} px do not "
                          f"match the training data ({EMOTIONS}, {size} px)")
