@@ -28,9 +28,10 @@ class ManifestWriter:
     """Context manager that appends one flushed row per finished video to the manifest.
 
     The manifest describes the output folder, not only the last run: rows of earlier runs are
-    kept, a video done again gets a newer row (readers keep the last row per video), and a
-    video whose results are reused keeps the row of the run that made them (its status,
-    counts and error). On enter the file is compacted to one row per video, atomically.
+    kept, and each video this run handles gets a newer row (readers keep the last row per
+    video). A video whose results are reused gets the row of the run that made them (its
+    status, counts and error) with ``reused`` set. On enter the file is compacted to one row
+    per video, atomically.
     """
 
     def __init__(self, out_dir: str | Path) -> None:
@@ -58,7 +59,7 @@ class ManifestWriter:
         if row["status"] not in STATUSES:
             raise ValueError(f"status: expected one of {STATUSES}, got {row['status']!r}")
         if result.reused and result.video_id in self.earlier:
-            return {**_typed(self.earlier[result.video_id]), "reused": True}  # already in the file
+            row = {**_typed(self.earlier[result.video_id]), "reused": True}
         self._writer.writerow({k: ("" if row[k] is None else row[k]) for k in COLUMNS})
         self._fh.flush()
         return row

@@ -38,9 +38,11 @@ class OutputLock:
     """Exclusive lock on an output folder so two runs never write the same results.
 
     An OS lock (``flock``) on ``_emovid.lock``: the kernel releases it when the holding process
-    ends, however it ends, so there is no stale lock to take over and no check-then-delete race
-    (a pid means nothing across containers or hosts). The file stays; it names the holder for
-    the error message. On NFS, Linux maps ``flock`` to byte-range locks that all clients see.
+    ends, however it ends, so a stale lock is simply free, and nothing checks a pid (a pid means
+    nothing across containers or hosts). The holder deletes the file on release while still
+    holding the lock, and a taker checks that the file it locked is still the one at the path,
+    so two runs can never both hold it. On NFS, Linux maps ``flock`` to byte-range locks that
+    all clients see.
 
     Raises (on enter):
         OutputError: another live run holds the folder.
@@ -53,14 +55,18 @@ class OutputLock:
     def __enter__(self) -> "OutputLock":
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError: held; others (e.g. ENOLCK) mean no lock either
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise OutputError(f"{self.path.parent} is in use by another emovid run "
-                              f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}); wait for it to end") from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # BlockingIOError: held; others (e.g. ENOLCK) mean no lock either
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise OutputError(f"{self.path.parent} is in use by another emovid run (pid {holder.get('pid', '?')} "
+                                  f"on {holder.get('host', '?')}); wait for it to end") from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder released and deleted it between our open and lock: again
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
         self._fd = fd
@@ -68,9 +74,16 @@ class OutputLock:
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # the holder is gone; the file stays (deleting it would race)
-            os.close(self._fd)  # closing releases the flock
+            self.path.unlink(missing_ok=True)  # while still locked: see the class docstring
+            os.close(self._fd)  # releases the flock
             self._fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _read_holder(fd: int) -> dict:

@@ -12,7 +12,6 @@ import socket
 import time
 from contextlib import closing
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Callable
 
 import cv2

@@ -15,7 +15,8 @@ def test_lock_is_exclusive_and_released(tmp_path):
         with pytest.raises(OutputError, match=f"in use by another emovid run \\(pid {os.getpid()} on "):
             with OutputLock(tmp_path):
                 pass
-    with OutputLock(tmp_path):  # released on exit: the next run gets it
+    assert not (tmp_path / LOCK_NAME).exists()  # released and removed on exit
+    with OutputLock(tmp_path):  # the next run gets it
         pass
 
 
