@@ -131,9 +131,10 @@ class VideoAnalyzer:
         backend = classifier_backend(model)
         if backend == "tensorflow":
             configure_tensorflow(num_threads)  # before TensorFlow builds anything
-        # A Ray worker knows whether it was given a GPU; elsewhere, use one if the runtime can.
-        self.use_gpu = cuda_available(backend) if use_gpu is None else use_gpu
-        self.classifier = EmotionClassifier.load(model, config.prior, backend, num_threads, self.use_gpu)
+        # A Ray worker knows whether it was given a GPU; elsewhere, use one if the runtime runs on it.
+        want_gpu = cuda_available(backend) if use_gpu is None else use_gpu
+        self.classifier = EmotionClassifier.load(model, config.prior, backend, num_threads, want_gpu)
+        self.use_gpu = self.classifier.on_gpu if use_gpu is None else use_gpu
         # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
         self.batch_size = config.batch_size or (GPU_BATCH_SIZE if self.use_gpu else CPU_BATCH_SIZE)
         self.max_frames_per_chunk = max(MAX_FRAMES_PER_CHUNK, self.batch_size)
