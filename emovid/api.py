@@ -35,9 +35,7 @@ def driver_settings(config: AnalyzeConfig) -> dict:
     path = model_path(config.model)
     info = read_model_info(path)
     info.offsets_for(config.prior)  # a --prior the model cannot take fails here, before Ray starts
-    from emovid.emotions import classifier_backend
-
-    return config.settings(info.tag, info.classes, model_digest(path), classifier_backend=classifier_backend(path))
+    return config.settings(info.tag, info.classes, model_digest(path))
 
 
 def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig, overwrite: bool,

@@ -122,13 +122,14 @@ class AnalyzeConfig:
         object.__setattr__(self, "model", model_reference(self.model))
 
     def settings(self, model_tag: str, classes: tuple[str, ...], model_sha256: str,
-                 detector_backend: str | None = None, classifier_backend: str = "tensorflow") -> dict:
+                 detector_backend: str | None = None) -> dict:
         """The result-affecting settings, as stored in every output file's metadata.
 
         The model is identified by its file's content (``model_sha256``; the tag is for
         people), and the emovid version and detector backend are in: results of another
-        model, release or backend (the detector's or the classifier's: they agree to float
-        rounding) are never mistaken for these.
+        model, release or detector backend are never mistaken for these. The classifier's
+        runtime is not in them: onnxruntime and TensorFlow agree to 1e-6 (closer than TF's own
+        bf16 and fp32), so nodes may differ there; each file's metadata records it.
         """
         from emovid import __version__
         from emovid.assets import YUNET_NAME
@@ -142,7 +143,6 @@ class AnalyzeConfig:
         fields["identity"] = identity_backend() if self.persons and self.track else "none"
         return {"sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256, "classes": list(classes),
                 "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),
-                "classifier_backend": classifier_backend,
                 "emovid_version": __version__, "schema_version": SCHEMA_VERSION}
 
 

@@ -120,8 +120,7 @@ CLASSIFIER_BACKENDS = ("auto", "onnxruntime", "tensorflow")
 def classifier_backend(path: str | Path, requested: str = "auto") -> str:
     """The backend ``requested`` resolves to for the model file at ``path`` (no model is loaded).
 
-    Part of the result settings (the two agree to float rounding, not bit for bit), so the
-    driver and every worker must resolve it alike.
+    The two agree to 1e-6 on the logits; each result file's metadata records which one ran.
 
     Raises:
         ValueError: an unknown backend name.

@@ -145,7 +145,7 @@ class VideoAnalyzer:
                                      max_side=config.max_side, use_gpu=self.use_gpu)
         self.embedder = load_embedder() if config.track and config.persons else None
         self.settings = config.settings(self.classifier.name, self.classifier.classes, model_digest(model),
-                                        self.detector.backend, self.classifier.backend)
+                                        self.detector.backend)
         self.settings_hash = settings_hash(self.settings)
 
     def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:
@@ -179,6 +179,8 @@ class VideoAnalyzer:
         return {
             "emovid_version": __version__, "settings_hash": self.settings_hash, "settings": self.settings,
             "model_name": self.classifier.info.name, "model_version": self.classifier.info.version,
+            "classifier_runtime": {"backend": self.classifier.backend, "bf16": self.classifier.bf16,
+                                   "gpu": self.classifier.on_gpu},
             "operating_point": {"temperature": self.classifier.info.temperature,
                                 "prior_tau": self.classifier.prior_tau, "logit_offsets": self.classifier.offsets},
             "video_id": task.video_id, "source": task.path,

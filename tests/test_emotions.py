@@ -187,6 +187,8 @@ def test_bundled_models_load_by_name(tmp_path):
     meta = read_metadata(pq.read_schema(tmp_path / "out" / "single_face.mp4.parquet"))
     assert meta["settings"]["model"] == "emovid-fer7:1"  # the named model did the work
     assert meta["operating_point"] == {"temperature": 1.0, "prior_tau": None, "logit_offsets": None}
+    assert meta["classifier_runtime"]["backend"] == "tensorflow" and not meta["classifier_runtime"]["gpu"]
+    assert "classifier_backend" not in meta["settings"]  # runtimes agree to 1e-6: not a result setting
 
 
 @pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason=f"FER+ Valid not found under {FERPLUS}")
