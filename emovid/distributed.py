@@ -101,12 +101,17 @@ def _no_token_notice(record: logging.LogRecord) -> bool:
 
 
 def pool_size(options: RunOptions) -> int:
-    """Workers to run: ``--workers`` if given, else as many as the cluster's CPUs (and GPUs) hold,
-    never more than the cluster can place now (a request beyond that is capped, with a warning:
-    actors that can never be placed would wait forever).
+    """Workers to run: ``--workers`` if given, else as many as the cluster's CPUs (and GPUs) hold.
+
+    On a Ray started here (no ``--address``) nothing will ever join, so a request beyond what
+    it holds is capped, with a warning, and one that fits no worker is an error. A joined
+    cluster may autoscale: there a request beyond what it holds now is kept (pending workers
+    are what make an autoscaler add nodes), with a warning; the driver starts work as soon as
+    one worker is up and gives up after ``--start-timeout`` if none comes.
 
     Raises:
-        EmovidError: the cluster cannot place a single worker (too few CPUs or no GPU).
+        EmovidError: GPUs are requested but the cluster has none, or a Ray started here cannot
+            place a single worker.
     """
     resources = ray.cluster_resources()
     cpus = resources.get("CPU", 0)
@@ -114,17 +119,24 @@ def pool_size(options: RunOptions) -> int:
     what = f"{options.cpus_per_worker:g} CPU(s)"
     if options.gpus_per_worker > 0:
         gpus = resources.get("GPU", 0)
-        if gpus < options.gpus_per_worker:
+        if gpus < options.gpus_per_worker and options.address is None:
             raise EmovidError(f"--gpus-per-worker {options.gpus_per_worker:g} but the Ray cluster has {gpus:g} GPUs")
         placeable = min(placeable, math.floor(gpus / options.gpus_per_worker + 1e-9))
         what += f" and {options.gpus_per_worker:g} GPU(s)"
-    if placeable < 1:
-        raise EmovidError(f"the Ray cluster ({cpus:g} CPUs) cannot place one worker of {what}; "
-                          f"lower --cpus-per-worker")
-    if options.workers and options.workers > placeable:
+    wanted = options.workers or max(placeable, 1)
+    if wanted <= placeable:
+        return wanted
+    if options.address is None:
+        if placeable < 1:
+            raise EmovidError(f"the Ray cluster ({cpus:g} CPUs) cannot place one worker of {what}; "
+                              f"lower --cpus-per-worker")
         log.warning("--workers %d, but the cluster (%g CPUs) holds only %d workers of %s: running %d",
-                    options.workers, cpus, placeable, what, placeable)
-    return min(options.workers or placeable, placeable)
+                    wanted, cpus, placeable, what, placeable)
+        return placeable
+    log.warning("asking for %d workers of %s; the cluster holds %d now: the rest start if it scales up "
+                "(work starts with the first; --start-timeout %gs if none starts)",
+                wanted, what, placeable, options.start_timeout_s)
+    return wanted
 
 
 class _Pool:

@@ -46,6 +46,16 @@ def test_pool_size_follows_cpus_and_caps(ray_local, caplog):
         pool_size(RunOptions(cpus_per_worker=3))
 
 
+def test_a_joined_cluster_may_scale_up_so_its_pool_is_not_capped(ray_local, caplog):
+    from emovid.distributed import pool_size
+
+    # --address: a cluster that may autoscale; pending workers are what make it add nodes
+    assert pool_size(RunOptions(address="auto", workers=8)) == 8
+    assert "asking for 8 workers of 1 CPU(s); the cluster holds 2 now" in caplog.text
+    assert pool_size(RunOptions(address="auto", cpus_per_worker=4)) == 1  # none fits yet: one, bounded by the timeout
+    assert pool_size(RunOptions(address="auto", gpus_per_worker=1)) == 1  # GPU nodes may come
+
+
 def test_more_workers_than_cpus_runs_instead_of_hanging(ray_local, folder, tmp_path):
     manifest = emovid.analyze(folder, tmp_path / "out", workers=8, progress=False, start_timeout_s=120)
     assert (manifest["status"] == "ok").sum() == 4 and len(manifest) == 5
