@@ -95,7 +95,8 @@ def _add_analyze(sub) -> None:
     ray_opts = p.add_argument_group("execution (Ray)")
     ray_opts.add_argument("--address", help="join a Ray cluster (`auto`, `ray://host:10001`); default: start Ray here")
     ray_opts.add_argument("--workers", type=_positive_int,
-                          help="max parallel workers (default and cap: what the cluster's CPUs hold at --cpus-per-worker)")
+                          help="max parallel workers (default: what the cluster's CPUs hold at --cpus-per-worker; "
+                               "more is capped on a Ray started here, kept on a joined cluster that may scale up)")
     ray_opts.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per worker (default 1)")
     ray_opts.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
                           help="GPUs per worker, fractions share a GPU (default 0: CPU only)")

@@ -156,8 +156,9 @@ class RunOptions:
     """How a run is executed (never changes results).
 
     Attributes:
-        workers: maximum parallel video workers; None = cluster CPUs // cpus_per_worker (a
-            larger number is capped at that, with a warning).
+        workers: maximum parallel video workers; None = cluster CPUs // cpus_per_worker. A
+            larger number is capped at that on a Ray started here and kept on a joined
+            cluster, which may scale up (both with a warning; see ``distributed.pool_size``).
         cpus_per_worker: CPUs Ray reserves per worker (also its TF/OpenCV thread count).
         gpus_per_worker: GPUs per worker; fractions share a GPU; 0 = CPU only.
         address: Ray cluster to join (``auto``, ``ray://host:10001``); None starts Ray embedded.

@@ -19,7 +19,7 @@ import numpy as np
 
 from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
 from emovid.errors import ModelError
-from emovid.model_file import ONNX_MEMBER, ModelInfo, read_model_info, read_onnx
+from emovid.model_file import ModelInfo, has_onnx, read_model_info, read_onnx
 
 log = logging.getLogger(__name__)
 
@@ -130,23 +130,13 @@ def classifier_backend(path: str | Path, requested: str = "auto") -> str:
         raise ValueError(f"classifier backend: expected one of {', '.join(CLASSIFIER_BACKENDS)}, got {requested!r}")
     if requested != "auto":
         return requested
-    if ONNX_MEMBER not in _members(path):
+    if not has_onnx(path):
         return "tensorflow"
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return "tensorflow"
     return "onnxruntime"
-
-
-def _members(path: str | Path) -> list[str]:
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return zf.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return []
 
 
 def cuda_available(backend: str) -> bool:

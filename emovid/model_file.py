@@ -122,13 +122,21 @@ def write_onnx(path: str | Path, graph: bytes) -> None:
     _replace_member(path, ONNX_MEMBER, graph)
 
 
-def read_onnx(path: str | Path) -> bytes | None:
-    """The ONNX graph inside a model file, or None when it has none."""
+def has_onnx(path: str | Path) -> bool:
+    """Whether a model file carries its ONNX graph (reads the zip's index only)."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return zf.read(ONNX_MEMBER) if ONNX_MEMBER in zf.namelist() else None
+            return ONNX_MEMBER in zf.namelist()
     except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def read_onnx(path: str | Path) -> bytes | None:
+    """The ONNX graph inside a model file, or None when it has none."""
+    if not has_onnx(path):
         return None
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(ONNX_MEMBER)
 
 
 def _replace_member(path: str | Path, member: str, data: bytes) -> None:
