@@ -15,11 +15,12 @@ from tqdm.auto import tqdm
 from emovid.assets import model_path
 from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, AnalyzeConfig,
                            RunOptions, settings_hash)
-from emovid.discover import VideoInput, find_videos, output_path
+from emovid.discover import MediaInput, find_inputs, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
 from emovid.model_file import model_digest, read_model_info
 from emovid.outdir import OutputLock, describe_difference, existing_output, prepare_out_dir, remove_temp_files
+from emovid.photos import GroupResult, ImageGroupTask, ImageTask, group_images
 from emovid.pipeline import VideoResult, VideoTask
 from emovid.segments import SegmentedVideos
 
@@ -38,9 +39,10 @@ def driver_settings(config: AnalyzeConfig) -> dict:
     return config.settings(info.tag, info.classes, model_digest(path))
 
 
-def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig, overwrite: bool,
-               settings: dict | None = None) -> tuple[list[VideoTask], list[VideoResult]]:
-    """Split the inputs into videos to analyse and videos already done with these settings
+def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overwrite: bool,
+               settings: dict | None = None) -> tuple[list[VideoTask | ImageGroupTask], list[VideoResult]]:
+    """Split the inputs into work to do (one task per video, photos in groups of
+    :data:`~emovid.photos.IMAGES_PER_TASK`) and inputs already done with these settings
     (``settings``: :func:`driver_settings`, computed when not given).
 
     Raises:
@@ -48,22 +50,25 @@ def plan_tasks(inputs: list[VideoInput], out: Path, config: AnalyzeConfig, overw
     """
     settings = settings or driver_settings(config)
     wanted = settings_hash(settings)
-    todo, done, clashes = [], [], []
+    videos, photos, done, clashes = [], [], [], []
     for item in inputs:
-        task = VideoTask(os.fspath(item.path), item.video_id, os.fspath(output_path(out, item.video_id)))
-        existing = None if overwrite else existing_output(Path(task.output))
+        path, output = os.fspath(item.path), os.fspath(output_path(out, item.video_id))
+        existing = None if overwrite else existing_output(Path(output))
         if existing is None or existing.settings_hash is None:
-            todo.append(task)
+            if item.kind == "image":
+                photos.append(ImageTask(path, item.video_id, output))
+            else:
+                videos.append(VideoTask(path, item.video_id, output))
         elif existing.settings_hash == wanted:
-            done.append(VideoResult(task.video_id, task.path, "skipped", error="already analysed with these settings",
-                                    attempts=0, output=task.output, reused=True))
+            done.append(VideoResult(item.video_id, path, "skipped", error="already analysed with these settings",
+                                    attempts=0, output=output, reused=True, kind=item.kind))
         else:
-            clashes.append((task.video_id, describe_difference(existing.settings, settings)))
+            clashes.append((item.video_id, describe_difference(existing.settings, settings)))
     if clashes:
         first_id, diff = clashes[0]
-        raise OutputError(f"{len(clashes)} video(s) in {out} were analysed with other settings "
+        raise OutputError(f"{len(clashes)} input(s) in {out} were analysed with other settings "
                           f"(e.g. {first_id}: {diff}); rerun with --overwrite to redo them, or use another --out")
-    return todo, done
+    return [*videos, *group_images(photos)], done
 
 
 def analyze(
@@ -139,7 +144,7 @@ def analyze(
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress,
                          start_timeout_s=start_timeout_s)
-    inputs = find_videos(paths)  # input errors surface before the output folder is touched
+    inputs = find_inputs(paths)  # input errors surface before the output folder is touched
     out_dir = prepare_out_dir(out)
     rows: list[dict] = []
     with OutputLock(out_dir):
@@ -149,8 +154,8 @@ def analyze(
         todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings)
         started = time.perf_counter()
         try:
-            with ManifestWriter(out_dir) as manifest, tqdm(total=len(todo) + len(done), initial=len(done),
-                                                           unit="video", disable=not progress) as bar:
+            with ManifestWriter(out_dir) as manifest, tqdm(total=len(inputs), initial=len(done),
+                                                           unit="input", disable=not progress) as bar:
                 def record(result: VideoResult) -> None:
                     row = manifest.write(result)  # a reused video keeps its earlier status, counts and error
                     rows.append(row)
@@ -163,7 +168,7 @@ def analyze(
                 _execute(todo, config, options, in_process, record, settings, os.fspath(out_dir))
         finally:
             remove_temp_files(out_dir)  # a worker killed mid-write leaves its temp file behind
-        log.info("%d videos in %.1fs", len(todo), time.perf_counter() - started)
+        log.info("%d inputs in %.1fs", len(inputs) - len(done), time.perf_counter() - started)
     return to_frame(rows)
 
 
@@ -175,7 +180,7 @@ def _frame_total(tasks: list[VideoTask]) -> int | None:
     import cv2
 
     total = 0
-    for task in tasks:
+    for task in (t for t in tasks if isinstance(t, VideoTask)):
         cap = cv2.VideoCapture(task.path)
         try:
             total += max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
@@ -185,10 +190,15 @@ def _frame_total(tasks: list[VideoTask]) -> int | None:
 
 
 def _execute(tasks, config, options, in_process, record, settings: dict, out_dir: str) -> None:
-    show_frames = options.progress and 0 < len(tasks) <= FRAME_BAR_MAX_VIDEOS
+    videos = sum(isinstance(t, VideoTask) for t in tasks)
+    show_frames = options.progress and 0 < videos == len(tasks) and videos <= FRAME_BAR_MAX_VIDEOS
     segmented = SegmentedVideos(config.segment_s, config.fps, config.track_gap_s if config.track else None)
 
-    def on_result(task: VideoTask, result: VideoResult) -> list[VideoTask]:
+    def on_result(task: VideoTask | ImageGroupTask, result: VideoResult | GroupResult) -> list[VideoTask]:
+        if isinstance(result, GroupResult):
+            for photo in result.results:
+                record(photo)
+            return []
         follow_up, final = segmented.handle(task, result)
         if final is not None:
             record(final)

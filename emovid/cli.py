@@ -57,10 +57,12 @@ def _positive_int(text: str) -> int:
 
 
 def _add_analyze(sub) -> None:
-    p = sub.add_parser("analyze", help="analyse videos into per-timestamp emotion Parquet files",
-                       description="Find faces in videos, classify each face's emotion and write one Parquet "
-                                   "file per video (plus _manifest.csv) under --out. Reruns skip finished videos.")
-    p.add_argument("inputs", nargs="+", help="video files and/or folders (searched recursively)")
+    p = sub.add_parser("analyze", help="analyse videos and photos into per-timestamp emotion Parquet files",
+                       description="Find faces in videos and photos, classify each face's emotion and write one "
+                                   "Parquet file per input (plus _manifest.csv) under --out. A photo is one frame "
+                                   "at time 0. Reruns skip finished inputs.")
+    p.add_argument("inputs", nargs="+", help="video files, photos (jpg, png, bmp, webp, tiff) and/or folders "
+                                             "(searched recursively)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--fps", type=_positive_float, default=DEFAULT_FPS,
@@ -108,7 +110,7 @@ def _add_analyze(sub) -> None:
     ray_opts.add_argument("--start-timeout", type=_positive_float, default=DEFAULT_START_TIMEOUT_S, metavar="SECONDS",
                           help=f"give up when no worker has started after this long, e.g. on a busy cluster "
                                f"(default {DEFAULT_START_TIMEOUT_S:g})")
-    p.add_argument("--overwrite", action="store_true", help="redo videos that already have results")
+    p.add_argument("--overwrite", action="store_true", help="redo inputs that already have results")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -202,7 +204,7 @@ def _add_report(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emovid", description="Emotion timelines from folders of videos.")
+    parser = argparse.ArgumentParser(prog="emovid", description="Emotion timelines from folders of videos and photos.")
     parser.add_argument("--version", action="version", version=f"emovid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show details and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -1,6 +1,6 @@
-"""Finding input videos and naming their outputs.
+"""Finding input videos and photos, and naming their outputs.
 
-A video's id is its path relative to the input root (POSIX separators), so two ``clip.mp4``
+An input's id is its path relative to the input root (POSIX separators), so two ``clip.mp4``
 in different folders never collide, and the same input always gets the same id.
 """
 
@@ -12,28 +12,50 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from emovid.video import VIDEO_SUFFIXES
+from emovid.photos import IMAGE_SUFFIXES
+from emovid.video import VIDEO_SUFFIXES, image_format
+
+KINDS = ("video", "image")
 
 
 @dataclass(frozen=True, slots=True)
-class VideoInput:
+class MediaInput:
+    """One input file: its absolute path, its id and whether it is a video or a photo."""
+
     path: Path
     video_id: str
+    kind: str = "video"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
 
 
-def _is_video_name(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
+def _is_media_name(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES
+
+
+def _kind(path: Path) -> str:
+    """``image`` for a photo suffix, or (a file named otherwise) image content; else ``video``."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return "image"
+    if path.suffix.lower() not in VIDEO_SUFFIXES and path.is_file():
+        try:
+            return "image" if image_format(path) else "video"
+        except OSError:
+            return "video"  # unreadable: the video reader reports why
+    return "video"
 
 
 def _walk(root: Path) -> list[Path]:
-    """Every entry with a video suffix under ``root``, also directories and broken links named
-    like videos: they are reported as failed inputs rather than silently dropped."""
+    """Every entry with a video or photo suffix under ``root``, also directories and broken links
+    named like them: they are reported as failed inputs rather than silently dropped."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         base = Path(dirpath)
-        found += [base / n for n in filenames if _is_video_name(Path(n))]
-        found += [base / n for n in dirnames if _is_video_name(Path(n))]
+        found += [base / n for n in filenames if _is_media_name(Path(n))]
+        found += [base / n for n in dirnames if _is_media_name(Path(n))]
     return sorted(found)
 
 
@@ -51,14 +73,14 @@ def check_local_path(value: str | os.PathLike, what: str) -> Path:
     return Path(text)
 
 
-def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
-    """Expand files and folders (recursively) into inputs with unique, stable ids.
+def find_inputs(paths: Sequence[str | os.PathLike]) -> list[MediaInput]:
+    """Expand files and folders (recursively) into video and photo inputs with unique, stable ids.
 
     One folder: ids are relative to it. One file: its name. Several: relative to their common
-    parent folder. Explicit files are taken whatever their suffix.
+    parent folder. Explicit files are taken whatever their suffix (a photo by its content).
 
     Raises:
-        ValueError: no paths, a path that does not exist, or no video found.
+        ValueError: no paths, a path that does not exist, or no video or photo found.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -70,7 +92,7 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
         p = check_local_path(raw, "input")
         if not p.exists() and not p.is_symlink():
             raise ValueError(f"input {str(raw)!r} does not exist")
-        if p.is_dir() and not _is_video_name(p):
+        if p.is_dir() and not _is_media_name(p):
             roots.append(p.absolute())
             entries += [(f, p.absolute()) for f in _walk(p)]
         else:
@@ -83,9 +105,10 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoInput]:
         if video_id in seen:
             continue
         seen.add(video_id)
-        inputs.append(VideoInput(path.absolute(), video_id))  # workers may run in another folder
+        inputs.append(MediaInput(path.absolute(), video_id, _kind(path)))  # workers may run in another folder
     if not inputs:
-        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) found in {', '.join(map(str, paths))}")
+        raise ValueError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) or photos ({', '.join(IMAGE_SUFFIXES)}) "
+                         f"found in {', '.join(map(str, paths))}")
     return inputs
 
 

@@ -21,6 +21,7 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from emovid.config import AnalyzeConfig, RunOptions
 from emovid.errors import EmovidError
+from emovid.photos import GroupResult, ImageGroupTask
 from emovid.pipeline import VideoAnalyzer, VideoResult, VideoTask
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class RayVideoAnalyzer(VideoAnalyzer):
 
         super().__init__(config, num_threads, on_frames=report if counter else None, use_gpu=bool(ray.get_gpu_ids()))
 
-    def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:
+    def __call__(self, task: VideoTask | ImageGroupTask, overlap_decode: bool = True) -> VideoResult | GroupResult:
         result = super().__call__(task, overlap_decode)
         # The driver reads the count when a result arrives: the video's last frames must be in it.
         ray.get(self._reports)
@@ -280,13 +281,15 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
         except RayActorError as exc:
             # Ray reports a death mid-task as ActorUnavailableError while the actor restarts.
             _wait_for_restart(actor)
-            if tries <= options.retries:
+            if isinstance(task, ImageGroupTask) and len(task.images) > 1:
+                log.warning("worker died on %s; retrying its %d photos one by one", task.key, len(task.images))
+                queue.extendleft(reversed(task.singles()))  # a photo that kills workers then fails alone
+            elif tries <= options.retries:
                 log.warning("worker died on %s (attempt %d); retrying", task.key, tries)
                 queue.appendleft(task)
             else:
-                follow_up = on_result(task, VideoResult(
-                    task.video_id, task.path, "failed", attempts=tries,
-                    error=f"worker process died on each of {tries} attempts ({type(exc).__name__})"))
+                follow_up = on_result(task, task.failed(
+                    f"worker process died on each of {tries} attempts ({type(exc).__name__})", tries))
         queue.extendleft(reversed(follow_up))
         fill()
 

@@ -19,6 +19,10 @@ class VideoOpenError(VideoError):
     """The file is not a video OpenCV can open (empty, garbage, unreadable, unsupported)."""
 
 
+class ImageError(EmovidError):
+    """A photo cannot be read (missing, empty, corrupt, unsupported or too large)."""
+
+
 class OutputError(EmovidError):
     """The output folder cannot be used (holds results from other settings, is locked, ...)."""
 

@@ -89,8 +89,9 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     # CSV gives "True"/"False" strings; manifests of older versions lack the column (False).
     frame["reused"] = frame["reused"].map(lambda v: v if isinstance(v, bool) else str(v) == "True")
+    frame["kind"] = frame["kind"].fillna("video")  # manifests before photos were all videos
     frame = frame.astype(_PANDAS_DTYPES)
-    for col in ("video_id", "path", "status", "error", "output", "worker"):
+    for col in ("video_id", "path", "kind", "status", "error", "output", "worker"):
         frame[col] = frame[col].astype("string")
     return frame
 

@@ -25,6 +25,7 @@ from emovid.emotions import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, 
 from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
 from emovid.faces import FaceDetector, crop_faces
 from emovid.model_file import model_digest
+from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
 from emovid.appearance import describe
 from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
 from emovid.rows import FrameFaces, to_record_batch, with_person_ids
@@ -71,6 +72,10 @@ class VideoTask:
             return f"{self.video_id}#{self.segment.index}"
         return self.video_id if self.split else f"{self.video_id}#whole"
 
+    def failed(self, error: str, attempts: int) -> "VideoResult":
+        """The result of this task when it could not run (its worker died on each attempt)."""
+        return VideoResult(self.video_id, self.path, "failed", error=error, attempts=attempts)
+
 
 @dataclass(frozen=True, slots=True)
 class VideoResult:
@@ -100,6 +105,7 @@ class VideoResult:
     tracks: int | None = None  # distinct track ids
     persons: int | None = None  # distinct person ids
     reused: bool = False  # results were already there (same settings) and were kept
+    kind: str = "video"  # video | image
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -148,14 +154,17 @@ class VideoAnalyzer:
                                         self.detector.backend)
         self.settings_hash = settings_hash(self.settings)
 
-    def __call__(self, task: VideoTask, overlap_decode: bool = True) -> VideoResult:
-        """Analyse one video; per-video problems become a failed result, never an exception.
+    def __call__(self, task: VideoTask | ImageGroupTask, overlap_decode: bool = True) -> VideoResult | GroupResult:
+        """Analyse one video (or a group of photos: one result per photo); per-input problems
+        become a failed result, never an exception.
 
         ``overlap_decode``: decode in a background thread, overlapped with inference. That uses
         ~1.15-1.6 cores, which pays when CPUs are idle; when every CPU already has a worker,
         decoding inline is ~4% faster (no hand-offs), so the Ray driver turns it off then
         (:func:`emovid.distributed.decode_overlaps`).
         """
+        if isinstance(task, ImageGroupTask):
+            return self._images(task)
         started = time.perf_counter()
         try:
             if not os.path.exists(task.path):  # the driver found it: this node does not see its filesystem
@@ -171,11 +180,16 @@ class VideoAnalyzer:
             result = VideoResult(task.video_id, task.path, "failed", error=f"{type(exc).__name__}: {exc}")
         return replace(result, wall_s=round(time.perf_counter() - started, 3), worker=self.worker_name())
 
+    def _images(self, group: ImageGroupTask) -> GroupResult:
+        worker = self.worker_name()
+        return GroupResult(tuple(replace(r, worker=worker) for r in analyze_images(group, self).results))
+
     def worker_name(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
-    def file_metadata(self, task: VideoTask, reader: VideoReader) -> dict:
-        info = reader.info
+    def file_metadata(self, task: VideoTask | ImageTask, source: dict) -> dict:
+        """The Parquet file's emovid metadata: settings, model, operating point, and ``source``
+        (what the input is: ``{"video": {...}}`` or ``{"kind": "image", "image": {...}}``)."""
         return {
             "emovid_version": __version__, "settings_hash": self.settings_hash, "settings": self.settings,
             "model_name": self.classifier.info.name, "model_version": self.classifier.info.version,
@@ -183,9 +197,7 @@ class VideoAnalyzer:
                                    "gpu": self.classifier.on_gpu},
             "operating_point": {"temperature": self.classifier.info.temperature,
                                 "prior_tau": self.classifier.prior_tau, "logit_offsets": self.classifier.offsets},
-            "video_id": task.video_id, "source": task.path,
-            "video": {"width": info.width, "height": info.height, "fps": info.fps,
-                      "frame_count": info.frame_count, "codec": info.codec},
+            "video_id": task.video_id, "source": task.path, **source,
         }
 
 
@@ -200,7 +212,10 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
     with VideoReader(task.path, config.fps, decode_threads=analyzer.num_threads, shots=shots) as reader:
         if (split := _split_answer(task, reader, config)) is not None:
             return split
-        schema = face_schema(classifier.classes, analyzer.file_metadata(task, reader))
+        info = reader.info
+        schema = face_schema(classifier.classes, analyzer.file_metadata(task, {"video": {
+            "width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
+            "codec": info.codec}}))
         pending = PendingRows(classifier, analyzer.batch_size)
         faces_found = reported = 0
         people = PeopleOfVideo(config, analyzer.embedder is not None)

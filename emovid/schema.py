@@ -66,6 +66,7 @@ def read_metadata(schema: pa.Schema) -> dict:
 MANIFEST_SCHEMA = pa.schema([
     pa.field("video_id", pa.string()),
     pa.field("path", pa.string()),
+    pa.field("kind", pa.string()),  # video | image
     pa.field("status", pa.string()),  # ok | partial | failed | skipped
     pa.field("error", pa.string()),
     pa.field("frames_decoded", pa.int64()),

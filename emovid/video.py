@@ -103,7 +103,7 @@ _IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM
                 b"MM\x00*": "TIFF"}
 
 
-def _image_kind(path: Path) -> str | None:
+def image_format(path: Path) -> str | None:
     """The image format of ``path`` from its first bytes (FFmpeg would open it as a 1-frame video)."""
     with path.open("rb") as fh:
         head = fh.read(12)
@@ -128,7 +128,7 @@ def check_video_file(path: Path) -> None:
         raise VideoOpenError("permission denied")
     if path.stat().st_size == 0:
         raise VideoOpenError("empty file (0 bytes)")
-    if kind := _image_kind(path):
+    if kind := image_format(path):
         raise VideoOpenError(f"is a {kind} image, not a video")
 
 

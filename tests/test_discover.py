@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from emovid.discover import find_videos, output_path
+from emovid.discover import find_inputs, output_path
 
 
 def touch(path: Path) -> Path:
@@ -16,7 +16,7 @@ def test_folder_ids_are_relative_paths_and_duplicate_names_do_not_collide(tmp_pa
     touch(tmp_path / "b" / "clip.MP4")
     touch(tmp_path / "b" / "notes.txt")
     touch(tmp_path / "top.webm")
-    ids = [v.video_id for v in find_videos([tmp_path])]
+    ids = [v.video_id for v in find_inputs([tmp_path])]
     assert ids == ["a/clip.mp4", "b/clip.MP4", "top.webm"]
     outputs = {output_path(tmp_path / "out", i) for i in ids}
     assert len(outputs) == 3
@@ -25,33 +25,33 @@ def test_folder_ids_are_relative_paths_and_duplicate_names_do_not_collide(tmp_pa
 def test_explicit_files_and_several_roots(tmp_path):
     a = touch(tmp_path / "x" / "clip.mp4")
     b = touch(tmp_path / "y" / "clip.mp4")
-    assert [v.video_id for v in find_videos([a])] == ["clip.mp4"]
-    assert [v.video_id for v in find_videos([a, b])] == ["x/clip.mp4", "y/clip.mp4"]
-    assert [v.video_id for v in find_videos([tmp_path / "x", tmp_path / "y"])] == ["x/clip.mp4", "y/clip.mp4"]
+    assert [v.video_id for v in find_inputs([a])] == ["clip.mp4"]
+    assert [v.video_id for v in find_inputs([a, b])] == ["x/clip.mp4", "y/clip.mp4"]
+    assert [v.video_id for v in find_inputs([tmp_path / "x", tmp_path / "y"])] == ["x/clip.mp4", "y/clip.mp4"]
 
 
 def test_ids_are_stable_across_calls_and_working_directories(tmp_path, monkeypatch):
     touch(tmp_path / "v" / "s" / "c.mov")
-    first = find_videos([tmp_path / "v"])
+    first = find_inputs([tmp_path / "v"])
     monkeypatch.chdir(tmp_path)
-    assert [x.video_id for x in find_videos(["v"])] == [x.video_id for x in first] == ["s/c.mov"]
+    assert [x.video_id for x in find_inputs(["v"])] == [x.video_id for x in first] == ["s/c.mov"]
 
 
 def test_directories_named_like_videos_are_inputs(tmp_path):
     (tmp_path / "fake.mp4").mkdir()
-    assert [v.video_id for v in find_videos([tmp_path])] == ["fake.mp4"]
+    assert [v.video_id for v in find_inputs([tmp_path])] == ["fake.mp4"]
 
 
 @pytest.mark.parametrize("paths, message", [([], "at least one"), (["/nonexistent/x"], "does not exist")])
 def test_bad_inputs(paths, message):
     with pytest.raises(ValueError, match=message):
-        find_videos(paths)
+        find_inputs(paths)
 
 
 def test_folder_without_videos(tmp_path):
     touch(tmp_path / "a.txt")
     with pytest.raises(ValueError, match="no video files"):
-        find_videos([tmp_path])
+        find_inputs([tmp_path])
 
 
 @pytest.mark.parametrize("video_id", ["../x.mp4", "/etc/x.mp4", "a/../../x.mp4", "", "a\\..\\x.mp4"])
