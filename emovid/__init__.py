@@ -1,4 +1,4 @@
-"""emovid: folders of videos -> per-timestamp, per-face emotion tables (Parquet), on Ray.
+"""emovid: folders of videos and photos -> per-timestamp, per-face emotion tables (Parquet), on Ray.
 
 Heavy parts (TensorFlow, Ray) load on first use, so ``import emovid`` and ``emovid --help`` are quick.
 """
@@ -29,6 +29,8 @@ _LAZY = {
     "resample": "emovid.timelines",
     "emotion_shares": "emovid.timelines",
     "build_report": "emovid.report",
+    "render": "emovid.rendering",
+    "ImageError": "emovid.errors",
     "FaceTracker": "emovid.tracker",
 }
 __all__ = ["__version__", *_LAZY]

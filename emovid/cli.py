@@ -203,6 +203,20 @@ def _add_report(sub) -> None:
                         f"4-7x fewer label flips; 0: raw)")
 
 
+def _add_render(sub) -> None:
+    p = sub.add_parser("render", help="annotated copies of analysed videos and photos, drawn from the results",
+                       description="Draw each face's box, person id, emotion and confidence onto a copy of each "
+                                   "analysed video (MP4 at the source's frame rate and size) and photo (JPEG), "
+                                   "from the Parquet files: no re-analysis. Needs the source files where "
+                                   "analyze found them.")
+    p.add_argument("results", help="folder written by `emovid analyze`")
+    p.add_argument("--video", action="append", metavar="ID", dest="videos",
+                   help="render only this input id (as in the video_id column; repeatable; default: all)")
+    p.add_argument("--out", help="output folder (default RESULTS/_render)")
+    p.add_argument("--no-bars", action="store_true", help="leave out the per-class probability bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emovid", description="Emotion timelines from folders of videos and photos.")
     parser.add_argument("--version", action="version", version=f"emovid {__version__}")
@@ -214,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_soup(sub)
     _add_evaluate(sub)
     _add_report(sub)
+    _add_render(sub)
     return parser
 
 
@@ -271,8 +286,22 @@ def _run_report(args) -> int:
     from emovid.report import build_report
 
     report = build_report(args.results, smooth=args.smooth or None)
-    print(f"{report.videos} videos, {report.failed} failed -> {report.index}", file=sys.stderr)
+    print(f"{report.videos} videos, {report.photos} photos, {report.failed} failed -> {report.index}", file=sys.stderr)
     return 0
+
+
+def _run_render(args) -> int:
+    from emovid.rendering import render
+
+    done = render(args.results, videos=args.videos, out=args.out, bars=not args.no_bars,
+                  progress=not args.no_progress)
+    failed = [r for r in done if r.error]
+    for r in failed:
+        print(f"not rendered: {r.video_id}: {r.error}", file=sys.stderr)
+    written = [r for r in done if not r.error]
+    where = written[0].output.parent if len(written) == 1 else args.out or f"{args.results}/_render"
+    print(f"{len(written)} rendered, {len(failed)} not -> {where}", file=sys.stderr)
+    return EXIT_FAILED_VIDEOS if failed else 0
 
 
 def _training_images(data: str, model: str):
@@ -326,7 +355,8 @@ def _run_soup(args) -> int:
 
 
 COMMANDS = {"analyze": _run_analyze, "train": _run_train, "ensemble": _run_ensemble, "soup": _run_soup,
-            "evaluate": _run_evaluate, "report": _run_report}
+            "evaluate": _run_evaluate, "report": _run_report,
+            "render": _run_render}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,10 @@ from __future__ import annotations
 #: Classes of the shipped model, in output order. FER+ ``happiness`` is our ``joy``.
 EMOTIONS: tuple[str, ...] = ("neutral", "joy", "surprise", "sadness", "anger", "disgust", "fear")
 
+#: One colour per emotion (hex), shared by the report's plots and the rendered videos.
+EMOTION_COLOURS: dict[str, str] = {"neutral": "#9e9e9e", "joy": "#f4b400", "surprise": "#ab47bc",
+                                   "sadness": "#4285f4", "anger": "#db4437", "disgust": "#0f9d58", "fear": "#ff7043"}
+
 #: FER+ ``label.csv`` vote columns, in file order (after file name and face box).
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
     "neutral", "happiness", "surprise", "sadness", "anger",

@@ -16,17 +16,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from emovid.labels import EMOTIONS
+from emovid.labels import EMOTION_COLOURS, EMOTIONS
 from emovid.manifest import MANIFEST_NAME, read_manifest
 from emovid.results import result_files, to_frame
 from emovid.schema import read_metadata
-from emovid.timelines import emotion_shares, person_summary, prob_columns, smooth as smooth_tracks
+from emovid.timelines import emotion_shares, person_summary, prob_columns, smooth as smooth_tracks, track_summary
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "_report"  # underscore: pandas/pyarrow readers of the results folder skip it
-COLOURS = {"neutral": "#9e9e9e", "joy": "#f4b400", "surprise": "#ab47bc", "sadness": "#4285f4",
-           "anger": "#db4437", "disgust": "#0f9d58", "fear": "#ff7043"}
 MAX_PERSON_PANELS = 6
 
 
@@ -39,6 +37,7 @@ class Report:
     summary_csv: Path
     videos: int
     failed: int
+    photos: int = 0
 
 
 def _summary_rows(df: pd.DataFrame, video_id: str, interval: float) -> list[dict]:
@@ -100,7 +99,7 @@ def plot_video(df: pd.DataFrame, video_id: str, path: Path, prob_prefix: str = "
             rows = df[df["person_id"] == track].drop_duplicates("timestamp_s").set_index("timestamp_s")
             rows = rows.reindex(times)  # not seen at a sampled time -> NaN -> a gap in the plot
             probs = [rows[f"{prob_prefix}{c}"].to_numpy(dtype=float, na_value=np.nan) for c in classes]
-            ax.stackplot(times, *probs, colors=[COLOURS.get(c, None) for c in classes], labels=classes, step="mid")
+            ax.stackplot(times, *probs, colors=[EMOTION_COLOURS.get(c, None) for c in classes], labels=classes, step="mid")
             ax.set_ylim(0, 1)
             ax.set_ylabel(f"person {int(track)}")
         ax.set_xlim(times.min() if len(times) else 0, times.max() if len(times) > 1 else 1)
@@ -120,9 +119,87 @@ def _png_name(video_id: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in video_id) + f"-{digest}.png"
 
 
+#: Height (px) of the face thumbnails in the report.
+THUMB_PX = 96
+#: Width (px) of each person's emotion strip.
+STRIP_PX = 800
+
+
+@dataclass(slots=True)
+class _Section:
+    """What the HTML shows for one input."""
+
+    video_id: str
+    kind: str
+    png: str | None
+    rows: pd.DataFrame  # summary rows (video, then persons)
+    tracks: pd.DataFrame  # one row per track, with its thumbnail file (or None)
+    strips: dict  # person id -> SVG markup
+    note: str | None = None
+
+
+def _best_faces(df: pd.DataFrame) -> pd.DataFrame:
+    """Per track, its best face row: highest detector score, then largest box."""
+    faces = df[df["track_id"].notna()].assign(area=lambda d: d["w"].astype(float) * d["h"].astype(float))
+    faces = faces.sort_values(["track_id", "det_score", "area"], ascending=[True, False, False], kind="stable")
+    return faces.drop_duplicates("track_id")
+
+
+def _write_thumbnails(source: str | None, kind: str, best: pd.DataFrame, folder: Path, stem: str) -> tuple[dict, str | None]:
+    """A JPEG thumbnail of each track's best face; returns ({track: file name}, note or None)."""
+    if best.empty:
+        return {}, None
+    if not source or not Path(source).exists():
+        return {}, f"source file {source} not found: face thumbnails left out"
+    from emovid.photos import read_image
+    from emovid.video import frames_at
+
+    wanted = {int(f): rows for f, rows in best.groupby("frame_index")}
+    frames = [(0, read_image(source))] if kind == "image" else frames_at(source, wanted)
+    names = {}
+    (folder / "thumbs").mkdir(exist_ok=True)
+    for index, image in frames:
+        for row in wanted.get(index, best.iloc[:0]).itertuples():
+            x, y, w, h = (int(v) for v in (row.x, row.y, row.w, row.h))
+            pad = int(0.15 * max(w, h))
+            crop = image[max(y - pad, 0):y + h + pad, max(x - pad, 0):x + w + pad]
+            if crop.size == 0:
+                continue
+            import cv2
+
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * THUMB_PX / crop.shape[0])), THUMB_PX),
+                              interpolation=cv2.INTER_AREA)
+            name = f"thumbs/{stem}-t{int(row.track_id)}.jpg"
+            if cv2.imwrite(str(folder / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+                names[int(row.track_id)] = name
+    return names, None
+
+
+def _strip(df: pd.DataFrame, person, times: np.ndarray, interval: float, label: str) -> str:
+    """An inline SVG strip of one person's emotion over the video: one coloured run per stretch of
+    the same label (hover for times and label), blank where the person is not seen."""
+    rows = df[df["person_id"] == person].drop_duplicates("timestamp_s").sort_values("timestamp_s")
+    start, end = (float(times.min()), float(times.max()) + max(interval, 1e-3)) if len(times) else (0.0, 1.0)
+    scale = STRIP_PX / max(end - start, 1e-6)
+    t, emo = rows["timestamp_s"].to_numpy(float), rows[label].astype(object).to_numpy()
+    rects, i = [], 0
+    while i < len(t):
+        j = i
+        while j + 1 < len(t) and emo[j + 1] == emo[i] and t[j + 1] - t[j] <= 1.5 * max(interval, 1e-3):
+            j += 1
+        x0, x1 = (t[i] - start) * scale, (t[j] + max(interval, 1e-3) - start) * scale
+        colour = EMOTION_COLOURS.get(str(emo[i]), "#cccccc")
+        rects.append(f"<rect x='{x0:.1f}' y='0' width='{max(x1 - x0, 1):.1f}' height='18' fill='{colour}'>"
+                     f"<title>{t[i]:.2f}-{t[j] + interval:.2f} s: {html.escape(str(emo[i]))}</title></rect>")
+        i = j + 1
+    return (f"<svg class='strip' width='{STRIP_PX}' height='18' role='img' aria-label='emotion over time'>"
+            f"<rect width='{STRIP_PX}' height='18' fill='#f4f4f4'/>{''.join(rects)}</svg>")
+
+
 def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
     """Write ``OUT/_report/``: ``<video>.png`` timelines, ``summary.csv`` (per video and per person),
-    and ``index.html`` listing every video (failed ones from the manifest, unplotted).
+    a face thumbnail per track, and ``index.html`` listing every video with its persons (each
+    with an emotion strip) and tracks, the photos with their faces, and the failed inputs.
 
     Raises:
         FileNotFoundError: ``out_dir`` does not exist.
@@ -133,27 +210,39 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
     folder = out / REPORT_DIR
     folder.mkdir(exist_ok=True)
     summary_csv = folder / "summary.csv"
-    sections, header_written, n_videos = [], False, 0
+    sections, header_written = [], False
     for path in result_files(out):
         schema = pq.read_schema(path)
-        classes = tuple(read_metadata(schema).get("settings", {}).get("classes", EMOTIONS))
+        meta = read_metadata(schema)
+        classes = tuple(meta.get("settings", {}).get("classes", EMOTIONS))
+        kind = meta.get("kind", "video")
         df = to_frame(pq.read_table(path), classes)
-        if smooth is not None and df["track_id"].notna().any():
+        smoothed = smooth is not None and kind == "video" and df["track_id"].notna().any()
+        if smoothed:
             df = smooth_tracks(df, smooth)
         video_id = str(df["video_id"].iloc[0]) if len(df) else path.stem
         png = _png_name(video_id)
-        plot_video(df, video_id, folder / png, "smooth_prob_" if smooth is not None and "smooth_prob_joy" in df else "prob_")
-        rows = pd.DataFrame(_summary_rows(df, video_id, _sample_interval(df)))
+        interval = _sample_interval(df)
+        rows = pd.DataFrame(_summary_rows(df, video_id, interval))
         rows.to_csv(summary_csv, mode="a" if header_written else "w", header=not header_written, index=False)
         header_written = True
-        sections.append((video_id, png, rows))
-        n_videos += 1
+        thumbs, note = _write_thumbnails(meta.get("source"), kind, _best_faces(df), folder, Path(png).stem)
+        tracks = track_summary(df).sort_values(["samples", "track_id"], ascending=[False, True], kind="stable")
+        tracks["thumbnail"] = [thumbs.get(int(t)) for t in tracks["track_id"]]
+        strips = {}
+        if kind == "video":
+            plot_video(df, video_id, folder / png, "smooth_prob_" if smoothed else "prob_")
+            times = np.sort(df["timestamp_s"].unique())
+            label = "smooth_emotion" if smoothed else "emotion"
+            strips = {p: _strip(df, p, times, interval, label) for p in _persons_longest_first(df)["person_id"]}
+        sections.append(_Section(video_id, kind, png if kind == "video" else None, rows, tracks, strips, note))
     if not header_written:
         pd.DataFrame(columns=["video_id", "person_id"]).to_csv(summary_csv, index=False)
     failed = _failed_videos(out)
     index = folder / "index.html"
     index.write_text(_html(sections, failed, out.name), encoding="utf-8")
-    return Report(folder, index, summary_csv, n_videos, len(failed))
+    return Report(folder, index, summary_csv, sum(s.kind == "video" for s in sections), len(failed),
+                  sum(s.kind == "image" for s in sections))
 
 
 def _failed_videos(out: Path) -> pd.DataFrame:
@@ -163,19 +252,67 @@ def _failed_videos(out: Path) -> pd.DataFrame:
     return manifest[manifest["status"].isin(["failed", "partial"])][["video_id", "status", "error"]]
 
 
-def _html(sections, failed: pd.DataFrame, title: str) -> str:
+def _img(name: str | None, alt: str) -> str:
+    return f"<img class='thumb' src='{html.escape(name)}' alt='{html.escape(alt)}'>" if name else ""
+
+
+def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
+    videos = [s for s in sections if s.kind == "video"]
+    photos = [s for s in sections if s.kind == "image"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>emovid report: {html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style></head><body>",
+             "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:middle}img{max-width:100%}"
+             f"img.thumb{{height:{THUMB_PX}px}}.legend span{{display:inline-block;padding:1px 6px;margin-right:4px}}"
+             "</style></head><body>",
              f"<h1>emovid report: {html.escape(title)}</h1>",
-             f"<p>{len(sections)} videos analysed, {len(failed)} failed or partial.</p>"]
+             f"<p>{len(videos)} videos and {len(photos)} photos analysed, {len(failed)} inputs failed or partial.</p>",
+             "<p class='legend'>" + "".join(f"<span style='background:{c}'>{html.escape(e)}</span>"
+                                            for e, c in EMOTION_COLOURS.items()) + "</p>"]
     if len(failed):
-        parts.append("<h2>Failed or partial videos</h2>" + failed.to_html(index=False, classes="failed", na_rep=""))
-    for video_id, png, rows in sections:
-        parts.append(f"<h2 id='{html.escape(png)}'>{html.escape(video_id)}</h2>")
-        if rows.empty or rows["dominant_emotion"].isna().all():
+        parts.append("<h2>Failed or partial inputs</h2>" + failed.to_html(index=False, classes="failed", na_rep=""))
+    fmt = lambda v: f"{v:.3g}"  # noqa: E731
+    for s in videos:
+        parts.append(f"<h2 id='{html.escape(s.png)}'>{html.escape(s.video_id)}</h2>")
+        if s.note:
+            parts.append(f"<p class='note'>{html.escape(s.note)}</p>")
+        if s.rows.empty or s.rows["dominant_emotion"].isna().all():
             parts.append("<p class='note'>No face was seen in this video: the timeline is empty.</p>")
-        parts.append(rows.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}"))
-        parts.append(f"<img src='{html.escape(png)}' alt='timeline of {html.escape(video_id)}'>")
+        persons = s.rows[s.rows["person_id"] != "(all)"]
+        best = {}  # person -> the thumbnail of their longest track
+        for t in s.tracks.itertuples():
+            if not pd.isna(t.person_id) and t.thumbnail and int(t.person_id) not in best:
+                best[int(t.person_id)] = t.thumbnail
+        if len(persons):
+            parts.append("<table class='persons'><tr><th>person</th><th>face</th><th>emotion over the video</th>"
+                         "<th>seen (s)</th><th>tracks</th><th>dominant</th><th>mean confidence</th></tr>")
+            for p in persons.itertuples():
+                pid = int(p.person_id)
+                parts.append(f"<tr><td>{pid}</td><td>{_img(best.get(pid), f'person {pid}')}</td>"
+                             f"<td>{s.strips.get(pid, '')}</td><td>{p.seconds_with_face:.3g}</td><td>{p.tracks}</td>"
+                             f"<td>{html.escape(str(p.dominant_emotion))}</td><td>{p.mean_confidence:.2f}</td></tr>")
+            parts.append("</table>")
+        parts.append(f"<img src='{html.escape(s.png)}' alt='timeline of {html.escape(s.video_id)}'>")
+        if len(s.tracks):
+            parts.append(f"<details><summary>{len(s.tracks)} tracks</summary><table class='tracks'><tr><th>track</th>"
+                         "<th>face</th><th>person</th><th>shot</th><th>seen (s)</th><th>dominant</th></tr>")
+            for t in s.tracks.itertuples():
+                parts.append(f"<tr><td>{int(t.track_id)}</td><td>{_img(t.thumbnail, f'track {int(t.track_id)}')}</td>"
+                             f"<td>{'' if pd.isna(t.person_id) else int(t.person_id)}</td><td>{int(t.shot)}</td>"
+                             f"<td>{fmt(t.first_seen_s)}-{fmt(t.last_seen_s)}</td>"
+                             f"<td>{html.escape(str(t.dominant_emotion))}</td></tr>")
+            parts.append("</table></details>")
+        parts.append("<details><summary>summary rows</summary>"
+                     + s.rows.to_html(index=False, na_rep="", float_format=fmt) + "</details>")
+    if photos:
+        parts.append(f"<h2>Photos</h2><table class='photos'><tr><th>photo</th><th>face</th><th>emotion</th>"
+                     "<th>confidence</th></tr>")
+        for s in photos:
+            if s.tracks.empty:
+                parts.append(f"<tr><td>{html.escape(s.video_id)}</td><td colspan='3'>no face found</td></tr>")
+            for t in s.tracks.sort_values("track_id").itertuples():
+                parts.append(f"<tr><td>{html.escape(s.video_id)}</td>"
+                             f"<td>{_img(t.thumbnail, f'face {int(t.track_id)}')}</td>"
+                             f"<td>{html.escape(str(t.dominant_emotion))}</td><td>{t.mean_confidence:.2f}</td></tr>")
+        parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -406,3 +406,30 @@ class PrefetchedFrames:
         self._finished = True
         self._stop.set()
         self._thread.join()
+
+
+def frames_at(path: str | Path, indices) -> Iterator[tuple[int, np.ndarray]]:
+    """The decoded frames at ``indices`` (in the order of the decoded stream, the indices that
+    ``analyze`` writes), read from the start: ``grab`` skips the others without converting them.
+
+    Container seeks can land on another frame, so this never seeks; frames past the stream's end
+    are not yielded.
+    """
+    wanted = sorted(set(int(i) for i in indices))
+    if not wanted:
+        return
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        index, pending = 0, iter(wanted)
+        target = next(pending)
+        while cap.grab():
+            if index == target:
+                ok, image = cap.retrieve()
+                if ok:
+                    yield index, image
+                target = next(pending, None)
+                if target is None:
+                    return
+            index += 1
+    finally:
+        cap.release()

@@ -52,7 +52,9 @@ def test_report_writes_plots_summary_and_html(results):
     page = (folder / "index.html").read_text()
     parsed = _Collect()
     parsed.feed(page)
-    assert len(parsed.images) == 2 and all((folder / src).stat().st_size > 5000 for src in parsed.images)
+    plots = [src for src in parsed.images if src.endswith(".png")]
+    assert len(plots) == 2 and all((folder / src).stat().st_size > 5000 for src in plots)
+    assert all((folder / src).is_file() for src in parsed.images)  # every file the page references exists
     assert "broken.mp4" in page and "Failed or partial" in page  # listed, not plotted
     assert "No face was seen" in page
     # the report does not disturb reading the results folder
@@ -64,3 +66,47 @@ def test_report_on_empty_folder(tmp_path):
 
     report = build_report(tmp_path)
     assert report.videos == 0 and report.index.is_file()
+
+
+def test_report_shows_a_thumbnail_per_track_and_each_persons_strip(tmp_path):
+    """Two people in two shots: each track gets its own face thumbnail; persons get strips."""
+    from tests.helpers import people_heads, shots_video
+
+    heads = people_heads()
+    (tmp_path / "in").mkdir()
+    shots_video(tmp_path / "in" / "two.mp4", [[(heads[0], (80, 60))], [(heads[1], (300, 80))]])
+    (tmp_path / "in" / "gone.mp4").symlink_to(shared_video("single_face.mp4"))
+    out = tmp_path / "out"
+    emovid.analyze(tmp_path / "in", out, in_process=True, progress=False, fps=None)
+    (tmp_path / "in" / "gone.mp4").unlink()  # moved after analysis: its report has no thumbnails
+    report = emovid.build_report(out)
+    page = report.index.read_text()
+    parsed = _Collect()
+    parsed.feed(page)
+    rows = pd.read_parquet(out / "two.mp4.parquet")
+    tracks = sorted(rows["track_id"].dropna().unique())
+    assert len(tracks) == 2 and rows["person_id"].nunique() == 2
+    thumbs = sorted({src for src in parsed.images if src.startswith("thumbs/") and "two.mp4" in src})
+    assert len(thumbs) == len(tracks) and all((report.folder / t).is_file() for t in thumbs)
+    import cv2
+
+    first = cv2.imread(str(report.folder / thumbs[0]))
+    assert first.shape[0] == 96 and first.std() > 10  # a face, not a blank patch
+    assert all((report.folder / src).is_file() for src in parsed.images)
+    assert page.count("<svg class='strip'") == rows["person_id"].nunique() + 1  # + the gone video's person
+    assert "not found: face thumbnails left out" in page
+
+
+def test_report_lists_photos_with_their_faces(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "group.jpg"), cv2.imread(str(shared_video("multi_face.jpg"))))
+    cv2.imwrite(str(tmp_path / "empty.png"), cv2.imread(str(shared_video("multi_face.jpg")))[:40, :40])
+    out = tmp_path / "out"
+    emovid.analyze(tmp_path, out, in_process=True, progress=False)
+    report = emovid.build_report(out)
+    assert (report.videos, report.photos) == (0, 2)
+    parsed = _Collect()
+    parsed.feed(report.index.read_text())
+    assert len([s for s in parsed.images if "group.jpg" in s]) == 5 and not any(s.endswith(".png") for s in parsed.images)
+    assert "no face found" in report.index.read_text()
