@@ -138,6 +138,15 @@ def _add_train(sub) -> None:
                         "crops that grows with STRENGTH (0..3; 1 = the shares in training/augment.py; default 0: off)")
     p.add_argument("--name", help="model name in its metadata (default: the --out file's name without .keras)")
     p.add_argument("--version", dest="model_version", default="1", help="model version in its metadata (default 1)")
+    p.add_argument("--mix", action="append", default=[], metavar="FOLDER",
+                   help="also train on these <emotion>/*.jpg photos (faces detected and cropped as in analyze; "
+                        "repeatable), e.g. photos from your own cameras next to FER+")
+    p.add_argument("--mix-repeat", type=int, default=4, metavar="N",
+                   help="copies of each --mix photo per epoch (default 4)")
+    p.add_argument("--mix-smoothing", type=_non_negative_float, default=0.1, metavar="SHARE",
+                   help="share of each --mix label spread over all classes, for noisy labels (default 0.1)")
+    p.add_argument("--crop-margin", type=_non_negative_float, default=None, metavar="SHARE",
+                   help="face-box enlargement when cropping photos (class folders, --mix); default 0.15")
     p.add_argument("--no-recalibrate", dest="recalibrate", action="store_false",
                    help="keep the batch-norm statistics estimated during training (default: recompute them on "
                         "the clean training crops at the end, as `emovid soup` does)")
@@ -261,6 +270,9 @@ def _run_train(args) -> int:
                              seed=args.seed, init_from=Path(args.init_from) if args.init_from else None,
                              teacher=args.teacher, teacher_weight=args.teacher_weight,
                              mixup=args.mixup, degrade=args.degrade, recalibrate=args.recalibrate,
+                             mix=tuple(Path(m) for m in args.mix), mix_repeat=args.mix_repeat,
+                             mix_smoothing=args.mix_smoothing,
+                             **({} if args.crop_margin is None else {"crop_margin": args.crop_margin}),
                              name=args.name, version=args.model_version))
     print(f"wrote {args.out} ({info.tag}, classes {', '.join(info.classes)})", file=sys.stderr)
     return 0

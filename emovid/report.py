@@ -122,7 +122,7 @@ def _png_name(video_id: str) -> str:
 #: Height (px) of the face thumbnails in the report.
 THUMB_PX = 96
 #: Width (px) of each person's emotion strip.
-STRIP_PX = 800
+STRIP_PX = 600
 
 
 @dataclass(slots=True)

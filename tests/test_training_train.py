@@ -111,3 +111,39 @@ def test_training_ends_with_batch_norm_statistics_of_the_clean_training_crops(tm
     assert (details is not None) == recalibrate
     if recalibrate:
         assert details["images"] == 16 and 0 <= details["val_acc_after"] <= 1
+
+
+def test_with_mix_repeats_the_photos_with_smoothed_labels():
+    from training.data import LabelledFaces
+    from training.train import with_mix
+
+    main = LabelledFaces(np.zeros((5, 48, 48), np.uint8), np.full((5, 7), 1 / 7, np.float32),
+                         np.array(["m"] * 5, dtype=object), np.zeros(5, int))
+    photos = LabelledFaces(np.ones((2, 48, 48), np.uint8), np.eye(7, dtype=np.float32)[[5, 6]],
+                           np.array(["p0", "p1"], dtype=object), np.array([5, 6]))
+    mixed = with_mix(main, photos, repeat=3, smoothing=0.3)
+    assert len(mixed) == 5 + 3 * 2 and list(mixed.names[5:]) == ["p0", "p1"] * 3
+    np.testing.assert_allclose(mixed.targets[5], [0.3 / 7] * 5 + [0.7 + 0.3 / 7, 0.3 / 7], rtol=1e-6)
+    np.testing.assert_allclose(mixed.targets.sum(axis=1), 1, rtol=1e-6)
+
+
+def test_training_with_mix_adds_class_folder_photos_but_keeps_the_main_prior(tmp_path):
+    import cv2
+
+    from emovid.model_file import read_model_info
+
+    data = write_ferplus(tmp_path / "split", VOTES * 4)
+    for emotion in ("disgust", "fear"):
+        (tmp_path / "mine" / emotion).mkdir(parents=True)
+        for i in range(3):  # face crops already: used whole
+            cv2.imwrite(str(tmp_path / "mine" / emotion / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
+    out = tmp_path / "mixed.keras"
+    plain = TrainConfig(data=data, out=tmp_path / "plain.keras", epochs=1, batch_size=8)
+    mixed = TrainConfig(data=data, out=out, epochs=1, batch_size=8, mix=(tmp_path / "mine",), mix_repeat=2)
+    train(plain)
+    train(mixed)
+    before, after = read_model_info(plain.out), read_model_info(out)
+    assert after.training["train_images"] == before.training["train_images"] + 2 * 6
+    assert after.class_prior == before.class_prior  # --prior undoes FER+'s prior, not the mix's
+    with pytest.raises(ValueError, match="mix_smoothing"):
+        TrainConfig(data=data, out=out, mix_smoothing=1.0)

@@ -21,7 +21,7 @@ from emovid.emotions import configure_tensorflow, enable_cpu_bf16
 from emovid.labels import EMOTIONS
 from emovid.model_file import ModelInfo, write_model
 from training.augment import make_augmenter, make_dataset
-from training.data import DatasetError, LabelledFaces, load_dataset
+from training.data import DatasetError, LabelledFaces, load_class_folders, load_dataset
 from training.distill import training_maps
 from training.model import make_model
 from training.soup import recalibrate_batch_norm
@@ -59,6 +59,12 @@ class TrainConfig:
             occlusion; :func:`training.augment.degrade_batch`); 0 = off, 1 = the default shares.
         recalibrate: after training, recompute the batch-norm statistics on the clean training
             crops (see :func:`training.soup.recalibrate_batch_norm`).
+        mix: extra ``<emotion>/*.jpg`` folders (faces detected and cropped at ``crop_margin``, as
+            ``analyze`` does) added to the training split, each repeated ``mix_repeat`` times
+            per epoch, with labels smoothed by ``mix_smoothing`` (crowd labels are noisy): faces
+            from the cameras a user cares about, next to FER+'s.
+        mix_repeat: copies of each ``mix`` photo per epoch.
+        mix_smoothing: share of each ``mix`` label spread evenly over the classes.
     """
 
     data: Path
@@ -81,6 +87,9 @@ class TrainConfig:
     mixup: float = 0.0
     degrade: float = 0.0
     recalibrate: bool = True
+    mix: tuple[Path, ...] = ()
+    mix_repeat: int = 4
+    mix_smoothing: float = 0.1
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,7 +97,8 @@ class TrainConfig:
             object.__setattr__(self, "name", Path(self.out).stem)
         if not str(self.name).strip() or not str(self.version).strip():
             raise ValueError(f"name and version: expected non-empty text, got {self.name!r}, {self.version!r}")
-        for name in ("epochs", "batch_size", "patience", "input_size"):
+        object.__setattr__(self, "mix", tuple(Path(m) for m in self.mix))
+        for name in ("epochs", "batch_size", "patience", "input_size", "mix_repeat"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if not 0 < self.validation_split < 1:
@@ -99,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"mixup: expected a number >= 0, got {self.mixup}")
         if not (math.isfinite(self.degrade) and 0 <= self.degrade <= 3):
             raise ValueError(f"degrade: expected a number in 0..3, got {self.degrade}")
+        if not 0 <= self.mix_smoothing < 1:
+            raise ValueError(f"mix_smoothing: expected 0..1 (1 excluded), got {self.mix_smoothing}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
         if Path(self.out).suffix != ".keras":
@@ -116,6 +128,14 @@ def split_validation(data: LabelledFaces, share: float, seed: int) -> tuple[Labe
         raise DatasetError(f"only {len(data)} images: too few to hold out a validation split")
     pick = lambda idx: LabelledFaces(data.images[idx], data.targets[idx], data.names[idx], data.majority[idx])  # noqa: E731
     return pick(order[n_val:]), pick(order[:n_val])
+
+
+def with_mix(train: LabelledFaces, mix: LabelledFaces, repeat: int, smoothing: float) -> LabelledFaces:
+    """``train`` plus ``repeat`` copies of ``mix``, whose targets are smoothed toward uniform."""
+    targets = (mix.targets * (1 - smoothing) + smoothing / mix.targets.shape[1]).astype(np.float32)
+    join = lambda a, b: np.concatenate([a] + [b] * repeat)  # noqa: E731
+    return LabelledFaces(join(train.images, mix.images), join(train.targets, targets), join(train.names, mix.names),
+                         join(train.majority, mix.majority))
 
 
 def class_weights(targets: np.ndarray, exponent: float) -> np.ndarray:
@@ -233,12 +253,17 @@ def train(config: TrainConfig) -> ModelInfo:
         valid_set = valid_set.head(max(2, config.limit // 4)) if valid_set is not None else None
     if valid_set is None:
         train_set, valid_set = split_validation(train_set, config.validation_split, config.seed)
+    class_prior = train_set.targets.mean(axis=0)  # the offsets of --prior undo the main data's prior
+    for folder in config.mix:
+        photos = load_class_folders(folder, config.input_size, config.crop_margin)
+        log.info("mixing in %d photos from %s, %d copies each", len(photos), folder, config.mix_repeat)
+        train_set = with_mix(train_set, photos, config.mix_repeat, config.mix_smoothing)
     log.info("training on %d images, validating on %d", len(train_set), len(valid_set))
     model, details = fit(config, train_set, valid_set)
     if config.recalibrate:
         details["batch_norm_recalibration"] = recalibrate(model, train_set, valid_set)
     details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data),
-                   class_prior=train_set.targets.mean(axis=0), **config.extra)
+                   class_prior=class_prior, **config.extra)
     info = save(model, config, details)
     log.info("saved %s: %s", config.out, json.dumps(details))
     return info
