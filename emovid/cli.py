@@ -212,6 +212,32 @@ def _add_report(sub) -> None:
                         f"4-7x fewer label flips; 0: raw)")
 
 
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="search the training recipe with Ray Tune; keep the best model",
+                       description="Ray Tune search over the CNN's width, depth, dense layer and input size and "
+                                   "the learning rate, augmentation strength, class balance and label smoothing "
+                                   "(training/search_space.py), one trial per CPU (or GPU) slot, weak trials "
+                                   "stopped early (ASHA). Writes OUT/best.keras (takes analyze --model), "
+                                   "OUT/results.csv and OUT/objective.png. Run it again to continue an "
+                                   "interrupted search.")
+    p.add_argument("data", help="training folder (FER+ layout or <emotion>/*.jpg folders)")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--trials", type=_positive_int, default=12, help="configurations to try (default 12)")
+    p.add_argument("--max-hours", type=_positive_float, help="stop the search after this long (default: no limit)")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="most epochs per trial (default 20)")
+    p.add_argument("--objective", choices=("val_mean_recall", "val_acc"), default="val_mean_recall",
+                   help="validation metric maximised (default val_mean_recall: every class counts the same)")
+    p.add_argument("--space", action="append", default=[], metavar="NAME=SPEC",
+                   help="override one search-space entry: a,b,c (choices), lo..hi (a range) or one value, "
+                        "e.g. --space width=16,32 --space learning_rate=1e-4..1e-2 (repeatable)")
+    p.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, help="GPUs per trial (default 0)")
+    p.add_argument("--address", help="join this Ray cluster (auto, ray://host:10001; default: start Ray here)")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N training images (smoke tests)")
+    p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    p.add_argument("--no-progress", action="store_true", help="no Tune progress table")
+
+
 def _add_render(sub) -> None:
     p = sub.add_parser("render", help="annotated copies of analysed videos and photos, drawn from the results",
                        description="Draw each face's box, person id, emotion and confidence onto a copy of each "
@@ -238,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_report(sub)
     _add_render(sub)
+    _add_tune(sub)
     return parser
 
 
@@ -299,6 +326,27 @@ def _run_report(args) -> int:
 
     report = build_report(args.results, smooth=args.smooth or None)
     print(f"{report.videos} videos, {report.photos} photos, {report.failed} failed -> {report.index}", file=sys.stderr)
+    return 0
+
+
+def _run_tune(args) -> int:
+    from pathlib import Path
+
+    from training.tune import TuneOptions, summary, tune_search
+
+    options = TuneOptions(data=Path(args.data), out=Path(args.out), trials=args.trials, max_hours=args.max_hours,
+                          epochs=args.epochs, objective=args.objective, space=tuple(args.space),
+                          cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                          address=args.address, limit=args.limit, seed=args.seed)
+    result = tune_search(options, progress=not args.no_progress)
+    print(summary(result))
+    if not result.complete:
+        print(f"interrupted: the search is saved in {result.results_csv.parent}/search; run the same command "
+              f"again to continue it (best so far -> {result.best_model})", file=sys.stderr)
+        return 130
+    print(f"{'continued' if result.resumed else 'searched'} {result.trials} trials; best "
+          f"{args.objective} {result.best_metrics[args.objective]:.4f} -> {result.best_model} "
+          f"(table {result.results_csv}, plot {result.plot})", file=sys.stderr)
     return 0
 
 
@@ -368,7 +416,7 @@ def _run_soup(args) -> int:
 
 COMMANDS = {"analyze": _run_analyze, "train": _run_train, "ensemble": _run_ensemble, "soup": _run_soup,
             "evaluate": _run_evaluate, "report": _run_report,
-            "render": _run_render}
+            "render": _run_render, "tune": _run_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

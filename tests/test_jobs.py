@@ -74,3 +74,20 @@ def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
     from emovid.emotions import EmotionClassifier
 
     assert EmotionClassifier.load(model).classes[0] == "neutral"
+
+
+def test_submit_tune_job_to_a_local_cluster(ray_head, tmp_path):
+    from emovid.model_file import read_model_info
+    from tests.test_training_data import VOTES, write_ferplus
+
+    address, env = ray_head
+    data = write_ferplus(tmp_path / "fer", VOTES * 4)
+    out = tmp_path / "tune"
+    job = subprocess.run(
+        [RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
+         "python", "jobs/tune.py", str(data), "--out", str(out), "--trials", "1", "--epochs", "1",
+         "--space", "width=8", "--space", "depth=2", "--space", "dense_units=0", "--space", "input_size=32"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert read_model_info(out / "best.keras").input_size == 32 and (out / "results.csv").is_file()

@@ -18,16 +18,20 @@ NOISE_STDDEV = 5.0  # grey levels
 DEGRADE_SHARES = {"downscale": 0.35, "blur": 0.3, "jpeg": 0.3, "gamma": 0.5, "occlude": 0.25}
 
 
-def make_augmenter(seed: int = 1337) -> keras.Sequential:
-    """Random flip, rotation (+-12 degrees), zoom and shift (+-10%), contrast and brightness."""
+def make_augmenter(seed: int = 1337, strength: float = 1.0) -> keras.Sequential:
+    """Random flip, rotation (+-12 degrees), zoom and shift (+-10%), contrast and brightness;
+    ``strength`` scales every range (0.5: half of each, as ``emovid tune`` searches)."""
+    if not 0 < strength <= 3:
+        raise ValueError(f"strength: expected 0 < strength <= 3, got {strength}")
+    s = strength
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(12 / 360, fill_mode="reflect", seed=seed),
-            layers.RandomZoom((-0.15, 0.1), fill_mode="reflect", seed=seed),
-            layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
-            layers.RandomContrast(0.3, seed=seed),
-            layers.RandomBrightness(0.25, value_range=(0, 255), seed=seed),
+            layers.RandomRotation(12 * s / 360, fill_mode="reflect", seed=seed),
+            layers.RandomZoom((-0.15 * s, 0.1 * s), fill_mode="reflect", seed=seed),
+            layers.RandomTranslation(min(0.1 * s, 0.5), min(0.1 * s, 0.5), fill_mode="reflect", seed=seed),
+            layers.RandomContrast(min(0.3 * s, 0.9), seed=seed),
+            layers.RandomBrightness(min(0.25 * s, 0.9), value_range=(0, 255), seed=seed),
         ],
         name="augment",
     )

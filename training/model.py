@@ -19,13 +19,16 @@ def _conv_bn_relu(x, filters: int):
     return layers.ReLU()(x)
 
 
-def make_model(input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4) -> keras.Model:
+def make_model(input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.4,
+               widths: tuple[int, ...] = STAGE_WIDTHS, dense_units: int = 0) -> keras.Model:
     """Build the uncompiled VGG-style emotion CNN.
 
     Args:
         input_shape: (H, W, 1) grayscale input.
         num_classes: number of emotion classes.
         dropout: dropout rate before the classifier.
+        widths: filters of each stage (its length is the depth); the default is the shipped network's.
+        dense_units: width of a hidden dense layer before the classifier (0: none, as shipped).
 
     Returns:
         A functional ``keras.Model`` mapping raw pixels to logits.
@@ -34,15 +37,19 @@ def make_model(input_shape: tuple[int, int, int], num_classes: int, dropout: flo
         raise ValueError(f"input_shape: expected (H, W, 1), got {input_shape}")
     if num_classes < 2:
         raise ValueError(f"num_classes: expected >= 2, got {num_classes}")
+    if not widths or any(w < 1 for w in widths) or dense_units < 0:
+        raise ValueError(f"widths: expected positive filter counts, dense_units >= 0; got {widths}, {dense_units}")
     inputs = keras.Input(shape=input_shape, name="face")
     x = layers.Rescaling(1.0 / 255)(inputs)
-    for stage, width in enumerate(STAGE_WIDTHS):
+    for stage, width in enumerate(widths):
         x = _conv_bn_relu(x, width)
         x = _conv_bn_relu(x, width)
-        if stage < len(STAGE_WIDTHS) - 1:
+        if stage < len(widths) - 1:
             x = layers.MaxPooling2D()(x)
             x = layers.SpatialDropout2D(0.1)(x)
     x = layers.GlobalAveragePooling2D()(x)
+    if dense_units:
+        x = layers.Dense(dense_units, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(num_classes, name="emotion_logits")(x)
     return keras.Model(inputs, outputs, name="emovid_cnn")
