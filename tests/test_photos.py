@@ -159,3 +159,40 @@ def test_many_photos_travel_in_few_ray_tasks(ray_local, tmp_path, face_photo):
     assert len(results) == n + 1 and {r.status for r in results} == {"ok"}
     assert sum(r.faces for r in results if r.kind == "image") == n
     assert len(list((tmp_path / "out").glob("*.jpg.parquet"))) == n
+
+
+def photo_crashing_analyzer_class():
+    """A worker class whose process dies on any group holding a photo with a ``.crash`` file beside it."""
+    import os
+
+    from emovid.distributed import RayVideoAnalyzer
+
+    class PhotoCrasher(RayVideoAnalyzer):
+        def __call__(self, task, *args):
+            if any(os.path.exists(t.path + ".crash") for t in getattr(task, "images", ())):
+                os._exit(1)
+            return super().__call__(task, *args)
+
+    return PhotoCrasher
+
+
+def test_a_photo_that_kills_its_worker_fails_alone(ray_local, tmp_path, face_photo):
+    from emovid.api import plan_tasks
+    from emovid.distributed import run_tasks
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        cv2.imwrite(str(tmp_path / "in" / name), cv2.resize(face_photo, (320, 180)))
+    (tmp_path / "in" / "b.jpg.crash").write_text("always")
+    config = AnalyzeConfig()
+    tasks, _ = plan_tasks(find_inputs([tmp_path / "in"]), tmp_path / "out", config, overwrite=False)
+    assert len(tasks) == 1  # one group of three
+    results = {}
+
+    def on_result(task, result):
+        results.update({r.video_id: r for r in result.results})
+        return []
+
+    run_tasks(tasks, config, RunOptions(workers=1, retries=1), on_result, analyzer_cls=photo_crashing_analyzer_class())
+    assert results["a.jpg"].status == results["c.jpg"].status == "ok"
+    assert results["b.jpg"].status == "failed" and "died" in results["b.jpg"].error and results["b.jpg"].kind == "image"
