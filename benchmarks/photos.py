@@ -77,7 +77,7 @@ def main() -> None:
     print(f"CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores. Wall: the whole call, start-up included; "
           f"worker: the inputs' own time (manifest wall_s), summed over workers\n")
     print("| where | input | faces | wall s | wall faces/s | worker ms per face |\n|---|---|---|---|---|---|")
-    for where, what, faces, seconds, busy in rows:
+    for where, what, seconds, faces, busy in rows:
         print(f"| {where} | {what} | {faces} | {seconds:.1f} | {faces / seconds:.0f} | {1000 * busy / faces:.2f} |")
 
 

@@ -199,7 +199,7 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
                                                                                 "height": photo.height}})
             schema = face_schema(classifier.classes, {**metadata, "shots": 1, "tracks": n, "persons": n})
             frame = FrameFaces(0, 0.0, photo.faces, np.arange(n, dtype=np.int32))
-            with ParquetSink(task.output, schema) as sink:
+            with ParquetSink(task.output, schema, compression="none") as sink:
                 sink.write(to_record_batch(task.video_id, [frame], photo_probs, schema, classifier.classes))
             cut = truncation(task.path)
             result = VideoResult(task.video_id, task.path, "partial" if cut else "ok", error=cut, frames_decoded=1, frames_sampled=1, faces=n,
