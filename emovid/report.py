@@ -151,11 +151,18 @@ def _write_thumbnails(source: str | None, kind: str, best: pd.DataFrame, folder:
         return {}, None
     if not source or not Path(source).exists():
         return {}, f"source file {source} not found: face thumbnails left out"
+    from emovid.errors import EmovidError
     from emovid.photos import read_image
     from emovid.video import frames_at
 
     wanted = {int(f): rows for f, rows in best.groupby("frame_index")}
-    frames = [(0, read_image(source))] if kind == "image" else frames_at(source, wanted)
+    if kind == "image":
+        try:
+            frames = [(0, read_image(source))]
+        except EmovidError as exc:  # changed since analysis
+            return {}, f"source file {source} no longer reads ({exc}): face thumbnails left out"
+    else:
+        frames = frames_at(source, wanted)
     names = {}
     (folder / "thumbs").mkdir(exist_ok=True)
     for index, image in frames:
@@ -311,7 +318,7 @@ def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
                 parts.append(f"<tr><td>{html.escape(s.video_id)}</td><td colspan='3'>no face found</td></tr>")
             for t in s.tracks.sort_values("track_id").itertuples():
                 parts.append(f"<tr><td>{html.escape(s.video_id)}</td>"
-                             f"<td>{_img(t.thumbnail, f'face {int(t.track_id)}')}</td>"
+                             f"<td>{_img(t.thumbnail, f'face {int(t.track_id)}') or html.escape(s.note or '')}</td>"
                              f"<td>{html.escape(str(t.dominant_emotion))}</td><td>{t.mean_confidence:.2f}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")

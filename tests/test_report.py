@@ -102,10 +102,13 @@ def test_report_lists_photos_with_their_faces(tmp_path):
 
     cv2.imwrite(str(tmp_path / "group.jpg"), cv2.imread(str(shared_video("multi_face.jpg"))))
     cv2.imwrite(str(tmp_path / "empty.png"), cv2.imread(str(shared_video("multi_face.jpg")))[:40, :40])
+    cv2.imwrite(str(tmp_path / "later.jpg"), cv2.imread(str(shared_video("single_face.jpg"))))
     out = tmp_path / "out"
     emovid.analyze(tmp_path, out, in_process=True, progress=False)
+    (tmp_path / "later.jpg").write_bytes(b"overwritten since")
     report = emovid.build_report(out)
-    assert (report.videos, report.photos) == (0, 2)
+    assert (report.videos, report.photos) == (0, 3)
+    assert "no longer reads" in report.index.read_text()
     parsed = _Collect()
     parsed.feed(report.index.read_text())
     assert len([s for s in parsed.images if "group.jpg" in s]) == 5 and not any(s.endswith(".png") for s in parsed.images)
