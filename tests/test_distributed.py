@@ -123,14 +123,22 @@ def test_decode_overlaps_only_while_a_cpu_is_free(busy, cpus_each, cluster, gpus
     assert decode_overlaps(busy, cpus_each, cluster, gpus_each) is expected
 
 
-def overlap_recording_analyzer_class(log: str):
-    """Workers that append ``video_id overlap_decode`` lines to ``log``."""
+def overlap_recording_analyzer_class(log: str, hold_v0_until: str | None = None):
+    """Workers that append ``video_id overlap_decode`` lines to ``log``; with ``hold_v0_until``,
+    v0.mp4 waits (up to 60 s) until that video has been dispatched, so it is still running then
+    however fast this host analyses it."""
+    import time
+
     from emovid.distributed import RayVideoAnalyzer
 
     class Recording(RayVideoAnalyzer):
         def __call__(self, task, overlap_decode=True):
             with open(log, "a") as fh:
                 fh.write(f"{task.video_id} {overlap_decode}\n")
+            deadline = time.monotonic() + 60
+            while (hold_v0_until and task.video_id == "v0.mp4" and time.monotonic() < deadline
+                   and hold_v0_until not in open(log).read()):
+                time.sleep(0.05)
             return super().__call__(task, overlap_decode)
 
     return Recording
@@ -141,13 +149,13 @@ def test_driver_overlaps_decoding_only_with_a_spare_cpu(ray_local, tmp_path, wor
     from emovid.distributed import run_tasks
     from emovid.pipeline import VideoTask
 
-    # v0 is long: v2 is dispatched while v0 still runs, so the driver must count it as busy
+    # v0 still runs when v2 is dispatched (held for it with 2 workers), so the driver must count it as busy
     videos = [write_video(tmp_path / f"v{i}.mp4", 300 if i == 0 else 4) for i in range(3)]
     tasks = [VideoTask(str(v), v.name, str(tmp_path / "out" / f"{v.name}.parquet")) for v in videos]
     log = tmp_path / "calls.log"
     results = []
     run_tasks(tasks, AnalyzeConfig(fps=None), RunOptions(workers=workers), lambda t, r: results.append(r) or [],
-              analyzer_cls=overlap_recording_analyzer_class(str(log)))
+              analyzer_cls=overlap_recording_analyzer_class(str(log), "v2.mp4" if workers == 2 else None))
     assert [r.status for r in results] == ["ok"] * 3
     # 2 CPUs: one busy worker leaves a CPU for its decode thread; two busy workers hold both
     assert sorted(log.read_text().split("\n")[:-1]) == [f"v{i}.mp4 {expected}" for i in range(3)]
