@@ -48,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--init-from", default="emovid_fer7_v3", help="starting weights (a bundled name or file)")
     p.add_argument("--final", type=Path, help="also train the model on every wild photo and write it here")
     p.add_argument("--eval-only", action="store_true", help="only print the tables from saved fold logits")
+    p.add_argument("--limit", type=int, help="train on the first N FER+ Train crops only (a smoke run of this script)")
     return p.parse_args()
 
 
@@ -86,6 +87,8 @@ def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     sets = load_sets(args.shared)
+    if args.limit:
+        sets["train"] = sets["train"].head(args.limit)
     valid = sets["valid"].evaluable()
     fold_of = stratified_folds(sets["wild"], args.folds, seed=0)
     folds = []
