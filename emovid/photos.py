@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -96,8 +97,11 @@ def read_image(path: str) -> np.ndarray:
     Raises:
         ImageError: missing, empty, not a decodable image, or too large.
     """
+    if not os.path.exists(path):  # the driver found it: this node does not see its filesystem
+        raise ImageError(f"{path} does not exist on worker host {socket.gethostname()}: inputs and --out must be "
+                         f"on a filesystem every node mounts at the same path")
     if not os.path.isfile(path):
-        raise ImageError("file not found" if not os.path.exists(path) else "not a file")
+        raise ImageError("not a file")
     if os.path.getsize(path) == 0:
         raise ImageError("empty file (0 bytes)")
     _check_pixel_count(path)

@@ -196,3 +196,14 @@ def test_a_photo_that_kills_its_worker_fails_alone(ray_local, tmp_path, face_pho
     run_tasks(tasks, config, RunOptions(workers=1, retries=1), on_result, analyzer_cls=photo_crashing_analyzer_class())
     assert results["a.jpg"].status == results["c.jpg"].status == "ok"
     assert results["b.jpg"].status == "failed" and "died" in results["b.jpg"].error and results["b.jpg"].kind == "image"
+
+
+def test_a_photo_gone_before_its_worker_reads_it_fails_with_the_shared_filesystem_hint(analyzer, tmp_path, face_photo):
+    from emovid.photos import ImageGroupTask, ImageTask
+
+    cv2.imwrite(str(tmp_path / "here.jpg"), face_photo)
+    group = ImageGroupTask((ImageTask(str(tmp_path / "gone.jpg"), "gone.jpg", str(tmp_path / "out" / "gone.jpg.parquet")),
+                            ImageTask(str(tmp_path / "here.jpg"), "here.jpg", str(tmp_path / "out" / "here.jpg.parquet"))))
+    gone, here = analyzer(group).results
+    assert gone.status == "failed" and "does not exist on worker host" in gone.error and gone.kind == "image"
+    assert here.status == "ok" and here.faces == 1 and here.worker
