@@ -45,14 +45,22 @@ def ray_head(tmp_path_factory):
         subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
+def submit(address: str, env: dict, entry: list[str]) -> subprocess.CompletedProcess:
+    """``ray job submit`` of ``entry`` from the repo, retried while the node's job agent is not up
+    yet (``ray job list`` answers before the agent registers: "No available agent to submit job")."""
+    deadline = time.monotonic() + 90
+    while True:
+        job = subprocess.run([RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--", *entry],
+                             capture_output=True, text=True, env=env, timeout=600)
+        if job.returncode == 0 or "No available agent" not in job.stderr or time.monotonic() > deadline:
+            return job
+        time.sleep(2)
+
+
 def test_submit_analyze_job_to_a_local_cluster(ray_head, tmp_path):
     address, env = ray_head
     out = tmp_path / "results"
-    job = subprocess.run(
-        [RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
-         "python", "jobs/analyze.py", "--smoke-test", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
+    job = submit(address, env, ["python", "jobs/analyze.py", "--smoke-test", "--out", str(out)])
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "1 ok, 0 failed" in job.stdout + job.stderr
     df = pd.read_parquet(out)
@@ -65,11 +73,8 @@ def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
     address, env = ray_head
     data = write_ferplus(tmp_path / "fer", VOTES * 4)
     model = tmp_path / "models" / "job.keras"
-    job = subprocess.run(
-        [RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
-         "python", "jobs/train.py", str(data), "--out", str(model), "--smoke-test", "--batch-size", "8"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
+    job = submit(address, env, ["python", "jobs/train.py", str(data), "--out", str(model), "--smoke-test",
+                                "--batch-size", "8"])
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     from emovid.emotions import EmotionClassifier
 
@@ -83,11 +88,8 @@ def test_submit_tune_job_to_a_local_cluster(ray_head, tmp_path):
     address, env = ray_head
     data = write_ferplus(tmp_path / "fer", VOTES * 4)
     out = tmp_path / "tune"
-    job = subprocess.run(
-        [RAY, "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
-         "python", "jobs/tune.py", str(data), "--out", str(out), "--trials", "1", "--epochs", "1",
-         "--space", "width=8", "--space", "depth=2", "--space", "dense_units=0", "--space", "input_size=32"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
+    job = submit(address, env, ["python", "jobs/tune.py", str(data), "--out", str(out), "--trials", "1", "--epochs", "1",
+                                "--space", "width=8", "--space", "depth=2", "--space", "dense_units=0",
+                                "--space", "input_size=32"])
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert read_model_info(out / "best.keras").input_size == 32 and (out / "results.csv").is_file()
