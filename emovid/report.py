@@ -151,6 +151,8 @@ def _write_thumbnails(source: str | None, kind: str, best: pd.DataFrame, folder:
         return {}, None
     if not source or not Path(source).exists():
         return {}, f"source file {source} not found: face thumbnails left out"
+    import cv2
+
     from emovid.errors import EmovidError
     from emovid.photos import read_image
     from emovid.video import frames_at
@@ -172,8 +174,6 @@ def _write_thumbnails(source: str | None, kind: str, best: pd.DataFrame, folder:
             crop = image[max(y - pad, 0):y + h + pad, max(x - pad, 0):x + w + pad]
             if crop.size == 0:
                 continue
-            import cv2
-
             crop = cv2.resize(crop, (max(1, round(crop.shape[1] * THUMB_PX / crop.shape[0])), THUMB_PX),
                               interpolation=cv2.INTER_AREA)
             name = f"thumbs/{stem}-t{int(row.track_id)}.jpg"

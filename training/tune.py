@@ -144,11 +144,11 @@ def run_trial(config: dict, *, data: str, epochs: int, seed: int, limit: int | N
         recalibrate_batch_norm(model, train.images[sample])
         logits = model.predict(judged.images[..., None], batch_size=512, verbose=0)
         report = EvalReport.from_predictions(judged.majority, logits.argmax(axis=1))
+        scores = {"val_acc": report.accuracy, "val_mean_recall": report.mean_recall, "epoch": epoch + 1}
         with tempfile.TemporaryDirectory() as folder:
             model.save(Path(folder) / "model.keras")
-            (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch + 1}))
-            tune.report({"val_acc": report.accuracy, "val_mean_recall": report.mean_recall, "epoch": epoch + 1},
-                        checkpoint=tune.Checkpoint.from_directory(folder))
+            (Path(folder) / "state.json").write_text(json.dumps(scores))  # the checkpoint knows its own scores
+            tune.report(scores, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 class _StopSignal(logging.Filter):
@@ -235,17 +235,17 @@ def tune_search(options: TuneOptions, progress: bool = True) -> TuneResult:
             errors = "; ".join(str(r.error).splitlines()[-1] for r in grid if r.error)[:500]
             raise EmovidError(f"no trial finished an epoch ({errors or 'none ran'})")
         best = grid.get_best_result(options.objective, "max", scope="all")
-        model_path = _save_best(best, options, out, class_prior)
+        model_path, best_metrics = _save_best(best, options, out, class_prior)
         csv, plot = _write_results(grid, options, out)
     finally:
         if started:
             ray.shutdown()
-    best_metrics = {k: best.metrics.get(k) for k in ("val_acc", "val_mean_recall", "epoch")}
     return TuneResult(model_path, dict(best.config), best_metrics, csv, plot, len(grid), resumed, complete)
 
 
-def _save_best(best, options: TuneOptions, out: Path, class_prior: np.ndarray) -> Path:
-    """The best trial's best checkpoint as a normal emovid model file with the search in its metadata."""
+def _save_best(best, options: TuneOptions, out: Path, class_prior: np.ndarray) -> tuple[Path, dict]:
+    """The best trial's best checkpoint as a normal emovid model file with the search in its
+    metadata; returns its path and that checkpoint's scores."""
     import keras
 
     from emovid.labels import EMOTIONS
@@ -254,11 +254,9 @@ def _save_best(best, options: TuneOptions, out: Path, class_prior: np.ndarray) -
     checkpoint = best.get_best_checkpoint(options.objective, "max") or best.checkpoint
     with checkpoint.as_directory() as folder:
         trained = keras.saving.load_model(Path(folder) / "model.keras", compile=False)
-        metrics = json.loads((Path(folder) / "state.json").read_text())
+        scores = json.loads((Path(folder) / "state.json").read_text())
     inference = keras.models.clone_model(trained)  # no optimizer state in the shipped file
     inference.set_weights(trained.get_weights())
-    scores = next((m for m in reversed(best.metrics_dataframe.to_dict("records")) if m.get("epoch") == metrics["epoch"]),
-                  best.metrics)
     info = ModelInfo(
         name=out.name or "emovid-tuned", version="1", classes=EMOTIONS, input_size=int(best.config["input_size"]),
         crop_margin=CROP_MARGIN, flip_average=True,
@@ -266,13 +264,13 @@ def _save_best(best, options: TuneOptions, out: Path, class_prior: np.ndarray) -
         training={"search": {"space": describe(options.search_space), "objective": options.objective,
                              "trials": options.trials, "epochs": options.epochs, "data": os.fspath(options.data)},
                   "best_config": {k: (float(v) if isinstance(v, float) else v) for k, v in best.config.items()},
-                  "best_result": {"epoch": metrics["epoch"], "val_acc": float(scores["val_acc"]),
+                  "best_result": {"epoch": scores["epoch"], "val_acc": float(scores["val_acc"]),
                                   "val_mean_recall": float(scores["val_mean_recall"])}})
     path = out / BEST_MODEL
     tmp = out / f".{BEST_MODEL}.tmp.keras"
     write_model(inference, info, tmp)
     os.replace(tmp, path)
-    return path
+    return path, scores
 
 
 def _write_results(grid, options: TuneOptions, out: Path) -> tuple[Path, Path]:
