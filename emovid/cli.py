@@ -342,8 +342,9 @@ def _run_tune(args) -> int:
     result = tune_search(options, progress=not args.no_progress)
     print(summary(result))
     if not result.complete:
+        best = f"best so far -> {result.best_model}" if result.best_model else "no trial had finished an epoch"
         print(f"interrupted: the search is saved in {result.results_csv.parent}/search; run the same command "
-              f"again to continue it (best so far -> {result.best_model})", file=sys.stderr)
+              f"again to continue it ({best})", file=sys.stderr)
         return 130
     print(f"{'continued' if result.resumed else 'searched'} {result.trials} trials; best "
           f"{args.objective} {result.best_metrics[args.objective]:.4f} -> {result.best_model} "

@@ -167,7 +167,7 @@ class _StopSignal(logging.Filter):
 class TuneResult:
     """Where the search wrote its outputs, and the winner."""
 
-    best_model: Path
+    best_model: Path | None  # None: interrupted before any trial's first checkpoint was kept
     best_config: dict
     best_metrics: dict
     results_csv: Path
@@ -230,28 +230,31 @@ def tune_search(options: TuneOptions, progress: bool = True) -> TuneResult:
         finally:
             tune_log.removeFilter(stop)
         complete = not stop.seen
-        finished = [r for r in grid if r.metrics and options.objective in r.metrics]
-        if not finished:
+        # A Ctrl-C can land between a trial writing its first checkpoint and Tune registering it.
+        saved = [(r, r.best_checkpoints[-1]) for r in grid if r.best_checkpoints]
+        model_path, best_config, best_metrics = None, {}, {}
+        if saved:
+            best, (checkpoint, _) = max(saved, key=lambda item: item[1][1].get(options.objective, -1.0))
+            model_path, best_metrics = _save_best(best, checkpoint, options, out, class_prior)
+            best_config = dict(best.config)
+        elif complete:
             errors = "; ".join(str(r.error).splitlines()[-1] for r in grid if r.error)[:500]
             raise EmovidError(f"no trial finished an epoch ({errors or 'none ran'})")
-        best = grid.get_best_result(options.objective, "max", scope="all")
-        model_path, best_metrics = _save_best(best, options, out, class_prior)
         csv, plot = _write_results(grid, options, out)
     finally:
         if started:
             ray.shutdown()
-    return TuneResult(model_path, dict(best.config), best_metrics, csv, plot, len(grid), resumed, complete)
+    return TuneResult(model_path, best_config, best_metrics, csv, plot, len(grid), resumed, complete)
 
 
-def _save_best(best, options: TuneOptions, out: Path, class_prior: np.ndarray) -> tuple[Path, dict]:
-    """The best trial's best checkpoint as a normal emovid model file with the search in its
+def _save_best(best, checkpoint, options: TuneOptions, out: Path, class_prior: np.ndarray) -> tuple[Path, dict]:
+    """The best trial's kept checkpoint as a normal emovid model file with the search in its
     metadata; returns its path and that checkpoint's scores."""
     import keras
 
     from emovid.labels import EMOTIONS
     from emovid.model_file import ModelInfo, write_model
 
-    checkpoint = best.get_best_checkpoint(options.objective, "max") or best.checkpoint
     with checkpoint.as_directory() as folder:
         trained = keras.saving.load_model(Path(folder) / "model.keras", compile=False)
         scores = json.loads((Path(folder) / "state.json").read_text())
@@ -298,7 +301,8 @@ def _write_results(grid, options: TuneOptions, out: Path) -> tuple[Path, Path]:
                      "error": str(result.error).splitlines()[-1] if result.error else None})
         if best_row is not None:
             ax.plot(history["epoch"], history[options.objective], marker="o", markersize=3, label=trial)
-    table = pd.DataFrame(rows).sort_values(options.objective, ascending=False, na_position="last", kind="stable")
+    columns = ["trial", *options.search_space, "epochs", "best_epoch", "val_acc", "val_mean_recall", "error"]
+    table = pd.DataFrame(rows, columns=columns).sort_values(options.objective, ascending=False, na_position="last", kind="stable")
     csv = out / "results.csv"
     table.to_csv(csv, index=False)
     ax.set_xlabel("epoch")
