@@ -3,12 +3,16 @@
     python benchmarks/wild_cv.py --out runs/wild_cv                 # 3 folds (~13 min each on 2 cores)
     python benchmarks/wild_cv.py --out runs/wild_cv --final models/emovid_fer7_v5.keras   # + the shipped model
     python benchmarks/wild_cv.py --out runs/wild_cv --eval-only     # tables from the saved fold logits
+    python benchmarks/wild_cv.py --out runs/seed_cv --init-from emovid_fer7_v5 --all-wild --seed-repeat 16 \
+        --epochs 2 --learning-rate 2e-4 --baseline emovid_fer7_v5 --final models/emovid_fer7_v6.keras   # v6
 
 Each fold fine-tunes v3's network on FER+ Train plus the wild photos of the other folds (each
 repeated ``--repeat`` times per epoch, labels smoothed by 0.1), then scores its own fold's photos.
 The temperature and prior strength are chosen by the model card's rule on the cross-validated
 scores (out-of-fold wild photos, FER+ Valid and the seed photos, each as the mean over the fold
 models). ``--final`` trains on every wild photo with the same recipe and stores those settings.
+``--seed-repeat N`` also trains on the seed training photos (N copies each), folded and scored
+out of fold like the wild photos; the six live-test photos (one person) are scored, never trained.
 Folds whose logits are saved under ``--out`` are not retrained (an interrupted run resumes).
 Needs ../shared.
 """
@@ -34,7 +38,6 @@ from training.train import TrainConfig, fit, recalibrate, save, with_mix
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAUS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0]
-BASELINE = "emovid_fer7_v4"
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,7 +48,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--learning-rate", type=float, default=5e-4)
     p.add_argument("--repeat", type=int, default=4, help="copies of each wild photo per epoch")
+    p.add_argument("--seed-repeat", type=int, default=0,
+                   help="also train on the seed training photos, N copies each per epoch, split in folds like the "
+                        "wild photos and scored out of fold (0: never trained on, as v5)")
     p.add_argument("--init-from", default="emovid_fer7_v3", help="starting weights (a bundled name or file)")
+    p.add_argument("--all-wild", action="store_true",
+                   help="every fold model trains on every wild photo (for an --init-from that already saw them, "
+                        "e.g. emovid_fer7_v5): the wild scores are then in-sample, and --final keeps the starting "
+                        "model's temperature and prior instead of the sweep's")
+    p.add_argument("--baseline", default="emovid_fer7_v4", help="the model compared at its shipped settings")
     p.add_argument("--final", type=Path, help="also train the model on every wild photo and write it here")
     p.add_argument("--eval-only", action="store_true", help="only print the tables from saved fold logits")
     p.add_argument("--limit", type=int, help="train on the first N FER+ Train crops only (a smoke run of this script)")
@@ -59,23 +70,29 @@ def load_sets(shared: Path) -> dict[str, LabelledFaces]:
             "valid": load_ferplus(data / "ferplus" / "FER2013Valid", 48),
             "wild": load_labelled(data / "wild", 48, 0.0),  # v4's crops: the detector's box
             "seed": LabelledFaces(*(np.concatenate([getattr(s, k) for s in seed])
-                                    for k in ("images", "targets", "names", "majority")))}
+                                    for k in ("images", "targets", "names", "majority"))),
+            # The live-test photos are six of one person: training on some would teach the others.
+            "seed_trainable": np.repeat([True, False], [len(s) for s in seed])}
 
 
-def train_one(args, sets, photos: LabelledFaces, out: Path, seed: int) -> Path:
+def train_one(args, sets, wild: LabelledFaces, seed_photos: LabelledFaces | None, out: Path, seed: int) -> Path:
     config = TrainConfig(data=args.shared / "data" / "ferplus", out=out, epochs=args.epochs,
                          learning_rate=args.learning_rate, crop_margin=0.0, init_from=resolve_model(args.init_from),
                          patience=args.epochs, seed=seed, mix_repeat=args.repeat,
-                         extra={"recipe": "benchmarks/wild_cv.py", "wild_photos": len(photos)})
-    train = with_mix(sets["train"], photos, config.mix_repeat, config.mix_smoothing)
+                         extra={"recipe": "benchmarks/wild_cv.py", "wild_photos": len(wild),
+                                "seed_photos": len(seed_photos) if seed_photos else 0,
+                                "seed_repeat": args.seed_repeat})
+    train = with_mix(sets["train"], wild, config.mix_repeat, config.mix_smoothing)
+    if seed_photos is not None and len(seed_photos):
+        train = with_mix(train, seed_photos, args.seed_repeat, config.mix_smoothing)
     model, details = fit(config, train, sets["valid"])
     details["batch_norm_recalibration"] = recalibrate(model, train, sets["valid"])
     details.update(class_prior=sets["train"].targets.mean(axis=0), train_images=len(train),
                    valid_images=len(sets["valid"]), data=str(config.data), **config.extra)
     save(model, config, details)
-    v4 = read_model_info(resolve_model(BASELINE))  # inference settings as v4's until the sweep picks its own
-    write_model_info(out, replace(read_model_info(out), flip_average=True, crop_margin=0.0, temperature=v4.temperature,
-                                  prior_tau=v4.prior_tau, class_prior=v4.class_prior))
+    start = read_model_info(resolve_model(args.init_from))  # its inference settings until the sweep picks its own
+    write_model_info(out, replace(read_model_info(out), flip_average=True, crop_margin=0.0, temperature=start.temperature,
+                                  prior_tau=start.prior_tau, class_prior=start.class_prior))
     return out
 
 
@@ -91,67 +108,85 @@ def main(args: argparse.Namespace) -> None:
         sets["train"] = sets["train"].head(args.limit)
     valid = sets["valid"].evaluable()
     fold_of = stratified_folds(sets["wild"], args.folds, seed=0)
+    # With --seed-repeat the seed photos are folded too: each is scored by the fold model that did
+    # not train on it; without, every fold model scores all of them (mean over folds).
+    seed_fold = stratified_folds(sets["seed"], args.folds, seed=0) if args.seed_repeat else None
     folds = []
     for k in range(args.folds):
         if not (args.out / f"fold{k}_logits.npz").exists():
             if args.eval_only:
                 raise SystemExit(f"no saved logits for fold {k} under {args.out}")
             started = time.perf_counter()
-            path = train_one(args, sets, subset(sets["wild"], fold_of != k), args.out / f"fold{k}.keras", 100 + k)
+            seed_train = subset(sets["seed"], (seed_fold != k) & sets["seed_trainable"]) if args.seed_repeat else None
+            wild_train = sets["wild"] if args.all_wild else subset(sets["wild"], fold_of != k)
+            path = train_one(args, sets, wild_train, seed_train, args.out / f"fold{k}.keras",
+                             100 + k)
             held = subset(sets["wild"], fold_of == k)
+            seed_scored = subset(sets["seed"], seed_fold == k) if args.seed_repeat else sets["seed"]
             FoldLogits(k, raw_logits(path, valid), valid.majority, raw_logits(path, held), held.majority,
-                       raw_logits(path, sets["seed"]), sets["seed"].majority).save(args.out)
+                       raw_logits(path, seed_scored), seed_scored.majority).save(args.out)
             logging.info("fold %d done in %.0f s", k, time.perf_counter() - started)
         folds.append(FoldLogits.load(args.out, k))
     for f in folds:
-        if not (f.held_out_labels == sets["wild"].majority[fold_of == f.fold]).all():
-            raise SystemExit(f"fold {f.fold}: saved labels do not match this fold assignment")
-    prior = np.array(read_model_info(resolve_model(BASELINE)).class_prior)
+        expected_seed = sets["seed"].majority[seed_fold == f.fold] if args.seed_repeat else sets["seed"].majority
+        if not ((f.held_out_labels == sets["wild"].majority[fold_of == f.fold]).all()
+                and np.array_equal(f.seed_labels, expected_seed)):
+            raise SystemExit(f"fold {f.fold}: saved labels do not match this fold assignment (or --seed-repeat)")
+    prior = np.array(read_model_info(resolve_model(args.init_from)).class_prior)
     oof = np.concatenate([f.held_out for f in folds])
     temperature = fit_temperature({"FER+ Valid": np.concatenate([f.valid for f in folds]), "wild": oof},
                                   {"FER+ Valid": np.concatenate([f.valid_labels for f in folds]),
                                    "wild": np.concatenate([f.held_out_labels for f in folds])})
-    rows = cv_sweep(folds, prior, TAUS, temperature)
+    rows = cv_sweep(folds, prior, TAUS, temperature, seed_out_of_fold=bool(args.seed_repeat))
     tau = operating_point(rows, in_domain="FER+ Valid")
     print(f"cross-validated ({args.folds} folds): temperature {temperature}, chosen prior tau {tau}\n")
+    if args.all_wild:
+        print("--all-wild: every fold model trained on every wild photo, so 'wild (out of fold)' is IN-SAMPLE\n")
     names = ["FER+ Valid", "wild (out of fold)", "seed photos"]
     print("| tau | " + " | ".join(f"{n} acc / mean recall" for n in names) + " |\n|" + "---|" * 4)
     for row in rows:
         print(f"| {row['tau']:.2f} | " + " | ".join(f"{row[n][0]:.1%} / {row[n][1]:.3f}" for n in names) + " |")
 
     # The baseline on exactly the same photos, at its shipped settings.
-    base = EmotionClassifier.load(BASELINE, backend="tensorflow")
+    base = EmotionClassifier.load(args.baseline, backend="tensorflow")
     order = np.concatenate([np.flatnonzero(fold_of == f.fold) for f in folds])
     wild_y = np.concatenate([f.held_out_labels for f in folds])
     log_prior = np.log(prior / prior.sum())
     report = lambda z, y: EvalReport.from_predictions(y, (z / temperature - tau * log_prior).argmax(1))  # noqa: E731
     mean_fold = lambda key, labels: [report(getattr(f, key), labels) for f in folds]  # noqa: E731
     table = {
-        f"{BASELINE} (shipped settings)": {
+        f"{args.baseline} (shipped settings)": {
             "FER+ Valid": [EvalReport.from_predictions(valid.majority, base.predict_proba(valid.images).argmax(1))],
             "wild (out of fold)": [EvalReport.from_predictions(wild_y, base.predict_proba(
                 sets["wild"].images[order]).argmax(1))],
             "seed photos": [EvalReport.from_predictions(sets["seed"].majority, base.predict_proba(
                 sets["seed"].images).argmax(1))]},
-        f"--mix wild, cross-validated (T {temperature}, tau {tau})": {
+        f"--mix wild{' + seed' if args.seed_repeat else ''}, cross-validated (T {temperature}, tau {tau})": {
             "FER+ Valid": mean_fold("valid", valid.majority), "wild (out of fold)": [report(oof, wild_y)],
-            "seed photos": mean_fold("seed", sets["seed"].majority)},
+            "seed photos": ([report(np.concatenate([f.seed for f in folds]),
+                                    np.concatenate([f.seed_labels for f in folds]))]
+                            if args.seed_repeat else mean_fold("seed", sets["seed"].majority))},
     }
     print("\n| model | " + " | ".join(f"{n} acc / mean recall" for n in names) + " |\n|" + "---|" * 4)
     for model, by_set in table.items():
         print(f"| {model} | " + " | ".join(
             f"{np.mean([r.accuracy for r in rs]):.1%} / {np.mean([r.mean_recall for r in rs]):.3f}"
             for rs in by_set.values()) + " |")
-    print("\nper-class recall, wild out of fold:")
-    for model, by_set in table.items():
-        print(f"  {model}: " + ", ".join(f"{c} {v:.2f}" for c, v in zip(
-            ("neutral", "joy", "surprise", "sadness", "anger", "disgust", "fear"), by_set["wild (out of fold)"][0].recall)))
+    for name in ("wild (out of fold)", "seed photos"):
+        print(f"\nper-class recall, {name} (the first fold model's where scored by each):")
+        for model, by_set in table.items():
+            print(f"  {model}: " + ", ".join(f"{c} {v:.2f}" for c, v in zip(
+                ("neutral", "joy", "surprise", "sadness", "anger", "disgust", "fear"), by_set[name][0].recall)))
     write_json(args.out / "results.json", {"temperature": temperature, "prior_tau": tau, "sweep": rows,
                                            "table": {m: {s: [r.to_dict() for r in rs] for s, rs in b.items()}
                                                      for m, b in table.items()}})
     if args.final and not args.eval_only:
         if not args.final.exists():
-            train_one(args, sets, sets["wild"], args.final, 99)
+            train_one(args, sets, sets["wild"],
+                      subset(sets["seed"], sets["seed_trainable"]) if args.seed_repeat else None, args.final, 99)
+        if args.all_wild:  # in-sample wild scores must not choose the operating point
+            start = read_model_info(resolve_model(args.init_from))
+            temperature, tau = start.temperature, start.prior_tau
         write_model_info(args.final, replace(read_model_info(args.final), temperature=temperature, prior_tau=tau))
         print(f"\nwrote {args.final}: every wild photo, temperature {temperature}, prior tau {tau}")
 

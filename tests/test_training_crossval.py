@@ -40,3 +40,17 @@ def test_cv_sweep_scores_held_out_photos_once_and_averages_the_fold_models(tmp_p
     assert row["seed photos"][0] == pytest.approx(np.mean([1.0, np.mean(np.argmax(-perfect, 1) == y)]))
     # out of fold: fold 0's 20 photos right, fold 1's (all-zero logits -> class 0) right only where y == 0
     assert row["wild (out of fold)"][0] == pytest.approx((20 + np.sum(y[1::2] == 0)) / 40)
+
+
+def test_cv_sweep_joins_seed_photos_scored_out_of_fold():
+    y = np.array([1, 2, 3, 4, 5, 6])
+    # fold 0 holds photos 0-1 (both right), fold 1 photos 2-5 (all wrong)
+    right, wrong = np.eye(7)[y[:2]] * 5, np.eye(7)[(y[2:] + 1) % 7] * 5
+    valid = np.eye(7)[y] * 5
+    folds = [FoldLogits(0, valid, y, right, y[:2], right, y[:2]), FoldLogits(1, valid, y, wrong, y[2:], wrong, y[2:])]
+    joined = cv_sweep(folds, np.full(7, 1 / 7), [0.0], 1.0, seed_out_of_fold=True)[0]
+    assert joined["seed photos"][0] == pytest.approx(2 / 6)  # each photo once
+    assert joined["wild (out of fold)"] == joined["seed photos"]
+    averaged = cv_sweep(folds, np.full(7, 1 / 7), [0.0], 1.0)[0]
+    assert averaged["seed photos"][0] == pytest.approx((1 + 0) / 2)  # the mean of the two fold models' scores
+    assert averaged["FER+ Valid"] == (1.0, 1.0)

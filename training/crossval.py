@@ -58,23 +58,28 @@ class FoldLogits:
             return cls(fold, **{k: data[k] for k in data.files})
 
 
-def cv_sweep(folds: list[FoldLogits], class_prior, taus: list[float], temperature: float) -> list[dict]:
+def cv_sweep(folds: list[FoldLogits], class_prior, taus: list[float], temperature: float,
+             seed_out_of_fold: bool = False) -> list[dict]:
     """:func:`~training.crossdomain.prior_sweep` rows for cross-validated models: the photos
-    out of fold (all folds joined), FER+ Valid and the seed photos as the mean over fold models."""
+    out of fold (all folds joined), FER+ Valid as the mean over fold models, and the seed photos
+    joined over folds when each fold holds its own (``seed_out_of_fold``), else as the mean."""
     from training.crossdomain import prior_sweep
 
-    held = prior_sweep({"wild (out of fold)": np.concatenate([f.held_out for f in folds])},
-                       {"wild (out of fold)": np.concatenate([f.held_out_labels for f in folds])},
+    joined = {"wild (out of fold)": ("held_out", "held_out_labels")}
+    averaged = {"FER+ Valid": ("valid", "valid_labels")}
+    (joined if seed_out_of_fold else averaged)["seed photos"] = ("seed", "seed_labels")
+    held = prior_sweep({n: np.concatenate([getattr(f, k) for f in folds]) for n, (k, _) in joined.items()},
+                       {n: np.concatenate([getattr(f, y) for f in folds]) for n, (_, y) in joined.items()},
                        class_prior, taus, temperature)
-    per_fold = [prior_sweep({"FER+ Valid": f.valid, "seed photos": f.seed},
-                            {"FER+ Valid": f.valid_labels, "seed photos": f.seed_labels}, class_prior, taus, temperature)
+    per_fold = [prior_sweep({n: getattr(f, k) for n, (k, _) in averaged.items()},
+                            {n: getattr(f, y) for n, (_, y) in averaged.items()}, class_prior, taus, temperature)
                 for f in folds]
     rows = []
     for i, tau in enumerate(taus):
         row = {"tau": tau}
-        for name in ("FER+ Valid", "seed photos"):
+        for name in averaged:
             row[name] = tuple(float(np.mean([p[i][name][j] for p in per_fold])) for j in (0, 1))
-        row["wild (out of fold)"] = held[i]["wild (out of fold)"]
+        row.update({name: held[i][name] for name in joined})
         rows.append(row)
     return rows
 
