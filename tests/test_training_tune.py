@@ -66,4 +66,6 @@ def test_smoke_search_interrupted_then_continued_writes_a_loadable_model(tmp_pat
     info = read_model_info(out / "best.keras")
     assert info.training["search"]["space"]["width"] == {"kind": "choice", "values": [8]}
     assert info.input_size == info.training["best_config"]["input_size"] in (32, 40)
+    # the best epoch of the best trial, even where a later epoch of that trial scored lower
+    assert info.training["best_result"]["val_mean_recall"] == pytest.approx(table["val_mean_recall"].max())
     assert main(["evaluate", str(data), "--model", str(out / "best.keras"), "--out", str(tmp_path / "eval")]) == 0

@@ -221,7 +221,10 @@ def tune_search(options: TuneOptions, progress: bool = True) -> TuneResult:
                     time_budget_s=options.max_hours * 3600 if options.max_hours else None,
                     trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}"),
                 run_config=tune.RunConfig(name=EXPERIMENT, storage_path=os.fspath(out), verbose=1 if progress else 0,
-                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+                                          # Keeps each trial's best epoch; Tune also keeps the latest, to resume from.
+                                          checkpoint_config=tune.CheckpointConfig(
+                                              num_to_keep=1, checkpoint_score_attribute=options.objective,
+                                              checkpoint_score_order="max")))
         stop = _StopSignal()
         tune_log = logging.getLogger("ray.tune.tune")
         tune_log.addFilter(stop)
@@ -231,10 +234,10 @@ def tune_search(options: TuneOptions, progress: bool = True) -> TuneResult:
             tune_log.removeFilter(stop)
         complete = not stop.seen
         # A Ctrl-C can land between a trial writing its first checkpoint and Tune registering it.
-        saved = [(r, r.best_checkpoints[-1]) for r in grid if r.best_checkpoints]
+        saved = [(r, checkpoint, metrics) for r in grid for checkpoint, metrics in (r.best_checkpoints or [])]
         model_path, best_config, best_metrics = None, {}, {}
         if saved:
-            best, (checkpoint, _) = max(saved, key=lambda item: item[1][1].get(options.objective, -1.0))
+            best, checkpoint, _ = max(saved, key=lambda item: item[2].get(options.objective, -1.0))
             model_path, best_metrics = _save_best(best, checkpoint, options, out, class_prior)
             best_config = dict(best.config)
         elif complete:
