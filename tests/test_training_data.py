@@ -106,8 +106,17 @@ def test_class_folder_errors(tmp_path):
         load_class_folders(tmp_path / "odd", 48, 0.1)
     (tmp_path / "broken" / "joy").mkdir(parents=True)
     (tmp_path / "broken" / "joy" / "a.jpg").write_text("not an image")
-    with pytest.raises(DatasetError, match="not a readable image"):
+    with pytest.raises(DatasetError, match="a.jpg: not an image OpenCV can decode"):
         load_class_folders(tmp_path / "broken", 48, 0.1)
+
+
+def test_class_folder_photos_are_read_as_analyze_reads_them(tmp_path):
+    (tmp_path / "d" / "joy").mkdir(parents=True)
+    transparent = np.zeros((60, 60, 4), np.uint8)  # black, fully transparent: white once composited
+    transparent[20:40, 20:40] = (0, 0, 0, 255)  # an opaque black square in the middle
+    cv2.imwrite(str(tmp_path / "d" / "joy" / "alpha.png"), transparent)
+    crop = load_class_folders(tmp_path / "d", 48, 0.1).images[0]
+    assert crop[0, 0] == 255 and crop[24, 24] == 0
 
 
 def test_small_crops_without_detectable_face_are_used_whole(tmp_path):

@@ -14,12 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emovid.errors import DatasetError  # noqa: F401  (re-exported: defined with emovid's other errors)
+from emovid.errors import DatasetError, ImageError  # DatasetError is re-exported: defined with emovid's other errors
 from emovid.labels import EMOTIONS, FERPLUS_VOTE_COLUMNS, canonical_emotion
+from emovid.photos import IMAGE_SUFFIXES, read_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _NUM_VOTE_CLASSES = len(EMOTIONS)  # the first 7 FER+ vote columns are our classes, same order
 
 
@@ -189,9 +189,10 @@ def load_class_folders(root: str | Path, size: int, crop_margin: float) -> Label
     for emotion, files in class_folders(root).items():
         label = EMOTIONS.index(emotion)
         for path in files:
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise DatasetError(f"{path}: not a readable image")
+            try:  # as analyze reads photos: alpha over white, 16-bit scaled, JPEGs upright
+                frame = read_image(str(path))
+            except ImageError as exc:
+                raise DatasetError(f"{path}: {exc}") from None
             faces = detector.detect(frame)
             if len(faces):
                 crop = crop_faces(frame, faces.largest(), crop_margin, size)[0]
