@@ -44,8 +44,10 @@ def table(args, sets, cache) -> dict:
     for name in args.models or bundled_names():
         clf = EmotionClassifier.load(name)
         info = clf.info
-        # A model fine-tuned on the wild photos scores in-sample there: benchmarks/wild_cv.py has its honest score.
-        seen = " [trained on the wild photos: in-sample there]" if info.training.get("wild_photos") else ""
+        # A model fine-tuned on the wild (or seed) photos scores in-sample there: benchmarks/wild_cv.py has its
+        # cross-validated score.
+        trained_on = [s for s, key in (("wild", "wild_photos"), ("seed", "seed_photos")) if info.training.get(key)]
+        seen = f" [trained on the {' and '.join(trained_on)} photos: in-sample there]" if trained_on else ""
         results[f"{info.tag} ({name}){seen}"] = {
             s.name: EvalReport.from_probabilities(faces.majority, clf.predict_proba(faces.images))
             for s in sets for faces in [cache.get(s, info.input_size, info.crop_margin)]}

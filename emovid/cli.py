@@ -9,7 +9,8 @@ import signal
 import sys
 
 from emovid import __version__
-from emovid.config import DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, REPORT_SMOOTH_S
+from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, RENDER_CODECS,
+                           REPORT_SMOOTH_S)
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -242,13 +243,16 @@ def _add_tune(sub) -> None:
 def _add_render(sub) -> None:
     p = sub.add_parser("render", help="annotated copies of analysed videos and photos, drawn from the results",
                        description="Draw each face's box, person id, emotion and confidence onto a copy of each "
-                                   "analysed video (MP4 at the source's frame rate and size) and photo (JPEG), "
+                                   "analysed video (MP4 or WebM at the source's frame rate and size) and photo (JPEG), "
                                    "from the Parquet files: no re-analysis. Needs the source files where "
                                    "analyze found them.")
     p.add_argument("results", help="folder written by `emovid analyze`")
     p.add_argument("--video", action="append", metavar="ID", dest="videos",
                    help="render only this input id (as in the video_id column; repeatable; default: all)")
     p.add_argument("--out", help="output folder (default RESULTS/_render)")
+    p.add_argument("--format", choices=tuple(RENDER_CODECS), default="mp4", dest="container",
+                   help="video container: mp4 (H.264 where this OpenCV has it, else MPEG-4 Part 2, which desktop "
+                        "players play but browsers do not) or webm (VP8: plays in browsers); default mp4")
     p.add_argument("--no-bars", action="store_true", help="leave out the per-class probability bars")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -356,7 +360,7 @@ def _run_render(args) -> int:
     from emovid.rendering import render
 
     done = render(args.results, videos=args.videos, out=args.out, bars=not args.no_bars,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, container=args.container)
     failed = [r for r in done if r.error]
     for r in failed:
         print(f"not rendered: {r.video_id}: {r.error}", file=sys.stderr)

@@ -24,6 +24,11 @@ DEFAULT_SHOT_THRESHOLD = 27.0
 DEFAULT_START_TIMEOUT_S = 600.0
 
 
+#: `emovid render`'s containers and their codecs, tried in order. pip's OpenCV wheels carry no
+#: H.264 encoder, so most installs get mp4v in MP4: desktop players play it, browsers do not;
+#: browsers do play WebM's VP8.
+RENDER_CODECS = {"mp4": ("avc1", "mp4v"), "webm": ("VP80", "VP90")}
+
 #: Named operating points for ``prior``: the share of the training class prior that is undone.
 PRIOR_NAMES = {"ferplus": 0.0, "balanced": 1.0}
 MAX_PRIOR_TAU = 1.5

@@ -9,6 +9,7 @@ held for one sampling interval otherwise.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import logging
 import os
@@ -23,6 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from emovid.config import RENDER_CODECS
 from emovid.discover import output_path
 from emovid.errors import EmovidError
 from emovid.labels import EMOTION_COLOURS, EMOTIONS
@@ -34,8 +36,7 @@ from emovid.timelines import prob_columns
 log = logging.getLogger(__name__)
 
 RENDER_DIR = "_render"  # underscore: readers of the results folder skip it
-#: Tried in order; pip's OpenCV wheels carry no H.264 encoder, so most installs get mp4v.
-CODECS = ("avc1", "mp4v")
+CODECS = RENDER_CODECS  # container -> codecs, tried in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +146,38 @@ def _draw_bars(image, mark: FaceMark, classes, box, scale: float, line: int) -> 
                       _bgr(EMOTION_COLOURS.get(name, "#ffffff")), cv2.FILLED)
 
 
-@functools.cache
-def _working_codecs() -> tuple[str, ...]:
-    """The codecs of :data:`CODECS` this OpenCV can write to MP4. Probing a missing encoder makes
-    FFmpeg print errors, so the probe runs once, with stderr muted."""
-    probe = Path(os.environ.get("TMPDIR", "/tmp")) / f"emovid-codec-probe-{uuid.uuid4().hex[:8]}.mp4"
+@contextlib.contextmanager
+def _quiet_ffmpeg():
+    """Mutes the process's stderr: FFmpeg prints there directly, on a missing encoder and on
+    every WebM writer ("tag ... is not supported", then it picks the right one itself)."""
     saved = os.dup(2)
-    found = []
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
-            for codec in CODECS:
-                writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*codec), 10.0, (64, 64))
-                if writer.isOpened():
-                    writer.write(np.zeros((64, 64, 3), np.uint8))
-                    found.append(codec)
-                writer.release()
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int]) -> cv2.VideoWriter:
+    with _quiet_ffmpeg():
+        return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
+
+
+@functools.cache
+def _working_codecs(container: str) -> tuple[str, ...]:
+    """The codecs of :data:`CODECS` this OpenCV can write to ``container`` (probed once)."""
+    probe = Path(os.environ.get("TMPDIR", "/tmp")) / f"emovid-codec-probe-{uuid.uuid4().hex[:8]}.{container}"
+    found = []
+    try:
+        for codec in CODECS[container]:
+            writer = _open_writer(probe, codec, 10.0, (64, 64))
+            if writer.isOpened():
+                writer.write(np.zeros((64, 64, 3), np.uint8))
+                found.append(codec)
+            writer.release()
+    finally:
         probe.unlink(missing_ok=True)
     return tuple(found)
 
@@ -177,10 +191,10 @@ def _render_video(source: str, df: pd.DataFrame, classes, output: Path, bars: bo
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    codecs = _working_codecs()
+    codecs = _working_codecs(output.suffix.lstrip("."))
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.stem}.tmp-{uuid.uuid4().hex[:8]}.mp4")  # FFmpeg picks MP4 by suffix
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codecs[0]), fps, size)
+    tmp = output.with_name(f".{output.stem}.tmp-{uuid.uuid4().hex[:8]}{output.suffix}")  # FFmpeg picks by suffix
+    writer = _open_writer(tmp, codecs[0], fps, size)
     plan, frames = FacePlan(df, classes), 0
     try:
         with tqdm(total=total, unit="frame", desc=video_id, disable=not progress, leave=False) as bar:
@@ -215,18 +229,22 @@ def _render_photo(source: str, df: pd.DataFrame, classes, output: Path, bars: bo
 
 
 def render(results: str | os.PathLike, videos: Sequence[str] | None = None, out: str | os.PathLike | None = None,
-           bars: bool = True, progress: bool = True) -> list[Rendered]:
-    """Draw the results of ``results`` onto copies of their inputs: ``<id>.mp4`` per video,
-    ``<id>.jpg`` per photo, under ``out`` (default ``RESULTS/_render``). An input whose source
-    file cannot be read gets a :class:`Rendered` with ``error``; the others go on.
+           bars: bool = True, progress: bool = True, container: str = "mp4") -> list[Rendered]:
+    """Draw the results of ``results`` onto copies of their inputs: ``<id>.mp4`` (or ``.webm``)
+    per video, ``<id>.jpg`` per photo, under ``out`` (default ``RESULTS/_render``). An input whose
+    source file cannot be read gets a :class:`Rendered` with ``error``; the others go on.
 
     Args:
         videos: ids to render (default: every input with results).
+        container: ``mp4`` (H.264 where OpenCV has it, else MPEG-4 Part 2) or ``webm`` (VP8:
+            plays in browsers).
 
     Raises:
         FileNotFoundError: ``results`` does not exist.
-        ValueError: an id in ``videos`` has no results there.
+        ValueError: an id in ``videos`` has no results there, or an unknown ``container``.
     """
+    if container not in CODECS:
+        raise ValueError(f"container: expected one of {', '.join(CODECS)}, got {container!r}")
     root = Path(results)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
@@ -240,15 +258,15 @@ def render(results: str | os.PathLike, videos: Sequence[str] | None = None, out:
             raise ValueError(f"no results for {', '.join(map(repr, missing))} in {root} "
                              f"(ids look like {next(iter(files), 'clip.mp4')!r})")
         files = {v: files[v] for v in videos}
-    if not _working_codecs() and any(meta.get("kind") != "image" for _, meta in files.values()):
-        raise EmovidError(f"this OpenCV build can write none of {', '.join(CODECS)} to MP4")
+    if not _working_codecs(container) and any(meta.get("kind") != "image" for _, meta in files.values()):
+        raise EmovidError(f"this OpenCV build can write none of {', '.join(CODECS[container])} to {container}")
     done = []
     for video_id, (path, meta) in tqdm(files.items(), unit="input", disable=not progress or len(files) < 2):
         classes = tuple(meta.get("settings", {}).get("classes", EMOTIONS))
         df = to_frame(pq.read_table(path), classes)
         source = meta.get("source")
         photo = meta.get("kind") == "image"
-        suffix = ".jpg" if photo else ".mp4"
+        suffix = ".jpg" if photo else f".{container}"
         name = output_path(out_dir, video_id).with_suffix("")  # the id's folders, escaped as the results are
         target = name if name.suffix.lower() == suffix else name.with_name(name.name + suffix)
         if not source or not os.path.exists(source):

@@ -58,6 +58,20 @@ def test_render_one_video_into_another_folder_and_unknown_ids_fail(results, tmp_
         emovid.render(out, videos=["nope.mp4"])
 
 
+def test_render_to_webm_plays_back_with_every_frame(results, tmp_path):
+    root, out = results
+    assert main(["render", str(out), "--video", "face.mp4", "--format", "webm", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    rendered, source = _frames(tmp_path / "face.mp4.webm"), _frames(root / "face.mp4")  # the id, then the format
+    assert len(rendered) == 24 and rendered[0].shape == source[0].shape
+    cap = cv2.VideoCapture(str(tmp_path / "face.mp4.webm"))
+    codec = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode(errors="replace")
+    cap.release()
+    assert codec.upper().startswith("VP")  # VP8 (or VP9): what browsers play
+    with pytest.raises(ValueError, match="container"):
+        emovid.render(out, container="avi")
+
+
 def test_render_reports_a_moved_source_and_goes_on(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
