@@ -24,6 +24,7 @@ from emovid.faces import FaceDetections, crop_faces
 from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 from emovid.sink import ParquetSink
+from emovid.tasks import VideoResult
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ class ImageGroupTask:
         return [ImageGroupTask((image,)) for image in self.images]
 
     def failed(self, error: str, attempts: int) -> "GroupResult":
-        from emovid.pipeline import VideoResult
-
         return GroupResult(tuple(VideoResult(t.video_id, t.path, "failed", error=error, attempts=attempts,
                                              kind="image") for t in self.images))
 
@@ -169,8 +168,6 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
 
     A photo that cannot be read or written gets a failed row; the others go on.
     """
-    from emovid.pipeline import VideoResult
-
     classifier, config = analyzer.classifier, analyzer.config
     photos: list[_Photo] = []
     results: dict[int, VideoResult] = {}

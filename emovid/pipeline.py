@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from contextlib import closing
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 import cv2
@@ -26,6 +26,7 @@ from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
 from emovid.faces import FaceDetector, crop_faces
 from emovid.model_file import model_digest
 from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
+from emovid.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
 from emovid.appearance import describe
 from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
 from emovid.rows import FrameFaces, to_record_batch, with_person_ids
@@ -33,7 +34,7 @@ from emovid.schema import face_schema, read_metadata, with_metadata
 from emovid.shots import ShotDetector
 from emovid.sink import ParquetSink
 from emovid.tracker import FaceTracker
-from emovid.video import PrefetchedFrames, Segment, VideoInfo, VideoReader, plan_segments
+from emovid.video import PrefetchedFrames, VideoInfo, VideoReader, plan_segments
 
 log = logging.getLogger(__name__)
 
@@ -49,69 +50,6 @@ PROGRESS_EVERY = 64
 EAGER_BATCH = 16
 #: Memory for decoded frames waiting in the prefetch queue (between 8 and 64 frames).
 PREFETCH_BYTES = 64 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class VideoTask:
-    """One input video: where it is, its id (path relative to the input root) and its output file.
-
-    ``segment``: analyse only this time range of the video (see :mod:`emovid.segments`).
-    ``split``: whether a worker may answer "split" for a long video instead of analysing it.
-    """
-
-    path: str
-    video_id: str
-    output: str
-    segment: Segment | None = None
-    split: bool = True
-
-    @property
-    def key(self) -> str:
-        """Unique per unit of work: the video id, plus the segment index for a segment."""
-        if self.segment is not None:
-            return f"{self.video_id}#{self.segment.index}"
-        return self.video_id if self.split else f"{self.video_id}#whole"
-
-    def failed(self, error: str, attempts: int) -> "VideoResult":
-        """The result of this task when it could not run (its worker died on each attempt)."""
-        return VideoResult(self.video_id, self.path, "failed", error=error, attempts=attempts)
-
-
-@dataclass(frozen=True, slots=True)
-class VideoResult:
-    """What happened to one video; one manifest row.
-
-    Workers also answer ``split`` (too long: analyse it in ``segments`` parts) and
-    ``unsplittable`` (a segment could not be read exactly); the driver never records those.
-    """
-
-    video_id: str
-    path: str
-    status: str
-    error: str | None = None
-    frames_decoded: int = 0
-    frames_sampled: int = 0
-    faces: int = 0
-    duration_s: float | None = None
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    wall_s: float = 0.0
-    attempts: int = 1
-    output: str | None = None
-    worker: str | None = None  # host:pid (Ray node id:pid on a cluster) that produced the result
-    segments: int = 1  # time segments the video was analysed in
-    shots: int | None = None  # shots found (1 without detection)
-    tracks: int | None = None  # distinct track ids
-    persons: int | None = None  # distinct person ids
-    reused: bool = False  # results were already there (same settings) and were kept
-    kind: str = "video"  # video | image
-
-    def to_row(self) -> dict:
-        return asdict(self)
-
-    def with_attempts(self, attempts: int) -> "VideoResult":
-        return replace(self, attempts=attempts)
 
 
 class VideoAnalyzer:

@@ -31,7 +31,6 @@ from emovid.labels import EMOTION_COLOURS, EMOTIONS
 from emovid.photos import read_image
 from emovid.results import result_files, to_frame
 from emovid.schema import read_metadata
-from emovid.timelines import prob_columns
 
 log = logging.getLogger(__name__)
 
