@@ -37,6 +37,11 @@ PERSON_DISTANCE = 0.5
 MIN_IDENTITY_FACE = 40
 #: Kept faces are shrunk to this side (px), so a 4K close-up costs no more memory than a 200 px face.
 MAX_KEPT_FACE = 200
+#: Mean brightness (0..255) of a face box under which it is not embedded: faces in a fade to black
+#: are still found, but their embeddings drift toward other dim faces' (seen: two people merged).
+MIN_FACE_BRIGHTNESS = 20
+#: Faces darker than this rank lower as samples of their track, in proportion.
+WELL_LIT_BRIGHTNESS = 60
 IDENTITY_BACKEND = "dlib-resnet-v1"
 
 
@@ -110,13 +115,17 @@ class TrackGallery:
     samples: dict[int, list[_Sample]] = field(default_factory=dict)
 
     def add(self, image: np.ndarray, faces: FaceDetections, track_ids: np.ndarray) -> None:
-        """Offer one frame's tracked faces; keeps the ``SAMPLES_PER_TRACK`` best per track."""
+        """Offer one frame's tracked faces; keeps the ``SAMPLES_PER_TRACK`` best per track
+        (largest, most confident, well lit)."""
         for box, score, tid in zip(faces.boxes, faces.scores, track_ids.tolist()):
             side = float(min(box[2], box[3]))
             if side < MIN_IDENTITY_FACE:
                 continue
+            brightness = _brightness(image, box)
+            if brightness < MIN_FACE_BRIGHTNESS:
+                continue
             heap = self.samples.setdefault(tid, [])
-            quality = float(score) * side
+            quality = float(score) * side * min(1.0, brightness / WELL_LIT_BRIGHTNESS)
             if len(heap) == SAMPLES_PER_TRACK and quality <= heap[0].quality:
                 continue
             x, y, w, h = box
@@ -142,6 +151,13 @@ class TrackGallery:
             return {}
         return {tid: [embedder.embed(s.patch, s.box) for s in heap] for tid, heap in self.samples.items()
                 if heap and (only is None or tid in only)}
+
+
+def _brightness(image: np.ndarray, box: np.ndarray) -> float:
+    """Mean pixel value (0..255, all channels) inside a face box."""
+    x, y, w, h = (int(round(v)) for v in box)
+    region = image[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)]
+    return float(region.mean()) if region.size else 0.0
 
 
 def co_occurring(frame_index: np.ndarray, track_id: np.ndarray) -> set[tuple[int, int]]:

@@ -7,8 +7,12 @@ Like its AdaptiveDetector, a frame is a cut only when its score also stands out 
 recent scores (fast camera motion raises every score, a cut only one), and a shot lasts at
 least ``min_shot_s`` (a flash or a single glitched frame is not two cuts).
 
-Gradual transitions (fades, dissolves) are not detected: they change the picture slowly, and
-the tracker's motion and appearance gates still keep people apart through them.
+A fade through black (out to black, then in) is a cut too, like PySceneDetect's
+ThresholdDetector: the new shot starts at the first frame whose mean brightness is back above
+``BLACK_LEVEL`` within ``MAX_FADE_IN_S`` of the last black frame (one whose pixels are nearly all
+below that level). A video that fades in from black at its start therefore begins with a short
+faceless shot 0. Dissolves (one picture blending into the next) are not detected: they change the
+picture slowly, and the tracker's motion and appearance gates still keep people apart through them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ import numpy as np
 from emovid.thumbnails import shrink
 
 THUMB_WIDTH = 64
+#: Brightness (HSV value, 0..255) under which a frame is black: when 95% of its thumbnail's
+#: pixels are under it. PySceneDetect's ThresholdDetector uses 12 on the mean of all channels.
+BLACK_LEVEL = 24
+#: Longest time from the last black frame to the picture being back (mean value above
+#: BLACK_LEVEL) that still counts as a fade in; video.PREROLL_SHOT_S must cover it.
+MAX_FADE_IN_S = 1.5
 
 
 def thumbnail_hsv(image: np.ndarray) -> np.ndarray:
@@ -67,26 +77,51 @@ class ShotDetector:
         self._scores: deque[float] = deque(maxlen=window)
         self._previous: np.ndarray | None = None
         self._shot_start: float | None = None
+        self._last_black: float | None = None  # time of the latest black frame
+        self._back_from_black = True  # a frame has been bright since that black frame
         self.shot = 0  #: index of the current shot (cuts seen so far)
 
     def update(self, image: np.ndarray, timestamp_s: float) -> bool:
         """Feed the next decoded frame; True when a new shot starts at it."""
         thumb = thumbnail_hsv(image)
         previous, self._previous = self._previous, thumb
+        was_black = (self._last_black is not None and not self._back_from_black
+                     and timestamp_s - self._last_black <= MAX_FADE_IN_S)
+        faded_in = self._fade_in(thumb[..., 2], timestamp_s)
         if previous is None or previous.shape != thumb.shape:
             self._shot_start = timestamp_s if self._shot_start is None else self._shot_start
             return False
-        score = content_score(previous, thumb)
-        level = sum(self._scores) / len(self._scores) if self._scores else 0.0
-        self._scores.append(score)
-        is_cut = (score >= self.threshold and score >= self.min_ratio * max(level, 1.0)
-                  and timestamp_s - self._shot_start >= self.min_shot_s)
+        hard = False
+        # Hue and saturation are noise near black, so a frame into or out of black scores like a
+        # cut: there the fade rule decides (the shot changes when the picture comes back).
+        if not (was_black or self._is_black(thumb[..., 2])):
+            score = content_score(previous, thumb)
+            level = sum(self._scores) / len(self._scores) if self._scores else 0.0
+            self._scores.append(score)
+            hard = score >= self.threshold and score >= self.min_ratio * max(level, 1.0)
+        is_cut = (faded_in or hard) and timestamp_s - self._shot_start >= self.min_shot_s
         if is_cut:
             self.shot += 1
             self._shot_start = timestamp_s
             self._scores.clear()
             self._scores.append(0.0)
         return is_cut
+
+    @staticmethod
+    def _is_black(value: np.ndarray) -> bool:
+        return float(np.percentile(value, 95)) < BLACK_LEVEL
+
+    def _fade_in(self, value: np.ndarray, timestamp_s: float) -> bool:
+        """Whether this frame (its thumbnail's HSV value channel) is the picture coming back
+        from black. Depends on the last ``MAX_FADE_IN_S`` only, so a segment's pre-roll sees
+        what an unsplit run sees."""
+        if self._is_black(value):
+            self._last_black, self._back_from_black = timestamp_s, False
+            return False
+        if self._back_from_black or value.mean() < BLACK_LEVEL:
+            return False
+        self._back_from_black = True
+        return timestamp_s - self._last_black <= MAX_FADE_IN_S
 
     def restart_count(self) -> None:
         """Count shots from 0 again, keeping the previous frame: a segment's reader calls it at

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
+from emovid.shots import MAX_FADE_IN_S
 
 if TYPE_CHECKING:
     from emovid.shots import ShotDetector
@@ -132,8 +133,9 @@ def check_video_file(path: Path) -> None:
         raise VideoOpenError(f"is a {kind} image, not a video")
 
 
-#: Seconds of frames before a segment's start that are fed to the shot detector.
-PREROLL_SHOT_S = 0.5
+#: Seconds of frames before a segment's start that are fed to the shot detector: the last one
+#: for a cut exactly at the segment's start, the last MAX_FADE_IN_S for a fade through black.
+PREROLL_SHOT_S = MAX_FADE_IN_S + 0.5
 
 
 class VideoReader:
@@ -255,7 +257,7 @@ class VideoReader:
             position = (t - first_t) / unit + 1e-6
             if position < start_pos:
                 # Frames just before a segment: the shot detector needs the last one to see a cut
-                # exactly at the segment's first frame.
+                # exactly at the segment's first frame, and the last black one to see a fade in.
                 if self.shots is not None and (segment.start_s - (t - first_t)) <= PREROLL_SHOT_S:
                     self._feed_shots(t)
                 continue

@@ -150,8 +150,10 @@ def paste(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
 
 
 def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]], frames_per_shot: int = 12,
-                fps: float = 12.0, size=(640, 360), drift: int = 2) -> Path:
-    """One shot per list of (head patch, top-left); heads drift ``drift`` px a frame; hard cuts between shots."""
+                fps: float = 12.0, size=(640, 360), drift: int = 2, fade: int = 0) -> Path:
+    """One shot per list of (head patch, top-left); heads drift ``drift`` px a frame; hard cuts between
+    shots, or with ``fade`` > 0 fades through black: a shot's last ``fade`` frames darken to black and
+    the next shot's first ``fade`` frames brighten from black."""
     frames = []
     for k, placed in enumerate(shots):
         background = shot_background(k, size)
@@ -159,5 +161,10 @@ def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]
             canvas = background.copy()
             for patch, (x, y) in placed:
                 paste(canvas, patch, x + drift * i, y)
-            frames.append(canvas)
+            gain = 1.0
+            if fade and k < len(shots) - 1 and i >= frames_per_shot - fade:
+                gain = (frames_per_shot - 1 - i) / fade
+            if fade and k > 0 and i < fade:
+                gain = i / fade
+            frames.append(canvas if gain == 1.0 else (canvas * gain).astype(np.uint8))
     return write_video(path, frames, fps=fps)

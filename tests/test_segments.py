@@ -186,15 +186,17 @@ def test_short_merged_stream_is_partial(tmp_path):
     assert final.status == "partial" and "15 of 30 " in final.error
 
 
-@pytest.mark.parametrize("frames_per_shot", [15, 20])  # 15: every cut exactly on a 1.5 s boundary; 20: shots span them
+# 15: every cut exactly on a 1.5 s boundary; 20: shots span them; fade 8: 0.8 s fades through black
+# on both sides of each cut, so the 1.5 s boundaries fall inside fades
+@pytest.mark.parametrize("frames_per_shot, fade", [(15, 0), (20, 0), (20, 8)])
 @pytest.mark.parametrize("every_frame", [True, False])
-def test_split_run_keeps_shots_tracks_and_persons(tmp_path, frames_per_shot, every_frame):
+def test_split_run_keeps_shots_tracks_and_persons(tmp_path, frames_per_shot, fade, every_frame):
     from tests.helpers import people_heads, shots_video
 
     heads = people_heads()
     shots = [[(heads[k % 10], (80, 100)), (heads[(k + 5) % 10], (380, 100))] for k in range(4)]
     shots[2] = [(heads[0], (380, 100))]  # person 0 again, on the other side
-    video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=frames_per_shot, fps=10)
+    video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=frames_per_shot, fps=10, fade=fade)
     whole, split = run_pair(tmp_path, video, every_frame=every_frame, fps=4.0)
     assert list(split["segments"]) == [4 if frames_per_shot == 15 else 5] and list(split["status"]) == ["ok"]
     for col in ("shots", "tracks", "persons"):
@@ -204,4 +206,5 @@ def test_split_run_keeps_shots_tracks_and_persons(tmp_path, frames_per_shot, eve
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-3)  # shot, track and person ids included
     faces = a.dropna(subset=["track_id"])
     assert (faces.groupby("track_id")["shot"].nunique() == 1).all()
-    assert (faces["shot"] == faces["frame_index"] // frames_per_shot).all()
+    lit = faces[faces["frame_index"] % frames_per_shot >= fade]  # a fade's new shot starts once it is bright
+    assert len(lit) and (lit["shot"] == lit["frame_index"] // frames_per_shot).all()

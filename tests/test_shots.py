@@ -3,9 +3,10 @@ import math
 import numpy as np
 import pytest
 
+import emovid
 from emovid.shots import ShotDetector, content_score, thumbnail_hsv
 from emovid.video import VideoReader
-from tests.helpers import shot_background, write_video
+from tests.helpers import people_heads, shot_background, shots_video, write_video
 
 
 def test_content_score_is_zero_for_equal_frames_and_high_for_a_new_set():
@@ -59,3 +60,41 @@ def test_reader_counts_cuts_between_sampled_frames(tmp_path, sample_fps):
     assert all(shot == index // 7 for index, shot in sampled)
     with VideoReader(path, sample_fps) as reader:  # off: one shot
         assert {f.shot for f in reader.frames()} == {0} and reader.shots_seen == 1
+
+
+def _cuts(frames, fps=10.0):
+    detector = ShotDetector()
+    return [i for i, f in enumerate(frames) if detector.update(f, i / fps)]
+
+
+@pytest.mark.parametrize("fade", [1, 5, 12])
+def test_a_fade_through_black_is_one_cut_where_the_picture_comes_back(fade):
+    a, b = shot_background(0, (160, 96)), shot_background(1, (160, 96))
+    out = [(a * (1 - (i + 1) / fade)).astype(np.uint8) for i in range(fade)]  # ends black
+    into = [(b * (i / fade)).astype(np.uint8) for i in range(fade)]  # starts black
+    frames = [a] * 10 + out + into + [b] * 10
+    cuts = _cuts(frames)
+    assert len(cuts) == 1 and 10 + fade < cuts[0] <= 10 + 2 * fade  # in the fade in, once it is not black
+
+
+def test_a_hard_cut_to_black_and_back_is_one_cut_and_a_dim_scene_none():
+    a, b = shot_background(0, (160, 96)), shot_background(1, (160, 96))
+    black = np.zeros_like(a)
+    assert _cuts([a] * 10 + [black] * 10 + [b] * 10) == [20]
+    rng = np.random.default_rng(0)
+    dim = [np.clip(a * 0.15 + rng.normal(0, 2, a.shape), 0, 255).astype(np.uint8) for _ in range(30)]
+    assert _cuts(dim) == []  # dark but not black: no fades, and its noisy hue does not cut
+
+
+@pytest.mark.parametrize("fps", [None, 2.0])
+def test_people_on_both_sides_of_a_fade_get_their_own_shots_tracks_and_persons(tmp_path, fps):
+    heads = people_heads()
+    video = shots_video(tmp_path / "fade.mp4", [[(heads[1], (250, 100))], [(heads[6], (250, 100))]],
+                        frames_per_shot=30, fps=10, fade=8, drift=0)  # the same place: only the fade parts them
+    emovid.analyze(video, tmp_path / "out", fps=fps, every_frame=fps is None, in_process=True, progress=False)
+    faces = emovid.read_results(tmp_path / "out").dropna(subset=["track_id"])
+    first, second = faces[faces["frame_index"] < 30], faces[faces["frame_index"] >= 38]
+    assert len(first) and len(second)
+    assert set(first["shot"]) == {0} and set(second["shot"]) == {1}
+    assert not set(first["track_id"]) & set(second["track_id"])
+    assert not set(first["person_id"]) & set(second["person_id"])
