@@ -124,12 +124,12 @@ def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
     rates = {}
     # the default (one network) and the ensemble
-    classifiers = {name: EmotionClassifier.load(name) for name in ("emovid_fer7_v5", "emovid_fer7_v2")}
+    classifiers = {name: EmotionClassifier.load(name) for name in ("emovid_fer7_v6", "emovid_fer7_v2")}
     for name, clf in classifiers.items():
         members = max(1, len(clf.info.training.get("ensemble_of", [])))
         passes = members * (2 if clf.info.flip_average else 1)
         rates[f"{name} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
-    rates["one network pass per crop"] = _rates(one_pass_classifier(classifiers["emovid_fer7_v5"]), crops, batch)
+    rates["one network pass per crop"] = _rates(one_pass_classifier(classifiers["emovid_fer7_v6"]), crops, batch)
     return rates
 
 
