@@ -98,7 +98,7 @@ def test_gallery_keeps_the_best_faces_small():
     from emovid.identity import MAX_KEPT_FACE, SAMPLES_PER_TRACK, TrackGallery
 
     gallery = TrackGallery()
-    frame = np.zeros((2000, 3000, 3), np.uint8)
+    frame = np.full((2000, 3000, 3), 128, np.uint8)  # well lit
     for k, side in enumerate([30, 120, 900, 400, 80]):  # 30 px is too small to embed
         faces = FaceDetections(np.array([[100, 100, side, side]], np.float32), np.ones(1, np.float32),
                                np.zeros((1, 5, 2), np.float32))
@@ -107,3 +107,17 @@ def test_gallery_keeps_the_best_faces_small():
     assert len(kept) == SAMPLES_PER_TRACK
     assert sorted(round(s.quality) for s in kept) == [120, 400, 900]  # the largest three, the tiny one never
     assert all(max(s.box[2:]) <= MAX_KEPT_FACE + 1e-3 and max(s.patch.shape[:2]) <= 2 * MAX_KEPT_FACE + 2 for s in kept)
+
+
+def test_gallery_skips_faces_in_the_dark_and_ranks_dim_ones_lower():
+    from emovid.faces import FaceDetections
+    from emovid.identity import TrackGallery
+
+    gallery = TrackGallery()
+    box = FaceDetections(np.array([[10, 10, 100, 100]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+    for level in (5, 30, 128, 128, 128):  # a face in a fade to black, a dim one, three well lit
+        gallery.add(np.full((200, 200, 3), level, np.uint8), box, np.array([1]))
+    assert [int(s.patch.mean()) for s in gallery.samples[1]] == [128] * 3  # the dim one lost its place
+    dark = TrackGallery()
+    dark.add(np.full((200, 200, 3), 5, np.uint8), box, np.array([2]))
+    assert 2 not in dark.samples
