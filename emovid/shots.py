@@ -87,14 +87,16 @@ class ShotDetector:
         previous, self._previous = self._previous, thumb
         was_black = (self._last_black is not None and not self._back_from_black
                      and timestamp_s - self._last_black <= MAX_FADE_IN_S)
-        faded_in = self._fade_in(thumb[..., 2], timestamp_s)
+        value = thumb[..., 2]
+        black = float(np.percentile(value, 95)) < BLACK_LEVEL  # nearly every pixel dark
+        faded_in = self._fade_in(value, black, timestamp_s)
         if previous is None or previous.shape != thumb.shape:
             self._shot_start = timestamp_s if self._shot_start is None else self._shot_start
             return False
         hard = False
         # Hue and saturation are noise near black, so a frame into or out of black scores like a
         # cut: there the fade rule decides (the shot changes when the picture comes back).
-        if not (was_black or self._is_black(thumb[..., 2])):
+        if not (was_black or black):
             score = content_score(previous, thumb)
             level = sum(self._scores) / len(self._scores) if self._scores else 0.0
             self._scores.append(score)
@@ -107,15 +109,11 @@ class ShotDetector:
             self._scores.append(0.0)
         return is_cut
 
-    @staticmethod
-    def _is_black(value: np.ndarray) -> bool:
-        return float(np.percentile(value, 95)) < BLACK_LEVEL
-
-    def _fade_in(self, value: np.ndarray, timestamp_s: float) -> bool:
-        """Whether this frame (its thumbnail's HSV value channel) is the picture coming back
-        from black. Depends on the last ``MAX_FADE_IN_S`` only, so a segment's pre-roll sees
-        what an unsplit run sees."""
-        if self._is_black(value):
+    def _fade_in(self, value: np.ndarray, black: bool, timestamp_s: float) -> bool:
+        """Whether this frame (its thumbnail's HSV value channel; ``black``: nearly all of it
+        under BLACK_LEVEL) is the picture coming back from black. Depends on the last
+        ``MAX_FADE_IN_S`` only, so a segment's pre-roll sees what an unsplit run sees."""
+        if black:
             self._last_black, self._back_from_black = timestamp_s, False
             return False
         if self._back_from_black or value.mean() < BLACK_LEVEL:
