@@ -6,7 +6,8 @@
 Videos: the generated multi-shot videos of benchmarks/people.py (hard cuts between sets, people
 walking), a fast horizontal pan over one set (no cut), and the real videos in ../shared/videos
 (two single shots; face_noface.mov cuts to black and then to sky at frame 72), and fades through
-black between four shots. A cut counts as found within one frame (within the fade for fades). Each detector reads the whole video itself (decode included);
+black between four shots. A cut counts as found within one frame (within the fade for fades).
+Each detector reads the whole video itself (decode included);
 emovid's runs as `analyze` runs it, on every decoded frame.
 """
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from emovid.assets import resolve_model
 from emovid.emotions import EmotionClassifier
+from emovid.labels import EMOTIONS
 from emovid.model_file import read_model_info, write_model_info
 from training.crossdomain import fit_temperature, operating_point
 from training.crossval import FoldLogits, cv_sweep, stratified_folds, subset, write_json
@@ -63,7 +64,8 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def load_sets(shared: Path) -> dict[str, LabelledFaces]:
+def load_sets(shared: Path) -> dict:
+    """The labelled sets by name, and ``seed_trainable``: which seed photos may be trained on."""
     data = shared / "data"
     seed = [load_labelled(data / "seed" / "training", 48, 0.0), load_labelled(data / "seed" / "live-test", 48, 0.0)]
     return {"train": load_ferplus(data / "ferplus" / "FER2013Train", 48),
@@ -110,7 +112,8 @@ def main(args: argparse.Namespace) -> None:
     fold_of = stratified_folds(sets["wild"], args.folds, seed=0)
     # With --seed-repeat the seed photos are folded too: each is scored by the fold model that did
     # not train on it; without, every fold model scores all of them (mean over folds).
-    seed_fold = stratified_folds(sets["seed"], args.folds, seed=0) if args.seed_repeat else None
+    seed_fold = stratified_folds(sets["seed"], args.folds, seed=0)
+    seed_of = (lambda k: seed_fold == k) if args.seed_repeat else (lambda k: np.ones(len(sets["seed"]), bool))
     folds = []
     for k in range(args.folds):
         if not (args.out / f"fold{k}_logits.npz").exists():
@@ -119,18 +122,16 @@ def main(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             seed_train = subset(sets["seed"], (seed_fold != k) & sets["seed_trainable"]) if args.seed_repeat else None
             wild_train = sets["wild"] if args.all_wild else subset(sets["wild"], fold_of != k)
-            path = train_one(args, sets, wild_train, seed_train, args.out / f"fold{k}.keras",
-                             100 + k)
+            path = train_one(args, sets, wild_train, seed_train, args.out / f"fold{k}.keras", 100 + k)
             held = subset(sets["wild"], fold_of == k)
-            seed_scored = subset(sets["seed"], seed_fold == k) if args.seed_repeat else sets["seed"]
+            seed_scored = subset(sets["seed"], seed_of(k))
             FoldLogits(k, raw_logits(path, valid), valid.majority, raw_logits(path, held), held.majority,
                        raw_logits(path, seed_scored), seed_scored.majority).save(args.out)
             logging.info("fold %d done in %.0f s", k, time.perf_counter() - started)
         folds.append(FoldLogits.load(args.out, k))
     for f in folds:
-        expected_seed = sets["seed"].majority[seed_fold == f.fold] if args.seed_repeat else sets["seed"].majority
         if not ((f.held_out_labels == sets["wild"].majority[fold_of == f.fold]).all()
-                and np.array_equal(f.seed_labels, expected_seed)):
+                and np.array_equal(f.seed_labels, sets["seed"].majority[seed_of(f.fold)])):
             raise SystemExit(f"fold {f.fold}: saved labels do not match this fold assignment (or --seed-repeat)")
     prior = np.array(read_model_info(resolve_model(args.init_from)).class_prior)
     oof = np.concatenate([f.held_out for f in folds])
@@ -176,7 +177,7 @@ def main(args: argparse.Namespace) -> None:
         print(f"\nper-class recall, {name} (the first fold model's where scored by each):")
         for model, by_set in table.items():
             print(f"  {model}: " + ", ".join(f"{c} {v:.2f}" for c, v in zip(
-                ("neutral", "joy", "surprise", "sadness", "anger", "disgust", "fear"), by_set[name][0].recall)))
+                EMOTIONS, by_set[name][0].recall)))
     write_json(args.out / "results.json", {"temperature": temperature, "prior_tau": tau, "sweep": rows,
                                            "table": {m: {s: [r.to_dict() for r in rs] for s, rs in b.items()}
                                                      for m, b in table.items()}})

@@ -35,7 +35,6 @@ from emovid.schema import read_metadata
 log = logging.getLogger(__name__)
 
 RENDER_DIR = "_render"  # underscore: readers of the results folder skip it
-CODECS = RENDER_CODECS  # container -> codecs, tried in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +165,11 @@ def _open_writer(path: Path, codec: str, fps: float, size: tuple[int, int]) -> c
 
 @functools.cache
 def _working_codecs(container: str) -> tuple[str, ...]:
-    """The codecs of :data:`CODECS` this OpenCV can write to ``container`` (probed once)."""
+    """The codecs of :data:`~emovid.config.RENDER_CODECS` this OpenCV can write to ``container`` (probed once)."""
     probe = Path(os.environ.get("TMPDIR", "/tmp")) / f"emovid-codec-probe-{uuid.uuid4().hex[:8]}.{container}"
     found = []
     try:
-        for codec in CODECS[container]:
+        for codec in RENDER_CODECS[container]:
             writer = _open_writer(probe, codec, 10.0, (64, 64))
             if writer.isOpened():
                 writer.write(np.zeros((64, 64, 3), np.uint8))
@@ -242,8 +241,8 @@ def render(results: str | os.PathLike, videos: Sequence[str] | None = None, out:
         FileNotFoundError: ``results`` does not exist.
         ValueError: an id in ``videos`` has no results there, or an unknown ``container``.
     """
-    if container not in CODECS:
-        raise ValueError(f"container: expected one of {', '.join(CODECS)}, got {container!r}")
+    if container not in RENDER_CODECS:
+        raise ValueError(f"container: expected one of {', '.join(RENDER_CODECS)}, got {container!r}")
     root = Path(results)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
@@ -258,7 +257,7 @@ def render(results: str | os.PathLike, videos: Sequence[str] | None = None, out:
                              f"(ids look like {next(iter(files), 'clip.mp4')!r})")
         files = {v: files[v] for v in videos}
     if not _working_codecs(container) and any(meta.get("kind") != "image" for _, meta in files.values()):
-        raise EmovidError(f"this OpenCV build can write none of {', '.join(CODECS[container])} to {container}")
+        raise EmovidError(f"this OpenCV build can write none of {', '.join(RENDER_CODECS[container])} to {container}")
     done = []
     for video_id, (path, meta) in tqdm(files.items(), unit="input", disable=not progress or len(files) < 2):
         classes = tuple(meta.get("settings", {}).get("classes", EMOTIONS))
