@@ -5,8 +5,10 @@
 
 Videos: the generated multi-shot videos of benchmarks/people.py (hard cuts between sets, people
 walking), a fast horizontal pan over one set (no cut), and the real videos in ../shared/videos
-(two single shots; face_noface.mov cuts to black and then to sky at frame 72), and fades through
-black between four shots. A cut counts as found within one frame (within the fade for fades).
+(two single shots; face_noface.mov cuts to black and then to sky at frame 72), fades through
+black and dissolves between four shots (two people at one place), and a pan over a photo
+(no cut). A cut counts as found within one frame (within the fade for fades, within the blend
+and the two frames after it for dissolves).
 Each detector reads the whole video itself (decode included);
 emovid's runs as `analyze` runs it, on every decoded frame.
 """
@@ -82,6 +84,12 @@ def main() -> None:
             cases.append((f"fades through black, {fade / 12:g} s each way (4 shots)",
                           shots_video(tmp / f"fades{fade}.mp4", faded, frames_per_shot=48, fps=12, fade=fade),
                           [48, 96, 144], fade))
+        # dissolves of 0.5 s and 1 s: the blend's frames and the two after it count
+        for blend in (6, 12):
+            video = shots_video(tmp / f"dissolves{blend}.mp4", faded, frames_per_shot=48, fps=12, dissolve=blend)
+            ends = [48 + k * (48 - blend) for k in range(3)]  # where each new shot's own frames begin
+            cases.append((f"dissolves, {blend / 12:g} s (4 shots)", video, [e - blend // 2 + 1 for e in ends],
+                          blend // 2 + 1))
         # face_noface.mov cuts from the face to black at frame 72 (and from black to sky one frame later)
         for name, truth in (("WolfgangLanger_Pexels.mp4", []), ("single_face.mp4", []), ("face_noface.mov", [72])):
             cases.append((name, VIDEOS / name, truth, 1))

@@ -103,6 +103,7 @@ class _Sample:
     quality: float
     patch: np.ndarray
     box: np.ndarray  # in patch pixels
+    timestamp_s: float = 0.0
 
     def __lt__(self, other: "_Sample") -> bool:
         return self.quality < other.quality
@@ -114,7 +115,7 @@ class TrackGallery:
 
     samples: dict[int, list[_Sample]] = field(default_factory=dict)
 
-    def add(self, image: np.ndarray, faces: FaceDetections, track_ids: np.ndarray) -> None:
+    def add(self, image: np.ndarray, faces: FaceDetections, track_ids: np.ndarray, timestamp_s: float = 0.0) -> None:
         """Offer one frame's tracked faces; keeps the ``SAMPLES_PER_TRACK`` best per track
         (largest, most confident, well lit)."""
         for box, score, tid in zip(faces.boxes, faces.scores, track_ids.tolist()):
@@ -138,11 +139,19 @@ class TrackGallery:
                 patch = cv2.resize(patch, (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale))),
                                    interpolation=cv2.INTER_AREA)
                 local = local * scale
-            sample = _Sample(quality, np.ascontiguousarray(patch), local)
+            sample = _Sample(quality, np.ascontiguousarray(patch), local, timestamp_s)
             if len(heap) < SAMPLES_PER_TRACK:
                 heapq.heappush(heap, sample)
             else:
                 heapq.heapreplace(heap, sample)
+
+    def forget_since(self, timestamp_s: float) -> None:
+        """Drop the samples of frames after ``timestamp_s``: a dissolve's blended faces (of two
+        people) are no sample of either. A track left with none keeps its own person id."""
+        for tid, heap in list(self.samples.items()):
+            kept = [s for s in heap if s.timestamp_s <= timestamp_s]
+            heapq.heapify(kept)
+            self.samples[tid] = kept
 
     def embeddings(self, embedder: FaceEmbedder | None, only: set[int] | None = None) -> dict[int, list[np.ndarray]]:
         """{track id: embeddings of its kept faces} for the tracks with at least one usable face

@@ -214,12 +214,14 @@ class PeopleOfVideo:
         if frame.shot != self._shot:
             self.tracker.end_all()
             self._shot = frame.shot
+            if frame.transition_start_s is not None and self.gallery is not None:
+                self.gallery.forget_since(frame.transition_start_s)
         ids = self.tracker.update(faces, frame.timestamp_s, describe(frame.image, faces))
         if len(ids):
             self.tracks = max(self.tracks, int(ids.max()) + 1)
             self._seen.append((frame.index, ids))
             if self.gallery is not None:
-                self.gallery.add(frame.image, faces, ids)
+                self.gallery.add(frame.image, faces, ids, frame.timestamp_s)
         return ids
 
     def finish(self, sink: ParquetSink, embedder, shots: int, whole_video: bool) -> int | None:

@@ -11,8 +11,14 @@ A fade through black (out to black, then in) is a cut too, like PySceneDetect's
 ThresholdDetector: the new shot starts at the first frame whose mean brightness is back above
 ``BLACK_LEVEL`` within ``MAX_FADE_IN_S`` of the last black frame (one whose pixels are nearly all
 below that level). A video that fades in from black at its start therefore begins with a short
-faceless shot 0. Dissolves (one picture blending into the next) are not detected: they change the
-picture slowly, and the tracker's motion and appearance gates still keep people apart through them.
+faceless shot 0.
+
+A dissolve (one picture blending into the next) is a cut too, though no frame-to-frame change
+stands out: over the last ``MAX_DISSOLVE_S`` the picture changed as much as a cut changes it, and
+every frame in between is a blend of the window's first and last frames (a camera move or a
+person moving is not), with the blend share rising and, at the end, settled. The new shot starts
+two frames after the blend ends. Before, a dissolve between two people framed alike kept one
+track across both.
 """
 
 from __future__ import annotations
@@ -32,23 +38,83 @@ BLACK_LEVEL = 24
 #: Longest time from the last black frame to the picture being back (mean value above
 #: BLACK_LEVEL) that still counts as a fade in; video.PREROLL_SHOT_S must cover it.
 MAX_FADE_IN_S = 1.5
+#: Longest dissolve found; video.PREROLL_SHOT_S must cover it.
+MAX_DISSOLVE_S = 1.5
+#: Largest mean distance of a frame in a dissolve from the blend of its first and last frames, as a
+#: share of their own distance: a blend is on that line, a camera move or a moving person is not.
+DISSOLVE_MAX_RESIDUAL = 0.2
+
+
+def _same_picture_relit(first: np.ndarray, last: np.ndarray, change: float) -> bool:
+    """Whether ``last`` is ``first`` under other light (per colour channel, a gain and an offset
+    explain most of the ``change``): lights coming on or exposure adapting is not a new shot."""
+    a, b = first.reshape(-1, 3), last.reshape(-1, 3)
+    unexplained = 0.0
+    for c in range(3):
+        design = np.stack([a[:, c], np.ones(len(a), np.float32)], axis=1)
+        fit, *_ = np.linalg.lstsq(design, b[:, c], rcond=None)
+        unexplained += float(np.abs(b[:, c] - design @ fit).mean()) / 3
+    return unexplained <= 0.1 * change  # relit: about 0.01; two sets of ours 0.17-0.28; two photos 0.7
+
+
+def blend_shares(frames: np.ndarray) -> np.ndarray:
+    """For each frame of ``frames`` (n, pixels) between the first and the last, its least-squares
+    share ``a`` of the last in ``(1 - a) first + a last``."""
+    span = frames[-1] - frames[0]
+    norm = float(span @ span)
+    return (frames[1:-1] - frames[0]) @ span / norm if norm > 0 else np.zeros(len(frames) - 2)
+
+
+def is_dissolve(frames: np.ndarray) -> bool:
+    """Whether ``frames`` (oldest first, flattened BGR float thumbnails) are one cross-fade from a
+    still picture to another: every frame between is ``(1 - a) first + a last`` with little
+    residual, ``a`` rises (never falling back by more than 0.15), at least two frames are true
+    blends (0.2 <= a <= 0.8), the frame after the first is still the old picture (a <= 0.05) and
+    the two before the last already the new one (a >= 0.95: the blend has ended, so a long
+    dissolve is not cut in its middle, and what is left of a hard cut's blend is no dissolve),
+    and the last is not merely the first relit."""
+    if len(frames) < 6:
+        return False
+    first, last = frames[0], frames[-1]
+    span = last - first
+    change = float(np.abs(span).mean())
+    if change <= 0.0 or _same_picture_relit(first, last, change):
+        return False
+    share = blend_shares(frames)
+    residual = np.abs(frames[1:-1] - first - share[:, None] * span[None, :]).mean(axis=1) / change
+    rising = np.all(share >= np.maximum.accumulate(share) - 0.15)
+    blends = np.count_nonzero((share >= 0.2) & (share <= 0.8))
+    return bool(residual.max() <= DISSOLVE_MAX_RESIDUAL and rising and blends >= 2
+                and share[0] <= 0.05 and share[-2:].min() >= 0.95)
+
+
+def thumbnail_bgr(image: np.ndarray) -> np.ndarray:
+    """A BGR (or gray) frame as a small uint8 BGR thumbnail, ``THUMB_WIDTH`` px wide."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    h, w = image.shape[:2]
+    return shrink(image, (THUMB_WIDTH, max(1, round(THUMB_WIDTH * h / max(w, 1)))))
 
 
 def thumbnail_hsv(image: np.ndarray) -> np.ndarray:
     """A BGR (or gray) frame as a small int16 HSV thumbnail, ``THUMB_WIDTH`` px wide."""
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    h, w = image.shape[:2]
-    size = (THUMB_WIDTH, max(1, round(THUMB_WIDTH * h / max(w, 1))))
-    small = shrink(image, size)
+    return _hsv(thumbnail_bgr(image))
+
+
+def _hsv(small: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.int16)
 
 
 def content_score(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute HSV change between two thumbnails (hue on its circle, scaled to 0..255)."""
-    diff = np.abs(a - b)
+    return float(content_scores(a[None], b)[0])
+
+
+def content_scores(stack: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`content_score` of each thumbnail of ``stack`` (n, h, w, 3) against ``b``, in one pass."""
+    diff = np.abs(stack - b[None])
     hue = np.minimum(diff[..., 0], 180 - diff[..., 0]) * (255.0 / 90.0)
-    return float((hue.mean() + diff[..., 1].mean() + diff[..., 2].mean()) / 3.0)
+    return (hue.mean(axis=(1, 2)) + diff[..., 1].mean(axis=(1, 2)) + diff[..., 2].mean(axis=(1, 2))) / 3.0
 
 
 class ShotDetector:
@@ -79,11 +145,16 @@ class ShotDetector:
         self._shot_start: float | None = None
         self._last_black: float | None = None  # time of the latest black frame
         self._back_from_black = True  # a frame has been bright since that black frame
+        self._recent: deque[tuple[float, np.ndarray, np.ndarray]] = deque()  # (time, HSV, BGR) since the last cut
         self.shot = 0  #: index of the current shot (cuts seen so far)
+        #: When the current shot began with a dissolve: the time of the old picture's last still
+        #: frame (frames since are blends of both shots, kept in the old one); else None.
+        self.transition_start_s: float | None = None
 
     def update(self, image: np.ndarray, timestamp_s: float) -> bool:
         """Feed the next decoded frame; True when a new shot starts at it."""
-        thumb = thumbnail_hsv(image)
+        small = thumbnail_bgr(image)
+        thumb = _hsv(small)
         previous, self._previous = self._previous, thumb
         was_black = (self._last_black is not None and not self._back_from_black
                      and timestamp_s - self._last_black <= MAX_FADE_IN_S)
@@ -92,8 +163,10 @@ class ShotDetector:
         faded_in = self._fade_in(value, black, timestamp_s)
         if previous is None or previous.shape != thumb.shape:
             self._shot_start = timestamp_s if self._shot_start is None else self._shot_start
+            self._recent.clear()
+            self._recent.append((timestamp_s, thumb, small))
             return False
-        hard = False
+        hard = dissolved = False
         # Hue and saturation are noise near black, so a frame into or out of black scores like a
         # cut: there the fade rule decides (the shot changes when the picture comes back).
         if not (was_black or black):
@@ -101,13 +174,41 @@ class ShotDetector:
             level = sum(self._scores) / len(self._scores) if self._scores else 0.0
             self._scores.append(score)
             hard = score >= self.threshold and score >= self.min_ratio * max(level, 1.0)
-        is_cut = (faded_in or hard) and timestamp_s - self._shot_start >= self.min_shot_s
+            dissolve_start = None if hard else self._dissolve_start(thumb, small, timestamp_s)
+            dissolved = dissolve_start is not None
+        else:
+            self._recent.clear()  # fades are the fade rule's
+        is_cut = (faded_in or hard or dissolved) and timestamp_s - self._shot_start >= self.min_shot_s
         if is_cut:
             self.shot += 1
             self._shot_start = timestamp_s
+            self.transition_start_s = dissolve_start if dissolved else None
             self._scores.clear()
             self._scores.append(0.0)
+            self._recent.clear()
+        if not (was_black or black):
+            self._recent.append((timestamp_s, thumb, small))
         return is_cut
+
+    def _dissolve_start(self, thumb: np.ndarray, small: np.ndarray, timestamp_s: float) -> float | None:
+        """When this frame ends a dissolve that began within ``MAX_DISSOLVE_S`` (since the last
+        cut): the time of the old picture's last still frame; else None."""
+        while self._recent and timestamp_s - self._recent[0][0] > MAX_DISSOLVE_S:
+            self._recent.popleft()
+        # The cheap test first: the window's first frame differs from this one as a cut would.
+        if len(self._recent) < 5 or content_score(self._recent[0][1], thumb) < self.threshold:
+            return None
+        frames = np.stack([f for _, _, f in self._recent] + [small]).reshape(len(self._recent) + 1, -1)
+        frames = frames.astype(np.float32)
+        # The dissolve's start: the last still frame of the old picture before the blend shows
+        # (shares against the whole window); the test then runs on the window from the frame
+        # before it, so that little within-shot motion adds to the blend's residual.
+        share = blend_shares(frames)
+        blended = np.flatnonzero(share >= 0.2)
+        still = np.flatnonzero(share[:blended[0]] <= 0.05) if len(blended) else blended
+        if len(still) and is_dissolve(frames[still[-1]:]):
+            return self._recent[still[-1]][0]
+        return None
 
     def _fade_in(self, value: np.ndarray, black: bool, timestamp_s: float) -> bool:
         """Whether this frame (its thumbnail's HSV value channel; ``black``: nearly all of it

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
-from emovid.shots import MAX_FADE_IN_S
+from emovid.shots import MAX_DISSOLVE_S, MAX_FADE_IN_S
 
 if TYPE_CHECKING:
     from emovid.shots import ShotDetector
@@ -55,13 +55,15 @@ class VideoInfo:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One decoded frame: its index in the stream, presentation time in seconds, BGR pixels and
-    the index of its shot (0 when shots are not detected)."""
+    """One decoded frame: its index in the stream, presentation time in seconds, BGR pixels, the
+    index of its shot (0 when shots are not detected) and, when that shot began with a dissolve,
+    the time the old picture began blending into it (frames since are a mix of both shots)."""
 
     index: int
     timestamp_s: float
     image: np.ndarray
     shot: int = 0
+    transition_start_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +136,9 @@ def check_video_file(path: Path) -> None:
 
 
 #: Seconds of frames before a segment's start that are fed to the shot detector: the last one
-#: for a cut exactly at the segment's start, the last MAX_FADE_IN_S for a fade through black.
-PREROLL_SHOT_S = MAX_FADE_IN_S + 0.5
+#: for a cut exactly at the segment's start, the last MAX_FADE_IN_S for a fade through black and
+#: MAX_DISSOLVE_S for a dissolve.
+PREROLL_SHOT_S = max(MAX_FADE_IN_S, MAX_DISSOLVE_S) + 0.5
 
 
 class VideoReader:
@@ -280,7 +283,10 @@ class VideoReader:
             if image is None:
                 continue
             self.frames_sampled += 1
-            yield Frame(index, t, image, self.shots.shot if self.shots is not None else 0)
+            if self.shots is None:
+                yield Frame(index, t, image)
+            else:
+                yield Frame(index, t, image, self.shots.shot, self.shots.transition_start_s)
 
     @property
     def shots_seen(self) -> int:

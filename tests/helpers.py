@@ -150,13 +150,18 @@ def paste(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
 
 
 def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]], frames_per_shot: int = 12,
-                fps: float = 12.0, size=(640, 360), drift: int = 2, fade: int = 0) -> Path:
+                fps: float = 12.0, size=(640, 360), drift: int = 2, fade: int = 0, dissolve: int = 0) -> Path:
     """One shot per list of (head patch, top-left); heads drift ``drift`` px a frame; hard cuts between
     shots, or with ``fade`` > 0 fades through black: a shot's last ``fade`` frames darken to black and
-    the next shot's first ``fade`` frames brighten from black."""
-    frames = []
+    the next shot's first ``fade`` frames brighten from black; or with ``dissolve`` > 0 dissolves: a
+    shot's last ``dissolve`` frames blend, more and more, into the next shot's first ``dissolve``
+    frames, and the next shot goes on after those (an editor's overlapping cross-fade)."""
+    if fade and dissolve:
+        raise ValueError("a transition is a fade or a dissolve, not both")
+    clips = []
     for k, placed in enumerate(shots):
         background = shot_background(k, size)
+        clip = []
         for i in range(frames_per_shot):
             canvas = background.copy()
             for patch, (x, y) in placed:
@@ -166,5 +171,15 @@ def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]
                 gain = (frames_per_shot - 1 - i) / fade
             if fade and k > 0 and i < fade:
                 gain = i / fade
-            frames.append(canvas if gain == 1.0 else (canvas * gain).astype(np.uint8))
+            clip.append(canvas if gain == 1.0 else (canvas * gain).astype(np.uint8))
+        clips.append(clip)
+    frames = []
+    for k, clip in enumerate(clips):
+        if dissolve and k < len(clips) - 1:
+            following = clips[k + 1]
+            for j in range(dissolve):  # the last frames of this shot, blended toward the next one's start
+                share = (j + 1) / (dissolve + 1)
+                clip[-dissolve + j] = cv2.addWeighted(clip[-dissolve + j], 1 - share, following[j], share, 0)
+            clips[k + 1] = following[dissolve:]
+        frames.extend(clip)
     return write_video(path, frames, fps=fps)

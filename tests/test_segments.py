@@ -186,6 +186,28 @@ def test_short_merged_stream_is_partial(tmp_path):
     assert final.status == "partial" and "15 of 30 " in final.error
 
 
+@pytest.mark.parametrize("every_frame", [True, False])
+def test_split_run_keeps_the_shots_of_dissolves(tmp_path, every_frame):
+    """0.6 s dissolves, one across a 1.5 s boundary: the shots (and each frame's shot) match an unsplit
+    run. Tracks and persons may not: a boundary inside a blend can join or part a blended face's
+    track differently (docs/people.md)."""
+    from tests.helpers import people_heads, shots_video
+
+    heads = people_heads()
+    shots = [[(heads[k % 10], (80, 100)), (heads[(k + 5) % 10], (380, 100))] for k in range(4)]
+    video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=20, fps=10, dissolve=6)  # 6.2 s
+    whole, split = run_pair(tmp_path, video, every_frame=every_frame, fps=4.0)
+    assert list(split["segments"]) == [4] and list(split["status"]) == ["ok"]
+    assert whole["shots"].tolist() == split["shots"].tolist() == [4]
+    a, b = emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split")
+    assert a["frame_index"].tolist() == b["frame_index"].tolist() and a["shot"].tolist() == b["shot"].tolist()
+    faces = a.dropna(subset=["track_id"])
+    start = [0, 20, 34, 48, 62]  # where each shot's unblended frames begin (a dissolve overlaps 6 frames)
+    for k in range(4):  # from two frames past its dissolve in to its dissolve out
+        own = faces[(faces["frame_index"] >= start[k] + 2) & (faces["frame_index"] < start[k + 1] - 6)]
+        assert len(own) and set(own["shot"]) == {k}
+
+
 # 15: every cut exactly on a 1.5 s boundary; 20: shots span them; fade 8: 0.8 s fades through black
 # on both sides of each cut, so the 1.5 s boundaries fall inside fades
 @pytest.mark.parametrize("frames_per_shot, fade", [(15, 0), (20, 0), (20, 8)])

@@ -1,12 +1,13 @@
 import math
 
+import cv2
 import numpy as np
 import pytest
 
 import emovid
 from emovid.shots import ShotDetector, content_score, thumbnail_hsv
 from emovid.video import VideoReader
-from tests.helpers import people_heads, shot_background, shots_video, write_video
+from tests.helpers import paste, people_heads, shared_video, shot_background, shots_video, write_video
 
 
 def test_content_score_is_zero_for_equal_frames_and_high_for_a_new_set():
@@ -84,6 +85,48 @@ def test_a_hard_cut_to_black_and_back_is_one_cut_and_a_dim_scene_none():
     rng = np.random.default_rng(0)
     dim = [np.clip(a * 0.15 + rng.normal(0, 2, a.shape), 0, 255).astype(np.uint8) for _ in range(30)]
     assert _cuts(dim) == []  # dark but not black: no fades, and its noisy hue does not cut
+
+
+def _with_head(background, x=60):
+    frame = background.copy()
+    paste(frame, people_heads(60)[1], x, 20)
+    return frame
+
+
+@pytest.mark.parametrize("blended", [4, 6, 10])
+def test_a_dissolve_is_one_cut_once_the_blend_has_ended(blended):
+    a, b = _with_head(shot_background(0, (160, 96))), _with_head(shot_background(1, (160, 96)), 90)
+    mix = [cv2.addWeighted(a, 1 - (i + 1) / (blended + 1), b, (i + 1) / (blended + 1), 0) for i in range(blended)]
+    cuts = _cuts([a] * 10 + mix + [b] * 10)
+    # no frame-to-frame change stands out (10 blended frames: each is a tenth of the cut), yet it is one
+    # cut, two frames into the new picture; the blend itself is the old shot's
+    assert cuts == [10 + blended + 2]
+
+
+def test_no_dissolve_in_relighting_slow_moves_or_people_moving():
+    a = _with_head(shot_background(0, (160, 96)))
+    brightening = [(a * (0.35 + 0.65 * min(1.0, i / 10))).astype(np.uint8) for i in range(30)]
+    assert _cuts(brightening) == []  # lights coming on: one picture, relit
+    walking = [_with_head(shot_background(0, (160, 96)), x) for x in range(-60, 160, 6)]
+    assert _cuts(walking) == []
+    photo = cv2.resize(cv2.imread(str(shared_video("multi_face.jpg"))), (480, 270))
+    panning = [photo[40:136, 3 * i:3 * i + 160] for i in range(100)]  # a camera pan
+    assert _cuts(panning) == []
+
+
+@pytest.mark.parametrize("fps", [None, 2.0])
+def test_people_on_both_sides_of_a_dissolve_get_their_own_shots_tracks_and_persons(tmp_path, fps):
+    heads = people_heads()
+    # the same place: only the dissolve parts them (before, one track ran through both people)
+    video = shots_video(tmp_path / "dissolve.mp4", [[(heads[1], (250, 100))], [(heads[6], (250, 100))]],
+                        frames_per_shot=30, fps=10, dissolve=8, drift=0)
+    emovid.analyze(video, tmp_path / "out", fps=fps, every_frame=fps is None, in_process=True, progress=False)
+    faces = emovid.read_results(tmp_path / "out").dropna(subset=["track_id"])
+    first, second = faces[faces["frame_index"] < 22], faces[faces["frame_index"] >= 32]
+    assert len(first) and len(second)
+    assert set(first["shot"]) == {0} and set(second["shot"]) == {1}
+    assert not set(first["track_id"]) & set(second["track_id"])
+    assert not set(first["person_id"]) & set(second["person_id"])
 
 
 @pytest.mark.parametrize("fps", [None, 2.0])
