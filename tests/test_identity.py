@@ -109,6 +109,23 @@ def test_gallery_keeps_the_best_faces_small():
     assert all(max(s.box[2:]) <= MAX_KEPT_FACE + 1e-3 and max(s.patch.shape[:2]) <= 2 * MAX_KEPT_FACE + 2 for s in kept)
 
 
+def test_gallery_forgets_the_faces_of_a_dissolve():
+    from emovid.faces import FaceDetections
+    from emovid.identity import TrackGallery
+
+    gallery = TrackGallery()
+    frame = np.full((400, 400, 3), 128, np.uint8)
+    for t, side in [(0.0, 60), (0.5, 80), (1.0, 200), (1.2, 220)]:  # the two largest are blends after 0.8 s
+        faces = FaceDetections(np.array([[10, 10, side, side]], np.float32), np.ones(1, np.float32),
+                               np.zeros((1, 5, 2), np.float32))
+        gallery.add(frame, faces, np.array([3]), timestamp_s=t)
+    assert sorted(s.timestamp_s for s in gallery.samples[3]) == [0.5, 1.0, 1.2]
+    gallery.forget_since(0.8)
+    assert [s.timestamp_s for s in gallery.samples[3]] == [0.5]  # what the dissolve pushed out stays out
+    gallery.forget_since(0.0)
+    assert gallery.samples[3] == []  # no samples left: embeddings() skips the track, which keeps its own person
+
+
 def test_gallery_skips_faces_in_the_dark_and_ranks_dim_ones_lower():
     from emovid.faces import FaceDetections
     from emovid.identity import TrackGallery
