@@ -74,7 +74,7 @@ def main() -> None:
         for name, (shots, length) in {"cuts": (people.cuts_scenario(heads), people.FRAMES_PER_SHOT),
                                       "interview": (people.interview_scenario(heads, jo), people.FRAMES_PER_SHOT),
                                       "crossing": (people.crossing_scenario(), 30)}.items():
-            frames, _ = people.render(shots, heads, jo, length)
+            frames, _, _ = people.render(shots, heads, jo, length)
             cases.append((name, write_video(tmp / f"{name}.mp4", frames, fps=12),
                           [k * length for k in range(1, len(shots))], 1))
         cases.append(("fast pan (40 px a frame)", pan_video(tmp / "pan.mp4"), [], 1))

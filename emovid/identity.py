@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 
 from emovid.faces import FaceDetections
+from emovid.shots import MAX_DISSOLVE_S
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ MAX_KEPT_FACE = 200
 MIN_FACE_BRIGHTNESS = 20
 #: Faces darker than this rank lower as samples of their track, in proportion.
 WELL_LIT_BRIGHTNESS = 60
+#: A face this recent (s) may still be part of a dissolve, which the reader reports up to
+#: ``MAX_DISSOLVE_S`` and two frames late: it cannot push an older face out until then.
+RECENT_S = MAX_DISSOLVE_S + 0.5
 IDENTITY_BACKEND = "dlib-resnet-v1"
 
 
@@ -111,13 +116,21 @@ class _Sample:
 
 @dataclass(slots=True)
 class TrackGallery:
-    """Keeps each track's best few faces during the pass (a small patch each), embeds them after."""
+    """Keeps each track's best few faces during the pass (a small patch each), embeds them after.
 
-    samples: dict[int, list[_Sample]] = field(default_factory=dict)
+    A face from the last ``RECENT_S`` seconds may yet turn out to be a dissolve's blend of two
+    people (the reader learns of a dissolve only when it ends), so it waits in ``recent`` and
+    pushes no older face out of ``settled`` until then: forgetting a blend must leave the
+    track the good faces it had.
+    """
+
+    settled: dict[int, list[_Sample]] = field(default_factory=dict)  # a min-heap per track
+    recent: dict[int, list[_Sample]] = field(default_factory=dict)  # in time order
 
     def add(self, image: np.ndarray, faces: FaceDetections, track_ids: np.ndarray, timestamp_s: float = 0.0) -> None:
         """Offer one frame's tracked faces; keeps the ``SAMPLES_PER_TRACK`` best per track
         (largest, most confident, well lit)."""
+        self._settle(before_s=timestamp_s - RECENT_S)
         for box, score, tid in zip(faces.boxes, faces.scores, track_ids.tolist()):
             side = float(min(box[2], box[3]))
             if side < MIN_IDENTITY_FACE:
@@ -125,9 +138,12 @@ class TrackGallery:
             brightness = _brightness(image, box)
             if brightness < MIN_FACE_BRIGHTNESS:
                 continue
-            heap = self.samples.setdefault(tid, [])
             quality = float(score) * side * min(1.0, brightness / WELL_LIT_BRIGHTNESS)
+            heap, waiting = self.settled.get(tid, []), self.recent.setdefault(tid, [])
             if len(heap) == SAMPLES_PER_TRACK and quality <= heap[0].quality:
+                continue
+            # as many older recent faces at least as good survive any forget_since that keeps this one
+            if sum(s.quality >= quality for s in waiting) >= SAMPLES_PER_TRACK:
                 continue
             x, y, w, h = box
             pad = 0.5 * max(w, h)
@@ -139,27 +155,37 @@ class TrackGallery:
                 patch = cv2.resize(patch, (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale))),
                                    interpolation=cv2.INTER_AREA)
                 local = local * scale
-            sample = _Sample(quality, np.ascontiguousarray(patch), local, timestamp_s)
-            if len(heap) < SAMPLES_PER_TRACK:
-                heapq.heappush(heap, sample)
-            else:
-                heapq.heapreplace(heap, sample)
+            waiting.append(_Sample(quality, np.ascontiguousarray(patch), local, timestamp_s))
 
     def forget_since(self, timestamp_s: float) -> None:
-        """Drop the samples of frames after ``timestamp_s``: a dissolve's blended faces (of two
+        """Drop the faces of frames after ``timestamp_s``: a dissolve's blended faces (of two
         people) are no sample of either. A track left with none keeps its own person id."""
-        for tid, heap in list(self.samples.items()):
-            kept = [s for s in heap if s.timestamp_s <= timestamp_s]
-            heapq.heapify(kept)
-            self.samples[tid] = kept
+        for tid, waiting in self.recent.items():
+            waiting[:] = [s for s in waiting if s.timestamp_s <= timestamp_s]
+        self._settle(before_s=math.inf)
+
+    def kept(self, track_id: int) -> list[_Sample]:
+        """The faces of ``track_id`` that would be embedded if the video ended now, best first."""
+        faces = self.settled.get(track_id, []) + self.recent.get(track_id, [])
+        return heapq.nlargest(SAMPLES_PER_TRACK, faces, key=lambda s: s.quality)
+
+    def _settle(self, before_s: float) -> None:
+        for tid, waiting in self.recent.items():
+            while waiting and waiting[0].timestamp_s < before_s:
+                sample, heap = waiting.pop(0), self.settled.setdefault(tid, [])
+                if len(heap) < SAMPLES_PER_TRACK:
+                    heapq.heappush(heap, sample)
+                elif sample.quality > heap[0].quality:
+                    heapq.heapreplace(heap, sample)
 
     def embeddings(self, embedder: FaceEmbedder | None, only: set[int] | None = None) -> dict[int, list[np.ndarray]]:
         """{track id: embeddings of its kept faces} for the tracks with at least one usable face
         (of ``only``, when given)."""
         if embedder is None:
             return {}
-        return {tid: [embedder.embed(s.patch, s.box) for s in heap] for tid, heap in self.samples.items()
-                if heap and (only is None or tid in only)}
+        tracks = sorted(set(self.settled) | set(self.recent))
+        kept = {tid: self.kept(tid) for tid in tracks if only is None or tid in only}
+        return {tid: [embedder.embed(s.patch, s.box) for s in faces] for tid, faces in kept.items() if faces}
 
 
 def _brightness(image: np.ndarray, box: np.ndarray) -> float:
@@ -187,8 +213,9 @@ def mergeable(track_ids: list[int], cannot_link: set[tuple[int, int]]) -> set[in
     """Tracks that could be one person with another track: the rest need no embedding (about 0.1 s a face)."""
     partners = {t: len(track_ids) - 1 for t in track_ids}
     for a, b in cannot_link:
-        partners[a] -= 1
-        partners[b] -= 1
+        if a in partners and b in partners:  # pairs with a track left out (e.g. a dissolve's) do not count
+            partners[a] -= 1
+            partners[b] -= 1
     return {t for t, n in partners.items() if n > 0}
 
 

@@ -29,7 +29,7 @@ from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
 from emovid.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
 from emovid.appearance import describe
 from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
-from emovid.rows import FrameFaces, to_record_batch, with_person_ids
+from emovid.rows import FrameFaces, count_persons, to_record_batch, with_person_ids
 from emovid.schema import face_schema, read_metadata, with_metadata
 from emovid.shots import ShotDetector
 from emovid.sink import ParquetSink
@@ -182,6 +182,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                 analyzer.on_frames(reader.frames_decoded - reported)
             if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
                 raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
+            if reader.dissolve_past_end_s is not None and people.tracker is not None:
+                people.dissolved(reader.dissolve_past_end_s)
             persons = people.finish(sink, analyzer.embedder, reader.shots_seen, whole_video=task.segment is None)
         info = reader.info
         truncated = reader.truncation() if task.segment is None else None  # segments: checked when merged
@@ -206,6 +208,8 @@ class PeopleOfVideo:
         self.gallery = TrackGallery() if identify and self.tracker else None
         self._shot = 0
         self._seen: list[tuple[int, np.ndarray]] = []  # (frame index, track ids) for the same-frame rule
+        self._shot_tracks: dict[int, float] = {}  # the current shot's tracks: their first timestamp
+        self.blended: set[int] = set()  # tracks seen only inside a dissolve: a mix of two people, no person
         self.tracks = 0
 
     def track(self, frame, faces) -> np.ndarray | None:
@@ -214,15 +218,25 @@ class PeopleOfVideo:
         if frame.shot != self._shot:
             self.tracker.end_all()
             self._shot = frame.shot
-            if frame.transition_start_s is not None and self.gallery is not None:
-                self.gallery.forget_since(frame.transition_start_s)
+            if frame.transition_start_s is not None:
+                self.dissolved(frame.transition_start_s)
+            self._shot_tracks = {}
         ids = self.tracker.update(faces, frame.timestamp_s, describe(frame.image, faces))
+        for t in ids.tolist():
+            self._shot_tracks.setdefault(t, frame.timestamp_s)
         if len(ids):
             self.tracks = max(self.tracks, int(ids.max()) + 1)
             self._seen.append((frame.index, ids))
             if self.gallery is not None:
                 self.gallery.add(frame.image, faces, ids, frame.timestamp_s)
         return ids
+
+    def dissolved(self, transition_start_s: float) -> None:
+        """The current shot dissolved into the next from ``transition_start_s``: its tracks seen
+        only since are blends of two people, and faces since are no identity sample."""
+        self.blended |= {t for t, first in self._shot_tracks.items() if first > transition_start_s}
+        if self.gallery is not None:
+            self.gallery.forget_since(transition_start_s)
 
     def finish(self, sink: ParquetSink, embedder, shots: int, whole_video: bool) -> int | None:
         """Set up the file's person ids and metadata for when the sink commits; returns the
@@ -236,15 +250,17 @@ class PeopleOfVideo:
             samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
             metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}
                                             for t, v in samples.items()}
+            metadata["blended_tracks"] = sorted(self.blended)
             sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
             return None
         frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
         tracks = np.concatenate([ids for _, ids in self._seen]) if self._seen else np.zeros(0, int)
-        track_ids, together = list(range(self.tracks)), co_occurring(frames, tracks)
+        track_ids = [t for t in range(self.tracks) if t not in self.blended]
+        together = co_occurring(frames, tracks)
         wanted = mergeable(track_ids, together)  # e.g. a video with one track embeds nothing
         samples = self.gallery.embeddings(embedder, wanted) if self.gallery is not None and wanted else {}
-        persons = cluster_persons(track_ids, track_embeddings(samples), together)
-        metadata["persons"] = len(set(persons.values()))
+        persons = {**cluster_persons(track_ids, track_embeddings(samples), together), **dict.fromkeys(self.blended)}
+        metadata["persons"] = count_persons(persons)
         sink.transform_on_close(lambda table: with_person_ids(table, persons), with_metadata(sink.schema, metadata))
         return metadata["persons"]
 

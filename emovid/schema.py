@@ -29,7 +29,8 @@ def face_schema(classes: tuple[str, ...] = EMOTIONS, metadata: dict | None = Non
     One row per detected face per sampled frame; a sampled frame with no face has one row
     whose face columns are null, so "no face" differs from "not sampled". ``shot`` is the
     index of the frame's shot in the video (0 when shots are not detected); ``track_id``
-    follows one face within one shot; ``person_id`` groups a video's tracks by identity.
+    follows one face within one shot; ``person_id`` groups a video's tracks by identity (null
+    for a track seen only inside a dissolve: its faces are blends of two people).
     """
     fields = [
         pa.field("video_id", pa.string(), nullable=False),

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from emovid.identity import cluster_persons, co_occurring
 from emovid.pipeline import VideoResult, VideoTask
-from emovid.rows import with_person_ids
+from emovid.rows import count_persons, with_person_ids
 from emovid.schema import read_metadata, with_metadata
 from emovid.sink import TEMP_MARKER, ParquetSink
 from emovid.tracker import FaceTracker
@@ -157,6 +157,7 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
     stitcher = TrackStitcher(track_gap_s) if track_gap_s is not None else None
     shot_offset = 0
     samples: dict[int, list[tuple[np.ndarray, int]]] = {}  # whole-video track -> (mean embedding, faces)
+    blended, unblended = set(), set()  # whole-video tracks with pieces inside a dissolve only / outside one
     for k, (table, meta) in enumerate(zip(tables, part_meta)):
         table = _shifted(_shifted(table, "frame_index", frame_offsets[k]), "shot", shot_offset)
         shot_offset += meta.get("shots", 1) - 1  # a segment's shot 0 continues the previous segment's last
@@ -165,8 +166,11 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
             table = table.set_column(table.schema.get_field_index("track_id"), "track_id", ids)
             for local, entry in meta.get("track_embeddings", {}).items():
                 samples.setdefault(lookup[int(local)], []).append((np.asarray(entry["mean"]), entry["n"]))
+            in_dissolve = set(meta.get("blended_tracks", []))
+            for local, whole_id in lookup.items():
+                (blended if local in in_dissolve else unblended).add(whole_id)
         tables[k] = table
-    metadata = {key: value for key, value in part_meta[0].items() if key != "track_embeddings"}
+    metadata = {key: value for key, value in part_meta[0].items() if key not in ("track_embeddings", "blended_tracks")}
     metadata.update(segments=len(parts), shots=shot_offset + 1)
     persons = None
     if stitcher is not None:
@@ -175,8 +179,10 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
         frames = whole["frame_index"].to_numpy()[present]
         tracks = whole["track_id"].to_numpy(zero_copy_only=False)[present].astype(np.int64)
         embeddings = {t: np.average([m for m, _ in v], axis=0, weights=[n for _, n in v]) for t, v in samples.items()}
-        persons = cluster_persons(list(range(stitcher.track_count)), embeddings, co_occurring(frames, tracks))
-        metadata.update(tracks=stitcher.track_count, persons=len(set(persons.values())))
+        blended -= unblended  # a track continued outside the dissolve is someone's
+        track_ids = [t for t in range(stitcher.track_count) if t not in blended]
+        persons = {**cluster_persons(track_ids, embeddings, co_occurring(frames, tracks)), **dict.fromkeys(blended)}
+        metadata.update(tracks=stitcher.track_count, persons=count_persons(persons))
     schema = with_metadata(tables[0].schema, metadata)
     with ParquetSink(output, schema) as sink:
         for table in tables:

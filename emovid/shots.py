@@ -16,8 +16,9 @@ faceless shot 0.
 A dissolve (one picture blending into the next) is a cut too, though no frame-to-frame change
 stands out: over the last ``MAX_DISSOLVE_S`` the picture changed as much as a cut changes it, and
 every frame in between is a blend of the window's first and last frames (a camera move or a
-person moving is not), with the blend share rising and, at the end, settled. The new shot starts
-two frames after the blend ends. Before, a dissolve between two people framed alike kept one
+person moving is not), with the blend share rising and, at the end, settled. It is seen two frames
+into the new picture; the new shot starts at the first of them (the reader holds two frames
+back to label them). Before, a dissolve between two people framed alike kept one
 track across both.
 """
 
@@ -40,6 +41,8 @@ BLACK_LEVEL = 24
 MAX_FADE_IN_S = 1.5
 #: Longest dissolve found; video.PREROLL_SHOT_S must cover it.
 MAX_DISSOLVE_S = 1.5
+#: Frames of the new picture a dissolve's end needs (the blend must be seen to have stopped).
+CUT_DELAY_FRAMES = 2
 #: Largest mean distance of a frame in a dissolve from the blend of its first and last frames, as a
 #: share of their own distance: a blend is on that line, a camera move or a moving person is not.
 DISSOLVE_MAX_RESIDUAL = 0.2
@@ -85,7 +88,7 @@ def is_dissolve(frames: np.ndarray) -> bool:
     rising = np.all(share >= np.maximum.accumulate(share) - 0.15)
     blends = np.count_nonzero((share >= 0.2) & (share <= 0.8))
     return bool(residual.max() <= DISSOLVE_MAX_RESIDUAL and rising and blends >= 2
-                and share[0] <= 0.05 and share[-2:].min() >= 0.95)
+                and share[0] <= 0.05 and share[-CUT_DELAY_FRAMES:].min() >= 0.95)
 
 
 def thumbnail_bgr(image: np.ndarray) -> np.ndarray:
@@ -150,6 +153,9 @@ class ShotDetector:
         #: When the current shot began with a dissolve: the time of the old picture's last still
         #: frame (frames since are blends of both shots, kept in the old one); else None.
         self.transition_start_s: float | None = None
+        #: Time of the current shot's first frame. A dissolve is seen ``CUT_DELAY_FRAMES`` after
+        #: it: the reader holds that many frames back, so theirs is the new shot too.
+        self.shot_start_s: float | None = None
 
     def update(self, image: np.ndarray, timestamp_s: float) -> bool:
         """Feed the next decoded frame; True when a new shot starts at it."""
@@ -182,7 +188,8 @@ class ShotDetector:
         if is_cut:
             self.shot += 1
             self._shot_start = timestamp_s
-            self.transition_start_s = dissolve_start if dissolved else None
+            self.transition_start_s = dissolve_start[0] if dissolved else None
+            self.shot_start_s = dissolve_start[1] if dissolved else timestamp_s
             self._scores.clear()
             self._scores.append(0.0)
             self._recent.clear()
@@ -190,9 +197,10 @@ class ShotDetector:
             self._recent.append((timestamp_s, thumb, small))
         return is_cut
 
-    def _dissolve_start(self, thumb: np.ndarray, small: np.ndarray, timestamp_s: float) -> float | None:
+    def _dissolve_start(self, thumb: np.ndarray, small: np.ndarray,
+                        timestamp_s: float) -> tuple[float, float] | None:
         """When this frame ends a dissolve that began within ``MAX_DISSOLVE_S`` (since the last
-        cut): the time of the old picture's last still frame; else None."""
+        cut): the times of the old picture's last still frame and of the new one's first; else None."""
         while self._recent and timestamp_s - self._recent[0][0] > MAX_DISSOLVE_S:
             self._recent.popleft()
         # The cheap test first: the window's first frame differs from this one as a cut would.
@@ -207,7 +215,7 @@ class ShotDetector:
         blended = np.flatnonzero(share >= 0.2)
         still = np.flatnonzero(share[:blended[0]] <= 0.05) if len(blended) else blended
         if len(still) and is_dissolve(frames[still[-1]:]):
-            return self._recent[still[-1]][0]
+            return self._recent[still[-1] + 1][0], self._recent[-CUT_DELAY_FRAMES][0]  # shares skip frame 0
         return None
 
     def _fade_in(self, value: np.ndarray, black: bool, timestamp_s: float) -> bool:

@@ -6,7 +6,8 @@ import math
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
-from emovid.shots import MAX_DISSOLVE_S, MAX_FADE_IN_S
+from emovid.shots import CUT_DELAY_FRAMES, MAX_DISSOLVE_S, MAX_FADE_IN_S
 
 if TYPE_CHECKING:
     from emovid.shots import ShotDetector
@@ -169,6 +170,9 @@ class VideoReader:
         self.decode_threads = decode_threads
         self.frames_decoded = 0
         self.frames_sampled = 0
+        #: Where a dissolve that ended at the segment's end began (see frames()); None if none did.
+        self.dissolve_past_end_s: float | None = None
+        self._last_shot: int | None = None
         self.shots = shots
         self._cap: cv2.VideoCapture | None = None
         self.info: VideoInfo | None = None
@@ -248,11 +252,14 @@ class VideoReader:
         last_slot = start_pos - 1 if period and segment is not None else -1
         exact = segment is not None
         index = -1  # of decoded frames (in the segment, when there is one)
+        # With shot detection sampled frames wait CUT_DELAY_FRAMES decoded frames: a dissolve's
+        # new shot is known only that many frames after its first frame.
+        held: deque[Frame] = deque()
         while True:
             if not self._cap.grab():
                 if math.isfinite(end_pos):  # later segments' frame indices would be off: redo in one piece
                     raise SegmentError(f"the stream ended inside segment {segment.index + 1} of {segment.count}")
-                return
+                break
             grabbed += 1
             t = self._timestamp(grabbed - 1, previous, exact)
             previous = t
@@ -265,13 +272,22 @@ class VideoReader:
                     self._feed_shots(t)
                 continue
             if position >= end_pos:
-                return
+                if self.shots is not None:
+                    self._look_past_end(t, previous, grabbed, exact)
+                break
             index += 1
             self.frames_decoded += 1
             if index == 0 and self.shots is not None:
                 self.shots.restart_count()
             # With shot detection every frame's pixels are fetched; else only the sampled ones'.
             image = self._feed_shots(t) if self.shots is not None else None
+            if self.shots is not None:
+                shot, began = self.shots.shot, self.shots.shot_start_s
+                for k, frame in enumerate(held):  # a dissolve seen now: its new picture began earlier
+                    if frame.shot < shot and began is not None and frame.timestamp_s >= began:
+                        held[k] = replace(frame, shot=shot, transition_start_s=self.shots.transition_start_s)
+                while held and index - held[0].index >= CUT_DELAY_FRAMES:
+                    yield held.popleft()
             if period is not None:
                 slot = math.floor(position)
                 if slot <= last_slot:
@@ -286,12 +302,34 @@ class VideoReader:
             if self.shots is None:
                 yield Frame(index, t, image)
             else:
-                yield Frame(index, t, image, self.shots.shot, self.shots.transition_start_s)
+                held.append(Frame(index, t, image, self.shots.shot, self.shots.transition_start_s))
+        yield from held
 
     @property
     def shots_seen(self) -> int:
         """Shots among the frames read so far (1 without detection, or before any frame)."""
-        return self.shots.shot + 1 if self.shots is not None and self.frames_decoded else 1
+        if self.shots is None or not self.frames_decoded:
+            return 1
+        return (self._last_shot if self._last_shot is not None else self.shots.shot) + 1
+
+    def _look_past_end(self, t: float, previous: float, grabbed: int, exact: bool) -> None:
+        """Feed the shot detector the frame at ``t``, the first after the segment, and the next
+        ones up to ``CUT_DELAY_FRAMES``: a dissolve that ends at the segment's end is seen only
+        there. Its transition start goes to ``dissolve_past_end_s``; the segment's frames keep
+        their shot (the next segment, which reads the same frames first, starts the new one)."""
+        self._last_shot = self.shots.shot
+        for ahead in range(CUT_DELAY_FRAMES):
+            if ahead:
+                if not self._cap.grab():
+                    return
+                grabbed += 1
+                previous = self._timestamp(grabbed - 1, previous, exact)
+            self._feed_shots(t if not ahead else previous)
+            if self.shots.shot > self._last_shot:
+                began = self.shots.shot_start_s
+                if self.shots.transition_start_s is not None and began is not None and began < t:
+                    self.dissolve_past_end_s = self.shots.transition_start_s
+                return
 
     def _feed_shots(self, t: float) -> np.ndarray | None:
         """Decode the frame just grabbed for the shot detector; returns its pixels (None if broken)."""

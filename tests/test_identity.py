@@ -103,27 +103,37 @@ def test_gallery_keeps_the_best_faces_small():
         faces = FaceDetections(np.array([[100, 100, side, side]], np.float32), np.ones(1, np.float32),
                                np.zeros((1, 5, 2), np.float32))
         gallery.add(frame, faces, np.array([7]))
-    kept = gallery.samples[7]
+    kept = gallery.kept(7)
     assert len(kept) == SAMPLES_PER_TRACK
     assert sorted(round(s.quality) for s in kept) == [120, 400, 900]  # the largest three, the tiny one never
     assert all(max(s.box[2:]) <= MAX_KEPT_FACE + 1e-3 and max(s.patch.shape[:2]) <= 2 * MAX_KEPT_FACE + 2 for s in kept)
 
 
-def test_gallery_forgets_the_faces_of_a_dissolve():
+def test_gallery_forgets_the_faces_of_a_dissolve_and_keeps_the_ones_before():
     from emovid.faces import FaceDetections
-    from emovid.identity import TrackGallery
+    from emovid.identity import RECENT_S, TrackGallery
 
     gallery = TrackGallery()
     frame = np.full((400, 400, 3), 128, np.uint8)
-    for t, side in [(0.0, 60), (0.5, 80), (1.0, 200), (1.2, 220)]:  # the two largest are blends after 0.8 s
+    # three good faces, then a dissolve from 0.8 s whose blends are larger (they would push all three out)
+    for t, side in [(0.0, 60), (0.3, 70), (0.5, 80), (1.0, 200), (1.1, 210), (1.2, 220)]:
         faces = FaceDetections(np.array([[10, 10, side, side]], np.float32), np.ones(1, np.float32),
                                np.zeros((1, 5, 2), np.float32))
         gallery.add(frame, faces, np.array([3]), timestamp_s=t)
-    assert sorted(s.timestamp_s for s in gallery.samples[3]) == [0.5, 1.0, 1.2]
+        if t > 0.8:  # a face seen only inside the blend
+            gallery.add(frame, faces, np.array([4]), timestamp_s=t)
+    assert [s.timestamp_s for s in gallery.kept(3)] == [1.2, 1.1, 1.0]  # no dissolve known yet
     gallery.forget_since(0.8)
-    assert [s.timestamp_s for s in gallery.samples[3]] == [0.5]  # what the dissolve pushed out stays out
-    gallery.forget_since(0.0)
-    assert gallery.samples[3] == []  # no samples left: embeddings() skips the track, which keeps its own person
+    assert [s.timestamp_s for s in gallery.kept(3)] == [0.5, 0.3, 0.0]  # the faces before it, all three
+    assert gallery.kept(4) == []  # none left: embeddings() skips the track, which keeps its own person
+
+    # once a face is older than RECENT_S it is settled: a better later face pushes it out for good
+    later = TrackGallery()
+    for t, side in [(0.0, 60), (0.1, 70), (0.2, 80), (RECENT_S + 1.0, 200), (2 * RECENT_S + 3.0, 210)]:
+        later.add(frame, FaceDetections(np.array([[10, 10, side, side]], np.float32), np.ones(1, np.float32),
+                                        np.zeros((1, 5, 2), np.float32)), np.array([3]), timestamp_s=t)
+    later.forget_since(2 * RECENT_S + 2.0)
+    assert sorted(s.timestamp_s for s in later.kept(3)) == [0.1, 0.2, RECENT_S + 1.0]
 
 
 def test_gallery_skips_faces_in_the_dark_and_ranks_dim_ones_lower():
@@ -134,7 +144,7 @@ def test_gallery_skips_faces_in_the_dark_and_ranks_dim_ones_lower():
     box = FaceDetections(np.array([[10, 10, 100, 100]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
     for level in (5, 30, 128, 128, 128):  # a face in a fade to black, a dim one, three well lit
         gallery.add(np.full((200, 200, 3), level, np.uint8), box, np.array([1]))
-    assert [int(s.patch.mean()) for s in gallery.samples[1]] == [128] * 3  # the dim one lost its place
+    assert [int(s.patch.mean()) for s in gallery.kept(1)] == [128] * 3  # the dim one lost its place
     dark = TrackGallery()
     dark.add(np.full((200, 200, 3), 5, np.uint8), box, np.array([2]))
-    assert 2 not in dark.samples
+    assert dark.kept(2) == []

@@ -1,9 +1,10 @@
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from emovid.faces import FaceDetections
 from emovid.labels import EMOTIONS
-from emovid.rows import FrameFaces, to_record_batch
+from emovid.rows import FrameFaces, count_persons, to_record_batch, with_person_ids
 from emovid.schema import face_schema
 
 
@@ -36,3 +37,12 @@ def test_probs_must_match_faces():
         to_record_batch("v", [FrameFaces(0, 0.0, faces(2))], np.zeros((1, 7), np.float32), face_schema(), EMOTIONS)
     with pytest.raises(ValueError, match="track_ids"):
         FrameFaces(0, 0.0, faces(2), np.array([1]))
+
+
+def test_person_ids_map_tracks_and_a_track_of_no_person_is_null():
+    frames = [FrameFaces(0, 0.0, faces(3), np.array([0, 1, 2], np.int32)), FrameFaces(1, 0.1, faces(0)),
+              FrameFaces(2, 0.2, faces(1), np.array([4], np.int32))]
+    table = pa.Table.from_batches([to_record_batch("v", frames, np.full((4, 7), 1 / 7, np.float32), face_schema(), EMOTIONS)])
+    persons = {0: 0, 1: None, 2: 0}  # 1: seen only inside a dissolve; 4: not in the map, keeps its own id
+    assert with_person_ids(table, persons)["person_id"].to_pylist() == [0, None, 0, None, 4]
+    assert count_persons(persons) == 1

@@ -203,9 +203,35 @@ def test_split_run_keeps_the_shots_of_dissolves(tmp_path, every_frame):
     assert a["frame_index"].tolist() == b["frame_index"].tolist() and a["shot"].tolist() == b["shot"].tolist()
     faces = a.dropna(subset=["track_id"])
     start = [0, 20, 34, 48, 62]  # where each shot's unblended frames begin (a dissolve overlaps 6 frames)
-    for k in range(4):  # from two frames past its dissolve in to its dissolve out
-        own = faces[(faces["frame_index"] >= start[k] + 2) & (faces["frame_index"] < start[k + 1] - 6)]
+    for k in range(4):  # from its first unblended frame to its dissolve out
+        own = faces[(faces["frame_index"] >= start[k]) & (faces["frame_index"] < start[k + 1] - 6)]
         assert len(own) and set(own["shot"]) == {k}
+    # eight people, one per place per shot; faces seen only inside a blend belong to no person, in both runs
+    assert whole["persons"].tolist() == split["persons"].tolist() == [8]
+    for run in (a, b):
+        faces = run.dropna(subset=["track_id"])
+        in_blend = faces["frame_index"].isin([f for end in start[1:4] for f in range(end - 6, end)])
+        assert faces.loc[~in_blend, "person_id"].notna().all() and faces.loc[~in_blend, "person_id"].nunique() == 8
+        assert in_blend[faces["person_id"].isna()].all()
+
+
+@pytest.mark.parametrize("every_frame", [True, False])
+def test_split_run_gives_a_dissolve_s_blended_faces_no_person(tmp_path, every_frame):
+    """Dissolves between 1.5 s boundaries: a face seen only inside a blend is of no person in the
+    merged file too, and the persons count leaves it out."""
+    from tests.helpers import people_heads, shots_video
+
+    heads = people_heads()
+    shots = [[(heads[k], (80, 100)), (heads[k + 5], (380, 100))] for k in range(3)]
+    video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=25, fps=10, dissolve=6)  # blends 1.9-2.4 s, 3.8-4.3 s
+    whole, split = run_pair(tmp_path, video, every_frame=every_frame, fps=4.0)
+    assert list(split["segments"]) == [4]
+    assert whole["persons"].tolist() == split["persons"].tolist() == [6]
+    for run in ("whole", "split"):
+        faces = emovid.read_results(tmp_path / run).dropna(subset=["track_id"])
+        in_blend = faces["frame_index"].isin([*range(19, 25), *range(38, 44)])
+        assert faces.loc[~in_blend, "person_id"].notna().all() and faces.loc[~in_blend, "person_id"].nunique() == 6
+        assert faces["person_id"].isna().any() and in_blend[faces["person_id"].isna()].all()
 
 
 # 15: every cut exactly on a 1.5 s boundary; 20: shots span them; fade 8: 0.8 s fades through black
