@@ -39,6 +39,12 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def _trained_on(training: dict, key: str) -> bool:
+    """Whether a model's training record, or that of any model it averages, counts photos under ``key``."""
+    members = training.get("weight_average_of", []) + training.get("ensemble_of", [])
+    return bool(training.get(key)) or any(_trained_on(m, key) for m in members if isinstance(m, dict))
+
+
 def table(args, sets, cache) -> dict:
     results: dict[str, dict[str, EvalReport]] = {}
     for name in args.models or bundled_names():
@@ -46,7 +52,8 @@ def table(args, sets, cache) -> dict:
         info = clf.info
         # A model fine-tuned on the wild (or seed) photos scores in-sample there: benchmarks/wild_cv.py has its
         # cross-validated score.
-        trained_on = [s for s, key in (("wild", "wild_photos"), ("seed", "seed_photos")) if info.training.get(key)]
+        trained_on = [s for s, key in (("wild", "wild_photos"), ("seed", "seed_photos"))
+                      if _trained_on(info.training, key)]
         seen = f" [trained on the {' and '.join(trained_on)} photos: in-sample there]" if trained_on else ""
         results[f"{info.tag} ({name}){seen}"] = {
             s.name: EvalReport.from_probabilities(faces.majority, clf.predict_proba(faces.images))

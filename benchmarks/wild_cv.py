@@ -35,6 +35,7 @@ from training.crossdomain import fit_temperature, operating_point
 from training.crossval import FoldLogits, cv_sweep, stratified_folds, subset, write_json
 from training.data import LabelledFaces, load_ferplus
 from training.evaluate import EvalReport, load_labelled
+from training.soup import soup_models
 from training.train import TrainConfig, fit, recalibrate, save, with_mix
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -59,6 +60,12 @@ def parse_args() -> argparse.Namespace:
                         "model's temperature and prior instead of the sweep's")
     p.add_argument("--baseline", default="emovid_fer7_v4", help="the model compared at its shipped settings")
     p.add_argument("--final", type=Path, help="also train the model on every wild photo and write it here")
+    p.add_argument("--members", type=int, default=0,
+                   help="with --final: train N more models like it, with other shuffling seeds (MEMBERn.keras "
+                        "under --out)")
+    p.add_argument("--soup", type=Path,
+                   help="with --final: also write the weight mean of the fold models, --final and the --members "
+                        "here, batch norm recomputed on --final's training crops, with --final's inference settings")
     p.add_argument("--eval-only", action="store_true", help="only print the tables from saved fold logits")
     p.add_argument("--limit", type=int, help="train on the first N FER+ Train crops only (a smoke run of this script)")
     return p.parse_args()
@@ -190,6 +197,26 @@ def main(args: argparse.Namespace) -> None:
             temperature, tau = start.temperature, start.prior_tau
         write_model_info(args.final, replace(read_model_info(args.final), temperature=temperature, prior_tau=tau))
         print(f"\nwrote {args.final}: every wild photo, temperature {temperature}, prior tau {tau}")
+        final_train = subset(sets["seed"], sets["seed_trainable"]) if args.seed_repeat else None
+        members = [args.out / f"member{i}.keras" for i in range(1, args.members + 1)]
+        for i, member in enumerate(members, start=1):
+            if not member.exists():  # a resumed run keeps the members it has
+                train_one(args, sets, sets["wild"], final_train, member, 99 - i)
+        if args.soup:
+            # Fine-tunes of one starting model share its loss basin, so their weight mean is one network
+            # (training/soup.py); its batch norms are recomputed on the crops the members trained on.
+            smoothing = read_model_info(args.final).training["config"]["mix_smoothing"]
+            train = with_mix(sets["train"], sets["wild"], args.repeat, float(smoothing))
+            if final_train is not None:
+                train = with_mix(train, final_train, args.seed_repeat, float(smoothing))
+            paths = [args.out / f"fold{k}.keras" for k in range(args.folds)] + [args.final] + members
+            final = read_model_info(args.final)
+            soup_models(paths, args.soup, train.images)
+            write_model_info(args.soup, replace(read_model_info(args.soup), name=final.name, version=final.version,
+                                                temperature=final.temperature, prior_tau=final.prior_tau,
+                                                class_prior=final.class_prior))
+            print(f"wrote {args.soup}: weight mean of {len(paths)} models, temperature {final.temperature}, "
+                  f"prior tau {final.prior_tau}")
 
 
 if __name__ == "__main__":

@@ -109,8 +109,9 @@ def analyze(
         fps: frames analysed per second of video. every_frame: analyse all frames instead.
         batch_size: face crops per classifier call (None: 256 on CPU, 1024 on a GPU worker).
         model: ``.keras`` emotion model, or a bundled model's name (``emovid_fer7_v2``: the
-            earlier three-network ensemble, 2.7x slower); default the bundled ``emovid_fer7_v6``
-            (v3's network fine-tuned on FER+ plus in-the-wild and posed photos, calibrated, prior 0.4).
+            earlier three-network ensemble, 2.7x slower); default the bundled ``emovid_fer7_v7``
+            (v3's network fine-tuned on FER+ plus in-the-wild and posed photos, six such runs'
+            weights averaged; calibrated, prior 0.4).
         score_threshold, min_face, max_side, align: face detection and cropping; track,
             track_gap_s: face tracking; shots, shot_threshold: shot-cut detection (tracks end at
             cuts); persons: person ids by face identity; prior: the emotion decision's class

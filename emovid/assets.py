@@ -9,7 +9,7 @@ import importlib.resources
 import os
 from pathlib import Path
 
-DEFAULT_MODEL_NAME = "emovid_fer7_v6.keras"
+DEFAULT_MODEL_NAME = "emovid_fer7_v7.keras"
 YUNET_NAME = "face_detection_yunet_2026may.onnx"
 
 

@@ -72,7 +72,8 @@ def _add_analyze(sub) -> None:
     p.add_argument("--batch-size", type=_positive_int,
                    help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
     p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`soup`/`ensemble`, or a bundled "
-                                   "name: emovid_fer7_v6 (default: also trained on in-the-wild and posed photos), "
+                                   "name: emovid_fer7_v7 (default: six runs of v6's recipe, weights averaged), "
+                                   "emovid_fer7_v6 (also trained on in-the-wild and posed photos), "
                                    "emovid_fer7_v5 (in-the-wild photos, not posed), emovid_fer7_v4 (FER+ only), "
                                    "emovid_fer7_v3 (v4's network at v3's operating point), "
                                    "emovid_fer7_v2 (3-network ensemble, 2.7x slower) "

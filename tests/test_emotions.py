@@ -96,7 +96,7 @@ def test_classifier_backend_choice(tmp_path, monkeypatch):
     from emovid.assets import bundled
     from emovid.emotions import classifier_backend
 
-    assert classifier_backend(bundled("emovid_fer7_v6.keras")) == "onnxruntime"
+    assert classifier_backend(bundled("emovid_fer7_v7.keras")) == "onnxruntime"
     assert classifier_backend(bundled("emovid_fer7_v1.keras")) == "tensorflow"  # no graph inside
     monkeypatch.setenv("EMOVID_CLASSIFIER", "tensorflow")
     assert classifier_backend(bundled("emovid_fer7_v4.keras")) == "tensorflow"
@@ -170,10 +170,14 @@ def test_bundled_models_load_by_name(tmp_path):
     v3 = EmotionClassifier.load("emovid_fer7_v3")
     ensemble = EmotionClassifier.load("emovid_fer7_v2")
     fast = EmotionClassifier.load("emovid_fer7_v1")
-    # v6: v5 fine-tuned with the seed photos too; v5: v3's network fine-tuned on FER+ plus the wild
+    # v7: the weight mean of six fine-tunes by v6's recipe; v6: v5 fine-tuned with the seed photos too;
+    # v5: v3's network fine-tuned on FER+ plus the wild
     # photos; v4: v3's weights at a measured operating point (v3 itself is the weight mean of two
     # checkpoints); v2: three networks
-    assert default.info.version == "6" and default.info.training["wild_photos"] > 1000
+    assert default.info.version == "7" and default.info.training["wild_photos"] > 1000
+    members = default.info.training["weight_average_of"]
+    assert len(members) == 6 and all(m["seed_photos"] for m in members)
+    assert len({m["config"]["seed"] for m in members}) == 6  # six runs, not one saved six times
     assert default.info.training["seed_photos"] == 54  # the training photos; never the live-test ones
     v4_tf = EmotionClassifier.load("emovid_fer7_v4", backend="tensorflow")
     assert len(v4_tf.info.training["v3_training"]["weight_average_of"]) == 2

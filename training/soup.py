@@ -135,7 +135,9 @@ def soup_models(paths: list[Path], out: Path, images: np.ndarray, name: str | No
     """
     infos = read_members(paths, out, minimum=1)
     seeds = {str(i.training.get("config", {}).get("seed")) for i in infos}
-    if len(seeds) > 1:
+    # Fine-tunes of one starting model share its basin whatever their seeds (Wortsman et al. 2022).
+    starts = {str(i.training.get("config", {}).get("init_from")) for i in infos}
+    if len(seeds) > 1 and (len(starts) > 1 or starts == {"None"}):
         log.warning("the checkpoints come from runs with different seeds (%s): a weight mean of separate "
                     "runs is much worse than either (use `emovid ensemble` for those)", ", ".join(sorted(seeds)))
     models = [keras.saving.load_model(p, compile=False, safe_mode=True) for p in paths]
