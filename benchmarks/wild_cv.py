@@ -3,6 +3,7 @@
     python benchmarks/wild_cv.py --out runs/wild_cv                 # 3 folds (~13 min each on 2 cores)
     python benchmarks/wild_cv.py --out runs/wild_cv --final models/emovid_fer7_v5.keras   # + the shipped model
     python benchmarks/wild_cv.py --out runs/wild_cv --eval-only     # tables from the saved fold logits
+    python benchmarks/wild_cv.py --out runs/soup_cv ... --fold-members 1   # + each fold's soup of 2 (v7's recipe)
     python benchmarks/wild_cv.py --out runs/seed_cv --init-from emovid_fer7_v5 --all-wild --seed-repeat 16 \
         --epochs 2 --learning-rate 2e-4 --baseline emovid_fer7_v5 --final models/emovid_fer7_v6.keras   # v6
 
@@ -66,6 +67,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--soup", type=Path,
                    help="with --final: also write the weight mean of the fold models, --final and the --members "
                         "here, batch norm recomputed on --final's training crops, with --final's inference settings")
+    p.add_argument("--fold-members", type=int, default=0,
+                   help="train N more models per fold with other seeds and score each fold's weight mean (soup) "
+                        "too: its fold logits go under OUT/soup (print its tables with --eval-only --out OUT/soup)")
     p.add_argument("--eval-only", action="store_true", help="only print the tables from saved fold logits")
     p.add_argument("--limit", type=int, help="train on the first N FER+ Train crops only (a smoke run of this script)")
     return p.parse_args()
@@ -91,9 +95,7 @@ def train_one(args, sets, wild: LabelledFaces, seed_photos: LabelledFaces | None
                          extra={"recipe": "benchmarks/wild_cv.py", "wild_photos": len(wild),
                                 "seed_photos": len(seed_photos) if seed_photos else 0,
                                 "seed_repeat": args.seed_repeat})
-    train = with_mix(sets["train"], wild, config.mix_repeat, config.mix_smoothing)
-    if seed_photos is not None and len(seed_photos):
-        train = with_mix(train, seed_photos, args.seed_repeat, config.mix_smoothing)
+    train = training_mix(args, sets, wild, seed_photos, config.mix_smoothing)
     model, details = fit(config, train, sets["valid"])
     details["batch_norm_recalibration"] = recalibrate(model, train, sets["valid"])
     details.update(class_prior=sets["train"].targets.mean(axis=0), train_images=len(train),
@@ -102,6 +104,25 @@ def train_one(args, sets, wild: LabelledFaces, seed_photos: LabelledFaces | None
     start = read_model_info(resolve_model(args.init_from))  # its inference settings until the sweep picks its own
     write_model_info(out, replace(read_model_info(out), flip_average=True, crop_margin=0.0, temperature=start.temperature,
                                   prior_tau=start.prior_tau, class_prior=start.class_prior))
+    return out
+
+
+def training_mix(args, sets, wild: LabelledFaces, seed_photos: LabelledFaces | None, smoothing: float) -> LabelledFaces:
+    """FER+ Train plus ``--repeat`` copies of ``wild`` and ``--seed-repeat`` copies of ``seed_photos``."""
+    train = with_mix(sets["train"], wild, args.repeat, smoothing)
+    if seed_photos is not None and len(seed_photos):
+        train = with_mix(train, seed_photos, args.seed_repeat, smoothing)
+    return train
+
+
+def soup_of(paths: list[Path], out: Path, train: LabelledFaces, settings_from: Path | None = None) -> Path:
+    """The weight mean of fine-tunes of one model, batch norm recomputed on the crops they trained on
+    (training/soup.py), with the name and inference settings of ``settings_from`` (default: the first)."""
+    first = read_model_info(settings_from or paths[0])
+    soup_models(paths, out, train.images)
+    write_model_info(out, replace(read_model_info(out), name=first.name, version=first.version,
+                                  temperature=first.temperature, prior_tau=first.prior_tau,
+                                  class_prior=first.class_prior))
     return out
 
 
@@ -121,20 +142,39 @@ def main(args: argparse.Namespace) -> None:
     # not train on it; without, every fold model scores all of them (mean over folds).
     seed_fold = stratified_folds(sets["seed"], args.folds, seed=0)
     seed_of = (lambda k: seed_fold == k) if args.seed_repeat else (lambda k: np.ones(len(sets["seed"]), bool))
+    def fold_training(k: int) -> tuple[LabelledFaces, LabelledFaces | None]:
+        """Fold ``k``'s wild and seed training photos."""
+        seed_train = subset(sets["seed"], (seed_fold != k) & sets["seed_trainable"]) if args.seed_repeat else None
+        return (sets["wild"] if args.all_wild else subset(sets["wild"], fold_of != k)), seed_train
+
+    def score_fold(k: int, model: Path, out: Path) -> None:
+        held, seed_scored = subset(sets["wild"], fold_of == k), subset(sets["seed"], seed_of(k))
+        FoldLogits(k, raw_logits(model, valid), valid.majority, raw_logits(model, held), held.majority,
+                   raw_logits(model, seed_scored), seed_scored.majority).save(out)
+
     folds = []
     for k in range(args.folds):
         if not (args.out / f"fold{k}_logits.npz").exists():
             if args.eval_only:
                 raise SystemExit(f"no saved logits for fold {k} under {args.out}")
             started = time.perf_counter()
-            seed_train = subset(sets["seed"], (seed_fold != k) & sets["seed_trainable"]) if args.seed_repeat else None
-            wild_train = sets["wild"] if args.all_wild else subset(sets["wild"], fold_of != k)
-            path = train_one(args, sets, wild_train, seed_train, args.out / f"fold{k}.keras", 100 + k)
-            held = subset(sets["wild"], fold_of == k)
-            seed_scored = subset(sets["seed"], seed_of(k))
-            FoldLogits(k, raw_logits(path, valid), valid.majority, raw_logits(path, held), held.majority,
-                       raw_logits(path, seed_scored), seed_scored.majority).save(args.out)
+            path = train_one(args, sets, *fold_training(k), args.out / f"fold{k}.keras", 100 + k)
+            score_fold(k, path, args.out)
             logging.info("fold %d done in %.0f s", k, time.perf_counter() - started)
+        if args.fold_members and not args.eval_only and not (args.out / "soup" / f"fold{k}_logits.npz").exists():
+            started = time.perf_counter()
+            wild_train, seed_train = fold_training(k)
+            paths = [args.out / f"fold{k}.keras"] + [args.out / f"fold{k}_member{j}.keras"
+                                                     for j in range(1, args.fold_members + 1)]
+            for j, member in enumerate(paths[1:], start=1):
+                if not member.exists():  # a resumed run keeps the members it has
+                    train_one(args, sets, wild_train, seed_train, member, 100 + k + 10 * j)
+            smoothing = float(read_model_info(paths[0]).training["config"]["mix_smoothing"])
+            (args.out / "soup").mkdir(exist_ok=True)
+            soup = soup_of(paths, args.out / "soup" / f"fold{k}.keras",
+                           training_mix(args, sets, wild_train, seed_train, smoothing))
+            score_fold(k, soup, args.out / "soup")
+            logging.info("fold %d soup of %d done in %.0f s", k, len(paths), time.perf_counter() - started)
         folds.append(FoldLogits.load(args.out, k))
     for f in folds:
         if not ((f.held_out_labels == sets["wild"].majority[fold_of == f.fold]).all()
@@ -203,18 +243,11 @@ def main(args: argparse.Namespace) -> None:
             if not member.exists():  # a resumed run keeps the members it has
                 train_one(args, sets, sets["wild"], final_train, member, 99 - i)
         if args.soup:
-            # Fine-tunes of one starting model share its loss basin, so their weight mean is one network
-            # (training/soup.py); its batch norms are recomputed on the crops the members trained on.
-            smoothing = read_model_info(args.final).training["config"]["mix_smoothing"]
-            train = with_mix(sets["train"], sets["wild"], args.repeat, float(smoothing))
-            if final_train is not None:
-                train = with_mix(train, final_train, args.seed_repeat, float(smoothing))
+            # Fine-tunes of one starting model share its loss basin, so their weight mean is one network.
+            smoothing = float(read_model_info(args.final).training["config"]["mix_smoothing"])
             paths = [args.out / f"fold{k}.keras" for k in range(args.folds)] + [args.final] + members
-            final = read_model_info(args.final)
-            soup_models(paths, args.soup, train.images)
-            write_model_info(args.soup, replace(read_model_info(args.soup), name=final.name, version=final.version,
-                                                temperature=final.temperature, prior_tau=final.prior_tau,
-                                                class_prior=final.class_prior))
+            final = read_model_info(soup_of(paths, args.soup, training_mix(args, sets, sets["wild"], final_train,
+                                                                           smoothing), settings_from=args.final))
             print(f"wrote {args.soup}: weight mean of {len(paths)} models, temperature {final.temperature}, "
                   f"prior tau {final.prior_tau}")
 

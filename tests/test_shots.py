@@ -120,31 +120,20 @@ def test_no_dissolve_in_relighting_slow_moves_or_people_moving():
     assert _cuts(panning) == []
 
 
+# (transition, frames before it, first frame after it): a dissolve's frames 22-29 blend and the new
+# shot starts at 30, the first unblended one, though the detector sees it only at 32 (the reader holds
+# frames back); a fade darkens frames 22-29 and brightens 30-37
+@pytest.mark.parametrize("transition, before, after", [("dissolve", 22, 30), ("fade", 30, 38)])
 @pytest.mark.parametrize("fps", [None, 2.0])
-def test_people_on_both_sides_of_a_dissolve_get_their_own_shots_tracks_and_persons(tmp_path, fps):
+def test_people_on_both_sides_of_a_transition_get_their_own_shots_tracks_and_persons(tmp_path, fps, transition,
+                                                                                       before, after):
     heads = people_heads()
-    # the same place: only the dissolve parts them (before, one track ran through both people)
-    video = shots_video(tmp_path / "dissolve.mp4", [[(heads[1], (250, 100))], [(heads[6], (250, 100))]],
-                        frames_per_shot=30, fps=10, dissolve=8, drift=0)
+    # the same place: only the transition parts them (before, one track ran through both people)
+    video = shots_video(tmp_path / "video.mp4", [[(heads[1], (250, 100))], [(heads[6], (250, 100))]],
+                        frames_per_shot=30, fps=10, drift=0, **{transition: 8})
     emovid.analyze(video, tmp_path / "out", fps=fps, every_frame=fps is None, in_process=True, progress=False)
     faces = emovid.read_results(tmp_path / "out").dropna(subset=["track_id"])
-    # frames 22-29 blend; the new shot starts at frame 30, the first unblended one, though the
-    # detector sees the dissolve only at 32 (the reader holds frames back for it)
-    first, second = faces[faces["frame_index"] < 22], faces[faces["frame_index"] >= 30]
-    assert len(first) and len(second)
-    assert set(first["shot"]) == {0} and set(second["shot"]) == {1}
-    assert not set(first["track_id"]) & set(second["track_id"])
-    assert not set(first["person_id"]) & set(second["person_id"])
-
-
-@pytest.mark.parametrize("fps", [None, 2.0])
-def test_people_on_both_sides_of_a_fade_get_their_own_shots_tracks_and_persons(tmp_path, fps):
-    heads = people_heads()
-    video = shots_video(tmp_path / "fade.mp4", [[(heads[1], (250, 100))], [(heads[6], (250, 100))]],
-                        frames_per_shot=30, fps=10, fade=8, drift=0)  # the same place: only the fade parts them
-    emovid.analyze(video, tmp_path / "out", fps=fps, every_frame=fps is None, in_process=True, progress=False)
-    faces = emovid.read_results(tmp_path / "out").dropna(subset=["track_id"])
-    first, second = faces[faces["frame_index"] < 30], faces[faces["frame_index"] >= 38]
+    first, second = faces[faces["frame_index"] < before], faces[faces["frame_index"] >= after]
     assert len(first) and len(second)
     assert set(first["shot"]) == {0} and set(second["shot"]) == {1}
     assert not set(first["track_id"]) & set(second["track_id"])
