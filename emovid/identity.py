@@ -128,8 +128,8 @@ class TrackGallery:
     recent: dict[int, list[_Sample]] = field(default_factory=dict)  # in time order
 
     def add(self, image: np.ndarray, faces: FaceDetections, track_ids: np.ndarray, timestamp_s: float = 0.0) -> None:
-        """Offer one frame's tracked faces; keeps the ``SAMPLES_PER_TRACK`` best per track
-        (largest, most confident, well lit)."""
+        """Offer one frame's tracked faces; per track, keeps those that may be among its
+        ``SAMPLES_PER_TRACK`` best (largest, most confident, well lit) after any forget_since."""
         self._settle(before_s=timestamp_s - RECENT_S)
         for box, score, tid in zip(faces.boxes, faces.scores, track_ids.tolist()):
             side = float(min(box[2], box[3]))
@@ -140,10 +140,8 @@ class TrackGallery:
                 continue
             quality = float(score) * side * min(1.0, brightness / WELL_LIT_BRIGHTNESS)
             heap, waiting = self.settled.get(tid, []), self.recent.setdefault(tid, [])
-            if len(heap) == SAMPLES_PER_TRACK and quality <= heap[0].quality:
-                continue
-            # as many older recent faces at least as good survive any forget_since that keeps this one
-            if sum(s.quality >= quality for s in waiting) >= SAMPLES_PER_TRACK:
+            # settled faces and older recent ones survive any forget_since that keeps this one
+            if sum(s.quality >= quality for s in heap) + sum(s.quality >= quality for s in waiting) >= SAMPLES_PER_TRACK:
                 continue
             x, y, w, h = box
             pad = 0.5 * max(w, h)
@@ -170,13 +168,15 @@ class TrackGallery:
         return heapq.nlargest(SAMPLES_PER_TRACK, faces, key=lambda s: s.quality)
 
     def _settle(self, before_s: float) -> None:
-        for tid, waiting in self.recent.items():
+        for tid, waiting in list(self.recent.items()):
             while waiting and waiting[0].timestamp_s < before_s:
                 sample, heap = waiting.pop(0), self.settled.setdefault(tid, [])
                 if len(heap) < SAMPLES_PER_TRACK:
                     heapq.heappush(heap, sample)
                 elif sample.quality > heap[0].quality:
                     heapq.heapreplace(heap, sample)
+            if not waiting:  # ended tracks cost nothing on later frames
+                del self.recent[tid]
 
     def embeddings(self, embedder: FaceEmbedder | None, only: set[int] | None = None) -> dict[int, list[np.ndarray]]:
         """{track id: embeddings of its kept faces} for the tracks with at least one usable face

@@ -170,7 +170,7 @@ class VideoReader:
         self.decode_threads = decode_threads
         self.frames_decoded = 0
         self.frames_sampled = 0
-        #: Where a dissolve that ended at the segment's end began (see frames()); None if none did.
+        #: Where a dissolve under way at the segment's end began (see _look_past_end); None if none was.
         self.dissolve_past_end_s: float | None = None
         self._last_shot: int | None = None
         self.shots = shots
@@ -273,19 +273,26 @@ class VideoReader:
                 continue
             if position >= end_pos:
                 if self.shots is not None:
-                    self._look_past_end(t, previous, grabbed, exact)
+                    self._look_past_end(t, previous, grabbed, exact, held)
                 break
             index += 1
             self.frames_decoded += 1
-            if index == 0 and self.shots is not None:
-                self.shots.restart_count()
+            if index == 0:
+                segment_first_t = t
+                if self.shots is not None:
+                    self.shots.restart_count()
             # With shot detection every frame's pixels are fetched; else only the sampled ones'.
             image = self._feed_shots(t) if self.shots is not None else None
             if self.shots is not None:
-                shot, began = self.shots.shot, self.shots.shot_start_s
+                shot, began, dissolve = self.shots.shot, self.shots.shot_start_s, self.shots.transition_start_s
+                if segment is not None and shot == 1 and dissolve is not None and began < segment_first_t:
+                    # the new picture began before this segment: the previous segment's reader saw
+                    # the dissolve past its end and counted it
+                    self.shots.restart_count()
+                    shot = 0
                 for k, frame in enumerate(held):  # a dissolve seen now: its new picture began earlier
-                    if frame.shot < shot and began is not None and frame.timestamp_s >= began:
-                        held[k] = replace(frame, shot=shot, transition_start_s=self.shots.transition_start_s)
+                    if frame.shot < shot and dissolve is not None and frame.timestamp_s >= began:
+                        held[k] = replace(frame, shot=shot, transition_start_s=dissolve)
                 while held and index - held[0].index >= CUT_DELAY_FRAMES:
                     yield held.popleft()
             if period is not None:
@@ -312,24 +319,35 @@ class VideoReader:
             return 1
         return (self._last_shot if self._last_shot is not None else self.shots.shot) + 1
 
-    def _look_past_end(self, t: float, previous: float, grabbed: int, exact: bool) -> None:
-        """Feed the shot detector the frame at ``t``, the first after the segment, and the next
-        ones up to ``CUT_DELAY_FRAMES``: a dissolve that ends at the segment's end is seen only
-        there. Its transition start goes to ``dissolve_past_end_s``; the segment's frames keep
-        their shot (the next segment, which reads the same frames first, starts the new one)."""
-        self._last_shot = self.shots.shot
-        for ahead in range(CUT_DELAY_FRAMES):
+    def _look_past_end(self, t: float, previous: float, grabbed: int, exact: bool, held: deque[Frame]) -> None:
+        """Feed the shot detector the frames after a segment, from the one at ``t``, until its next cut
+        or MAX_DISSOLVE_S + CUT_DELAY_FRAMES on: a dissolve under way at the segment's end is seen
+        only there. If its new picture began inside the segment, the segment counts the new shot and
+        its held frames from there move to it (the next segment does not count it); the transition
+        start of a dissolve whose blend began inside the segment but not its new picture goes to
+        ``dissolve_past_end_s``, or also of one whose new frames were not sampled."""
+        shot = self._last_shot = self.shots.shot
+        for ahead in range(CUT_DELAY_FRAMES + 1 + math.ceil(MAX_DISSOLVE_S * (self.info.fps or 30.0))):
             if ahead:
                 if not self._cap.grab():
                     return
                 grabbed += 1
                 previous = self._timestamp(grabbed - 1, previous, exact)
-            self._feed_shots(t if not ahead else previous)
-            if self.shots.shot > self._last_shot:
-                began = self.shots.shot_start_s
-                if self.shots.transition_start_s is not None and began is not None and began < t:
-                    self.dissolve_past_end_s = self.shots.transition_start_s
+            self._feed_shots(previous)
+            if self.shots.shot == shot:
+                continue
+            dissolve, began = self.shots.transition_start_s, self.shots.shot_start_s
+            if dissolve is None or dissolve >= t:  # a cut or a dissolve of the next segment's
                 return
+            if began < t:
+                self._last_shot = self.shots.shot
+                moved = [k for k, frame in enumerate(held) if frame.timestamp_s >= began]
+                for k in moved:
+                    held[k] = replace(held[k], shot=self.shots.shot, transition_start_s=dissolve)
+                if moved:  # the tracker sees the dissolve at the shot change
+                    return
+            self.dissolve_past_end_s = dissolve
+            return
 
     def _feed_shots(self, t: float) -> np.ndarray | None:
         """Decode the frame just grabbed for the shot detector; returns its pixels (None if broken)."""
@@ -353,7 +371,7 @@ class VideoReader:
         if not fps or not self._cap.grab():
             raise SegmentError("no frame rate or first frame, so the video cannot be split")
         first_t = self._timestamp(0, None, exact=True)
-        preroll_s = 1.0
+        preroll_s = PREROLL_SHOT_S + 2.0 / fps  # the shot detector's pre-roll, and the frame before it
         while True:
             target = math.floor((start_s - preroll_s) * fps)
             if target <= 0:  # read from the first frame: reopen rather than trust a seek to 0

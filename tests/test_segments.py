@@ -234,6 +234,41 @@ def test_split_run_gives_a_dissolve_s_blended_faces_no_person(tmp_path, every_fr
         assert faces["person_id"].isna().any() and in_blend[faces["person_id"].isna()].all()
 
 
+# the new picture's first frame 2 or 1 frames before the 1.5 s boundary (frame 15), or on it: the
+# dissolve is seen only 2 frames into the new picture, past the first segment's end; or a 1 s
+# blend across the 3 s boundary (frame 30): the third segment must read 1 s before its start
+@pytest.mark.parametrize("new_shot_at, blended", [(13, 6), (14, 6), (15, 6), (31, 10)])
+@pytest.mark.parametrize("every_frame", [True, False])
+def test_split_run_sees_a_dissolve_that_ends_at_a_boundary(tmp_path, new_shot_at, blended, every_frame):
+    import cv2
+
+    from tests.helpers import paste, people_heads, shot_background, write_video
+
+    heads = people_heads()
+    pictures = []
+    for k in range(2):  # two people framed alike in each shot
+        picture = shot_background(k, (640, 360))
+        paste(picture, heads[k], 80, 100)
+        paste(picture, heads[k + 5], 380, 100)
+        pictures.append(picture)
+    share = [(j + 1) / (blended + 1) for j in range(blended)]
+    frames = ([pictures[0]] * (new_shot_at - blended) + [cv2.addWeighted(pictures[0], 1 - a, pictures[1], a, 0)
+                                                         for a in share] + [pictures[1]] * 20)
+    whole, split = run_pair(tmp_path, write_video(tmp_path / "cut.mp4", frames, fps=10, size=(640, 360)),
+                            every_frame=every_frame, fps=4.0)
+    assert split["segments"].tolist()[0] > 1
+    assert whole["shots"].tolist() == split["shots"].tolist() == [2]
+    assert whole["persons"].tolist() == split["persons"].tolist() == [4]
+    a, b = emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split")
+    assert a["shot"].tolist() == b["shot"].tolist()
+    assert (a["frame_index"] >= new_shot_at).tolist() == (a["shot"] == 1).tolist()
+    assert a["person_id"].isna().tolist() == b["person_id"].isna().tolist()
+    for run in (a, b):  # each person id on one side, in one shot: the new people's faces are their own
+        faces = run.dropna(subset=["person_id"])
+        assert (faces.groupby("person_id")["x"].agg(lambda x: (x < 240).nunique()) == 1).all()
+        assert (faces.groupby("person_id")["shot"].nunique() == 1).all()
+
+
 # 15: every cut exactly on a 1.5 s boundary; 20: shots span them; fade 8: 0.8 s fades through black
 # on both sides of each cut, so the 1.5 s boundaries fall inside fades
 @pytest.mark.parametrize("frames_per_shot, fade", [(15, 0), (20, 0), (20, 8)])
