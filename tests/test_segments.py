@@ -215,8 +215,7 @@ def test_split_run_keeps_the_shots_of_dissolves(tmp_path, every_frame):
         assert in_blend[faces["person_id"].isna()].all()
 
 
-@pytest.mark.parametrize("every_frame", [True, False])
-def test_split_run_gives_a_dissolve_s_blended_faces_no_person(tmp_path, every_frame):
+def test_split_run_gives_a_dissolve_s_blended_faces_no_person(tmp_path):
     """Dissolves between 1.5 s boundaries: a face seen only inside a blend is of no person in the
     merged file too, and the persons count leaves it out."""
     from tests.helpers import people_heads, shots_video
@@ -224,7 +223,7 @@ def test_split_run_gives_a_dissolve_s_blended_faces_no_person(tmp_path, every_fr
     heads = people_heads()
     shots = [[(heads[k], (80, 100)), (heads[k + 5], (380, 100))] for k in range(3)]
     video = shots_video(tmp_path / "cuts.mp4", shots, frames_per_shot=25, fps=10, dissolve=6)  # blends 1.9-2.4 s, 3.8-4.3 s
-    whole, split = run_pair(tmp_path, video, every_frame=every_frame, fps=4.0)
+    whole, split = run_pair(tmp_path, video, fps=4.0)
     assert list(split["segments"]) == [4]
     assert whole["persons"].tolist() == split["persons"].tolist() == [6]
     for run in ("whole", "split"):
@@ -237,8 +236,8 @@ def test_split_run_gives_a_dissolve_s_blended_faces_no_person(tmp_path, every_fr
 # the new picture's first frame 2 or 1 frames before the 1.5 s boundary (frame 15), or on it: the
 # dissolve is seen only 2 frames into the new picture, past the first segment's end; or a 1 s
 # blend across the 3 s boundary (frame 30): the third segment must read 1 s before its start
-@pytest.mark.parametrize("new_shot_at, blended", [(13, 6), (14, 6), (15, 6), (31, 10)])
-@pytest.mark.parametrize("every_frame", [True, False])
+@pytest.mark.parametrize("new_shot_at, blended, every_frame",
+                         [(13, 6, False), (13, 6, True), (14, 6, True), (15, 6, False), (31, 10, False)])
 def test_split_run_sees_a_dissolve_that_ends_at_a_boundary(tmp_path, new_shot_at, blended, every_frame):
     import cv2
 
