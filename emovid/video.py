@@ -290,9 +290,8 @@ class VideoReader:
                     # the dissolve past its end and counted it
                     self.shots.restart_count()
                     shot = 0
-                for k, frame in enumerate(held):  # a dissolve seen now: its new picture began earlier
-                    if frame.shot < shot and dissolve is not None and frame.timestamp_s >= began:
-                        held[k] = replace(frame, shot=shot, transition_start_s=dissolve)
+                if dissolve is not None:  # a dissolve seen now: its new picture began earlier
+                    _move_to_shot(held, shot, began, dissolve)
                 while held and index - held[0].index >= CUT_DELAY_FRAMES:
                     yield held.popleft()
             if period is not None:
@@ -341,10 +340,7 @@ class VideoReader:
                 return
             if began < t:
                 self._last_shot = self.shots.shot
-                moved = [k for k, frame in enumerate(held) if frame.timestamp_s >= began]
-                for k in moved:
-                    held[k] = replace(held[k], shot=self.shots.shot, transition_start_s=dissolve)
-                if moved:  # the tracker sees the dissolve at the shot change
+                if _move_to_shot(held, self.shots.shot, began, dissolve):  # the tracker sees it at the shot change
                     return
             self.dissolve_past_end_s = dissolve
             return
@@ -391,6 +387,17 @@ class VideoReader:
     def truncation(self) -> str | None:
         """A reason string when the stream ended well before the frame count the container declared."""
         return truncation_message(self.frames_decoded, self.info.frame_count if self.info else None)
+
+
+def _move_to_shot(held: deque[Frame], shot: int, began: float, transition_start_s: float) -> bool:
+    """Move the held frames from ``began`` on to ``shot``, whose dissolve was seen after them;
+    True if any moved."""
+    moved = False
+    for k, frame in enumerate(held):
+        if frame.shot < shot and frame.timestamp_s >= began:
+            held[k] = replace(frame, shot=shot, transition_start_s=transition_start_s)
+            moved = True
+    return moved
 
 
 def truncation_message(frames_decoded: int, frame_count: int | None) -> str | None:
