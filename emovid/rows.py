@@ -96,12 +96,9 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
 def with_person_ids(table: pa.Table, persons: dict[int, int | None]) -> pa.Table:
     """``table`` with ``person_id`` set from its ``track_id`` through ``persons`` (null stays null,
     and so does a track mapped to None; a track missing from ``persons`` keeps its own id)."""
-    ids = pc.fill_null(table["track_id"], -1).to_numpy(zero_copy_only=False).tolist()
-    mapped = [persons.get(t, t) if t >= 0 else None for t in ids]
-    null = np.array([m is None for m in mapped], dtype=bool)
-    values = np.array([-1 if m is None else m for m in mapped], dtype=np.int32)
-    return table.set_column(table.schema.get_field_index("person_id"), table.schema.field("person_id"),
-                            pa.array(values, mask=null))
+    mapped = [None if t is None else persons.get(t, t) for t in table["track_id"].to_pylist()]
+    field = table.schema.field("person_id")
+    return table.set_column(table.schema.get_field_index("person_id"), field, pa.array(mapped, type=field.type))
 
 
 def count_persons(persons: dict[int, int | None]) -> int:
