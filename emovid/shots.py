@@ -156,6 +156,11 @@ class ShotDetector:
         #: Time of the current shot's first frame. A dissolve is seen ``CUT_DELAY_FRAMES`` after
         #: it: the reader holds that many frames back, so theirs is the new shot too.
         self.shot_start_s: float | None = None
+        self._transition_starts: dict[int, float] = {}  # shots of the current count that began with a dissolve
+
+    def transition_start_of(self, shot: int) -> float | None:
+        """``transition_start_s`` of ``shot`` (of the current count) when it began with a dissolve, else None."""
+        return self._transition_starts.get(shot)
 
     def update(self, image: np.ndarray, timestamp_s: float) -> bool:
         """Feed the next decoded frame; True when a new shot starts at it."""
@@ -190,6 +195,8 @@ class ShotDetector:
             self._shot_start = timestamp_s
             self.transition_start_s = dissolve_start[0] if dissolved else None
             self.shot_start_s = dissolve_start[1] if dissolved else timestamp_s
+            if dissolved:
+                self._transition_starts[self.shot] = self.transition_start_s
             self._scores.clear()
             self._scores.append(0.0)
             self._recent.clear()
@@ -235,3 +242,4 @@ class ShotDetector:
         the segment's first frame, after feeding the frames before it, so a cut exactly on the
         boundary still counts."""
         self.shot = 0
+        self._transition_starts.clear()

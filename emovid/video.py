@@ -58,7 +58,9 @@ class VideoInfo:
 class Frame:
     """One decoded frame: its index in the stream, presentation time in seconds, BGR pixels, the
     index of its shot (0 when shots are not detected) and, when that shot began with a dissolve,
-    the time the old picture began blending into it (frames since are a mix of both shots)."""
+    the time the old picture began blending into it (frames since are a mix of both shots). When
+    whole shots fell between two sampled frames, the later frame carries the transition that ended
+    the earlier frame's shot instead (None if that was a cut): the tracker's shot change is there."""
 
     index: int
     timestamp_s: float
@@ -233,6 +235,20 @@ class VideoReader:
         """
         if self._cap is None:
             raise RuntimeError("VideoReader.frames() used outside its `with` block")
+        if self.shots is None:
+            yield from self._frames(segment)
+            return
+        shown: int | None = None  # the shot of the frame yielded last
+        for frame in self._frames(segment):
+            if shown is not None and frame.shot > shown + 1:
+                # Shots came and went between two sampled frames: the tracker must hear of the
+                # dissolve that ended the last frame's shot (its faces since were blends), not of
+                # the transition into this frame's.
+                frame = replace(frame, transition_start_s=self.shots.transition_start_of(shown + 1))
+            shown = frame.shot
+            yield frame
+
+    def _frames(self, segment: Segment | None) -> Iterator[Frame]:
         period = 1.0 / self.sample_fps if self.sample_fps else None
         # Positions in sampling slots (or seconds): slot membership and segment bounds use the
         # same number, so they can never disagree about a frame on a boundary.

@@ -163,3 +163,50 @@ def test_two_people_trading_places_across_dissolves_stay_two_persons(tmp_path, f
     # a face seen only inside a blend (a mix of both) belongs to no person, and is not counted as one
     assert blend[faces["person_id"].isna()].all()
     assert read_metadata(pq.read_schema(part))["persons"] == 2
+
+
+def _dissolve_then_cut(path):
+    """3 s of person 1 dissolving (frames 25-30) into a 0.6 s shot of person 6, then a hard cut to
+    person 4, at 10 fps. Sampled at 1 fps, frame 30 is inside the blend and frame 40 is past the cut:
+    the middle shot is never sampled clean."""
+    heads = people_heads()
+    scenes = [(shot_background(k, (320, 200)), heads[h], x) for k, h, x in ((0, 1, 40), (1, 6, 180), (2, 4, 100))]
+
+    def scene(k):
+        background, head, x = scenes[k]
+        return _with_head_at(background, head, x)
+
+    first, second, third = scene(0), scene(1), scene(2)
+    frames = [first] * 25 + [cv2.addWeighted(first, 1 - s / 7, second, s / 7, 0) for s in range(1, 7)]
+    return write_video(path, frames + [second] * 6 + [third] * 13, fps=10)
+
+
+def _with_head_at(background, head, x):
+    frame = background.copy()
+    paste(frame, head, x, 40)
+    return frame
+
+
+def test_a_frame_after_a_dissolve_and_a_cut_both_unsampled_carries_the_dissolve(tmp_path):
+    path = _dissolve_then_cut(tmp_path / "dissolve_cut.mp4")
+    with VideoReader(path, 1.0, shots=ShotDetector()) as reader:
+        sampled = {f.index: f for f in reader.frames()}
+        assert reader.shots_seen == 3
+    assert sampled[30].shot == 0 and sampled[40].shot == 2
+    # the tracker changes shot at frame 40: it must learn that frame 30's faces were blends
+    assert sampled[40].transition_start_s == pytest.approx(2.4)
+    with VideoReader(path, None, shots=ShotDetector()) as reader:  # every frame: the middle shot is seen
+        shots = {f.index: (f.shot, f.transition_start_s) for f in reader.frames()}
+    assert shots[31] == (1, pytest.approx(2.4)) and shots[37] == (2, None)
+
+
+def test_a_face_seen_only_in_a_blend_before_an_unsampled_cut_has_no_person(tmp_path):
+    path = _dissolve_then_cut(tmp_path / "dissolve_cut.mp4")
+    emovid.analyze(path, tmp_path / "out", fps=1.0, in_process=True, progress=False)
+    faces = emovid.read_results(tmp_path / "out").dropna(subset=["track_id"])
+    assert {30, 40} <= set(faces["frame_index"])
+    blend = faces[faces["frame_index"] == 30]
+    assert blend["person_id"].isna().all()  # person 6 (or a mix) seen only inside the blend
+    assert faces[faces["frame_index"] != 30]["person_id"].notna().all()
+    part = next((tmp_path / "out").glob("*.parquet"))
+    assert read_metadata(pq.read_schema(part))["persons"] == 2
