@@ -50,6 +50,8 @@ def test_interrupted_run_resumes_to_the_same_dataset(folder, tmp_path, sig, code
     assert not [n for n in left if ".tmp-" in n or n == "_emovid.lock"]  # no temp files, no lock
     done_before = {n for n in left if n.endswith(".parquet")}
     assert 1 <= len(done_before) < 6
+    if sig != signal.SIGINT:  # resuming does not depend on the signal: once is enough
+        return
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

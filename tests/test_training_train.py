@@ -74,12 +74,19 @@ def test_eval_report_metrics():
     assert report.confusion.sum() == 5 and report.confusion[5, 0] == 1
 
 
-def test_fine_tuning_starts_from_given_weights(tmp_path):
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """One epoch on a small FER+ split: (its data folder, its model file), shared by the tests below."""
+    root = tmp_path_factory.mktemp("plain")
+    data = write_ferplus(root / "split", VOTES * 4)
+    train(TrainConfig(data=data, out=root / "plain.keras", epochs=1, batch_size=8))
+    return data, root / "plain.keras"
+
+
+def test_fine_tuning_starts_from_given_weights(tmp_path, plain):
     import keras
 
-    data = write_ferplus(tmp_path / "split", VOTES * 2)
-    first = tmp_path / "first.keras"
-    train(TrainConfig(data=data, out=first, epochs=1, batch_size=8))
+    data, first = plain
     second = tmp_path / "second.keras"
     train(TrainConfig(data=data, out=second, epochs=1, batch_size=8, learning_rate=1e-9, init_from=first))
     a = keras.saving.load_model(first).get_weights()
@@ -127,22 +134,20 @@ def test_with_mix_repeats_the_photos_with_smoothed_labels():
     np.testing.assert_allclose(mixed.targets.sum(axis=1), 1, rtol=1e-6)
 
 
-def test_training_with_mix_adds_class_folder_photos_but_keeps_the_main_prior(tmp_path):
+def test_training_with_mix_adds_class_folder_photos_but_keeps_the_main_prior(tmp_path, plain):
     import cv2
 
     from emovid.model_file import read_model_info
 
-    data = write_ferplus(tmp_path / "split", VOTES * 4)
+    data, plain_model = plain
     for emotion in ("disgust", "fear"):
         (tmp_path / "mine" / emotion).mkdir(parents=True)
         for i in range(3):  # face crops already: used whole
             cv2.imwrite(str(tmp_path / "mine" / emotion / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
     out = tmp_path / "mixed.keras"
-    plain = TrainConfig(data=data, out=tmp_path / "plain.keras", epochs=1, batch_size=8)
     mixed = TrainConfig(data=data, out=out, epochs=1, batch_size=8, mix=(tmp_path / "mine",), mix_repeat=2)
-    train(plain)
     train(mixed)
-    before, after = read_model_info(plain.out), read_model_info(out)
+    before, after = read_model_info(plain_model), read_model_info(out)
     assert after.training["train_images"] == before.training["train_images"] + 2 * 6
     assert after.class_prior == before.class_prior  # --prior undoes FER+'s prior, not the mix's
     with pytest.raises(ValueError, match="mix_smoothing"):
