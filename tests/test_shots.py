@@ -89,9 +89,9 @@ def test_a_hard_cut_to_black_and_back_is_one_cut_and_a_dim_scene_none():
     assert _cuts(dim) == []  # dark but not black: no fades, and its noisy hue does not cut
 
 
-def _with_head(background, x=60):
+def _with_head(background, x=60, head=None, y=20):
     frame = background.copy()
-    paste(frame, people_heads(60)[1], x, 20)
+    paste(frame, people_heads(60)[1] if head is None else head, x, y)
     return frame
 
 
@@ -170,21 +170,10 @@ def _dissolve_then_cut(path):
     person 4, at 10 fps. Sampled at 1 fps, frame 30 is inside the blend and frame 40 is past the cut:
     the middle shot is never sampled clean."""
     heads = people_heads()
-    scenes = [(shot_background(k, (320, 200)), heads[h], x) for k, h, x in ((0, 1, 40), (1, 6, 180), (2, 4, 100))]
-
-    def scene(k):
-        background, head, x = scenes[k]
-        return _with_head_at(background, head, x)
-
-    first, second, third = scene(0), scene(1), scene(2)
+    first, second, third = (_with_head(shot_background(k, (320, 200)), x, heads[h], y=40)
+                            for k, h, x in ((0, 1, 40), (1, 6, 180), (2, 4, 100)))
     frames = [first] * 25 + [cv2.addWeighted(first, 1 - s / 7, second, s / 7, 0) for s in range(1, 7)]
     return write_video(path, frames + [second] * 6 + [third] * 13, fps=10)
-
-
-def _with_head_at(background, head, x):
-    frame = background.copy()
-    paste(frame, head, x, 40)
-    return frame
 
 
 def test_a_frame_after_a_dissolve_and_a_cut_both_unsampled_carries_the_dissolve(tmp_path):
