@@ -10,7 +10,8 @@ expressions), pasted on a different set per shot, with hard cuts:
 - "crossing": two people walk through each other, a cut to them standing in each other's
   starting places, and the walk again;
 - "cuts, 0.5 s dissolves": "cuts" with 28-frame shots and 6-frame dissolves between them (the
-  blend's frames and people count as the old shot's).
+  blend's frames and people count as the old shot's);
+- "cuts, 2 s dissolves": the same with 56-frame shots and 24-frame dissolves.
 
 Per video and sampling rate: tracks holding more than one person (must be 0), extra tracks per
 person per shot, cuts found vs true cuts, persons found (every person id in the file) vs true
@@ -132,7 +133,8 @@ def main() -> None:
     scenarios = {"cuts": (cuts_scenario(heads), FRAMES_PER_SHOT, 0),
                  "interview": (interview_scenario(heads, jo), FRAMES_PER_SHOT, 0),
                  "crossing": (crossing_scenario(), 30, 0),
-                 "cuts, 0.5 s dissolves": (cuts_scenario(heads), 2 * FRAMES_PER_SHOT, 6)}
+                 "cuts, 0.5 s dissolves": (cuts_scenario(heads), 2 * FRAMES_PER_SHOT, 6),
+                 "cuts, 2 s dissolves": (cuts_scenario(heads), 4 * FRAMES_PER_SHOT, 24)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -84,10 +84,11 @@ def main() -> None:
             cases.append((f"fades through black, {fade / 12:g} s each way (4 shots)",
                           shots_video(tmp / f"fades{fade}.mp4", faded, frames_per_shot=48, fps=12, fade=fade),
                           [48, 96, 144], fade))
-        # dissolves of 0.5 s and 1 s: the blend's frames and the two after it count
-        for blend in (6, 12):
-            video = shots_video(tmp / f"dissolves{blend}.mp4", faded, frames_per_shot=48, fps=12, dissolve=blend)
-            ends = [48 + k * (48 - blend) for k in range(3)]  # where each new shot's own frames begin
+        # dissolves of 0.5 to 3 s: the blend's frames and the two after it count
+        for blend in (6, 12, 24, 36):
+            per_shot = max(48, 2 * blend + 24)
+            video = shots_video(tmp / f"dissolves{blend}.mp4", faded, frames_per_shot=per_shot, fps=12, dissolve=blend)
+            ends = [per_shot + k * (per_shot - blend) for k in range(3)]  # where each new shot's own frames begin
             cases.append((f"dissolves, {blend / 12:g} s (4 shots)", video, [e - blend // 2 + 1 for e in ends],
                           blend // 2 + 1))
         # face_noface.mov cuts from the face to black at frame 72 (and from black to sky one frame later)

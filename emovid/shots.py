@@ -40,12 +40,14 @@ BLACK_LEVEL = 24
 #: BLACK_LEVEL) that still counts as a fade in; video.PREROLL_SHOT_S must cover it.
 MAX_FADE_IN_S = 1.5
 #: Longest dissolve found; video.PREROLL_SHOT_S must cover it.
-MAX_DISSOLVE_S = 1.5
+MAX_DISSOLVE_S = 3.0
 #: Frames of the new picture a dissolve's end needs (the blend must be seen to have stopped).
 CUT_DELAY_FRAMES = 2
 #: Largest mean distance of a frame in a dissolve from the blend of its first and last frames, as a
 #: share of their own distance: a blend is on that line, a camera move or a moving person is not.
 DISSOLVE_MAX_RESIDUAL = 0.2
+#: Largest share of a blended frame's mean step that a settled frame may still gain.
+SETTLED_STEP_SHARE = 0.5
 
 
 def _same_picture_relit(first: np.ndarray, last: np.ndarray, change: float) -> bool:
@@ -73,22 +75,29 @@ def is_dissolve(frames: np.ndarray) -> bool:
     still picture to another: every frame between is ``(1 - a) first + a last`` with little
     residual, ``a`` rises (never falling back by more than 0.15), at least two frames are true
     blends (0.2 <= a <= 0.8), the frame after the first is still the old picture (a <= 0.05) and
-    the two before the last already the new one (a >= 0.95: the blend has ended, so a long
-    dissolve is not cut in its middle, and what is left of a hard cut's blend is no dissolve),
-    and the last is not merely the first relit."""
+    the two before the last already the new one (a >= 0.95, and gaining far less a frame than the
+    blend did: the blend has ended, so a long dissolve is not cut in its middle, and what is left of
+    a hard cut's blend is no dissolve), and the last is not merely the first relit."""
     if len(frames) < 6:
         return False
     first, last = frames[0], frames[-1]
     span = last - first
     change = float(np.abs(span).mean())
-    if change <= 0.0 or _same_picture_relit(first, last, change):
+    if change <= 0.0:
         return False
     share = blend_shares(frames)
-    residual = np.abs(frames[1:-1] - first - share[:, None] * span[None, :]).mean(axis=1) / change
     rising = np.all(share >= np.maximum.accumulate(share) - 0.15)
     blends = np.count_nonzero((share >= 0.2) & (share <= 0.8))
-    return bool(residual.max() <= DISSOLVE_MAX_RESIDUAL and rising and blends >= 2
-                and share[0] <= 0.05 and share[-CUT_DELAY_FRAMES:].min() >= 0.95)
+    # Settled, not only 95% of the way: inside a long steady dissolve the window's last frames are
+    # that close to its end too, so the last frames must also gain far less than a blended frame does.
+    step = 0.9 / max(np.count_nonzero((share > 0.05) & (share < 0.95)), 1)
+    settle = (1.0 - share[-CUT_DELAY_FRAMES]) / CUT_DELAY_FRAMES
+    # the tests on the shares first: they are cheap, and a slow camera move fails them
+    if not (rising and blends >= 2 and share[0] <= 0.05 and share[-CUT_DELAY_FRAMES:].min() >= 0.95
+            and settle <= SETTLED_STEP_SHARE * step):
+        return False
+    residual = np.abs(frames[1:-1] - first - share[:, None] * span[None, :]).mean(axis=1) / change
+    return bool(residual.max() <= DISSOLVE_MAX_RESIDUAL and not _same_picture_relit(first, last, change))
 
 
 def thumbnail_bgr(image: np.ndarray) -> np.ndarray:
@@ -215,14 +224,23 @@ class ShotDetector:
             return None
         frames = np.stack([f for _, _, f in self._recent] + [small]).reshape(len(self._recent) + 1, -1)
         frames = frames.astype(np.float32)
-        # The dissolve's start: the last still frame of the old picture before the blend shows
-        # (shares against the whole window); the test then runs on the window from the frame
-        # before it, so that little within-shot motion adds to the blend's residual.
-        share = blend_shares(frames)
+        # The dissolve's start: the old picture's last still frame, where the blend's shares stop
+        # falling at its pace (walking back from the first true blend; shares against the whole
+        # window, in which motion in the old shot drifts them slowly too). The test runs on the
+        # window from the frame before it, so that little within-shot motion adds to the residual.
+        share = blend_shares(frames)  # share[i] is frames[i + 1]'s
         blended = np.flatnonzero(share >= 0.2)
-        still = np.flatnonzero(share[:blended[0]] <= 0.05) if len(blended) else blended
-        if len(still) and is_dissolve(frames[still[-1]:]):
-            return self._recent[still[-1] + 1][0], self._recent[-CUT_DELAY_FRAMES][0]  # shares skip frame 0
+        if not len(blended) or blended[0] == 0:
+            return None
+        first = int(blended[0])
+        settled = np.flatnonzero(share[first:] >= 0.95)
+        end = first + int(settled[0]) if len(settled) else len(share) - 1
+        pace = (share[end] - share[first]) / max(end - first, 1)
+        still = first - 1
+        while still > 0 and share[still] - share[still - 1] >= 0.5 * pace:
+            still -= 1
+        if is_dissolve(frames[still:]):
+            return self._recent[still + 1][0], self._recent[-CUT_DELAY_FRAMES][0]
         return None
 
     def _fade_in(self, value: np.ndarray, black: bool, timestamp_s: float) -> bool:

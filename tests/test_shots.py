@@ -95,18 +95,34 @@ def _with_head(background, x=60, head=None, y=20):
     return frame
 
 
-@pytest.mark.parametrize("blended", [4, 6, 10])
-def test_a_dissolve_is_one_cut_once_the_blend_has_ended(blended):
+# (blended frames, fps): the last is a 2.5 s dissolve, whose window's last frames are 95% of the way
+# to its end long before it ends
+@pytest.mark.parametrize("blended, fps", [(4, 10), (6, 10), (10, 10), (50, 20)])
+def test_a_dissolve_is_one_cut_once_the_blend_has_ended(blended, fps):
     a, b = _with_head(shot_background(0, (160, 96))), _with_head(shot_background(1, (160, 96)), 90)
     mix = [cv2.addWeighted(a, 1 - (i + 1) / (blended + 1), b, (i + 1) / (blended + 1), 0) for i in range(blended)]
     detector = ShotDetector()
     frames = [a] * 10 + mix + [b] * 10
-    cuts = [i for i, f in enumerate(frames) if detector.update(f, i / 10)]
+    cuts = [i for i, f in enumerate(frames) if detector.update(f, i / fps)]
     # no frame-to-frame change stands out (10 blended frames: each is a tenth of the cut), yet it is one
     # cut, seen two frames into the new picture, which began at its first frame; the blend is the old shot's
     assert cuts == [10 + blended + CUT_DELAY_FRAMES]
-    assert detector.shot_start_s == pytest.approx((10 + blended) / 10)
-    assert detector.transition_start_s == pytest.approx(9 / 10)  # the old picture's last still frame
+    assert detector.shot_start_s == pytest.approx((10 + blended) / fps)
+    assert detector.transition_start_s == pytest.approx(9 / fps)  # the old picture's last still frame
+
+
+def test_a_dissolve_after_seconds_of_a_walking_person_is_one_cut_at_its_end():
+    # the old shot's walk drifts the blend shares of the whole 3 s window before the blend begins;
+    # the dissolve's start is where they start rising at the blend's pace
+    head, other = people_heads(60)[1], people_heads(60)[2]
+    a = [_with_head(shot_background(0, (160, 96)), i, head) for i in range(36)]
+    b = [_with_head(shot_background(1, (160, 96)), 90 + i, other) for i in range(16)]
+    mix = [cv2.addWeighted(a[30 + j], 1 - (j + 1) / 7, b[j], (j + 1) / 7, 0) for j in range(6)]
+    detector = ShotDetector()
+    cuts = [i for i, f in enumerate(a[:30] + mix + b[6:]) if detector.update(f, i / 12)]
+    assert cuts == [36 + CUT_DELAY_FRAMES]
+    assert detector.shot_start_s == pytest.approx(36 / 12)
+    assert detector.transition_start_s == pytest.approx(29 / 12)
 
 
 def test_no_dissolve_in_relighting_slow_moves_or_people_moving():
