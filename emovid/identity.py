@@ -39,10 +39,11 @@ PERSON_DISTANCE = 0.5
 MIN_IDENTITY_FACE = 40
 #: Kept faces are shrunk to this side (px), so a 4K close-up costs no more memory than a 200 px face.
 MAX_KEPT_FACE = 200
-#: Mean brightness (0..255) of a face box under which it is not embedded: faces in a fade to black
-#: are still found, but their embeddings drift toward other dim faces' (seen: two people merged).
+#: Mean brightness (0..255) of a face box under which (or this close to 255) it is not embedded:
+#: faces in a fade to black or white are still found, but their embeddings drift toward other
+#: dim or washed-out faces' (seen: two people merged, in each kind of fade).
 MIN_FACE_BRIGHTNESS = 20
-#: Faces darker than this rank lower as samples of their track, in proportion.
+#: Faces darker than this, or this close to white, rank lower as samples of their track, in proportion.
 WELL_LIT_BRIGHTNESS = 60
 #: A face this recent (s) may still be part of a dissolve, which the reader reports up to
 #: ``MAX_DISSOLVE_S`` and two frames late: it cannot push an older face out until then.
@@ -136,9 +137,11 @@ class TrackGallery:
             if side < MIN_IDENTITY_FACE:
                 continue
             brightness = _brightness(image, box)
-            if brightness < MIN_FACE_BRIGHTNESS:
+            # faces in a fade through white are washed out as those in a fade to black are dim
+            if min(brightness, 255 - brightness) < MIN_FACE_BRIGHTNESS:
                 continue
-            quality = float(score) * side * min(1.0, brightness / WELL_LIT_BRIGHTNESS)
+            quality = float(score) * side * min(1.0, brightness / WELL_LIT_BRIGHTNESS,
+                                                (255 - brightness) / WELL_LIT_BRIGHTNESS)
             heap, waiting = self.settled.get(tid, []), self.recent.setdefault(tid, [])
             # settled faces and older recent ones survive any forget_since that keeps this one
             if sum(s.quality >= quality for s in heap) + sum(s.quality >= quality for s in waiting) >= SAMPLES_PER_TRACK:

@@ -11,7 +11,8 @@ A fade through black (out to black, then in) is a cut too, like PySceneDetect's
 ThresholdDetector: the new shot starts at the first frame whose mean brightness is back above
 ``BLACK_LEVEL`` within ``MAX_FADE_IN_S`` of the last black frame (one whose pixels are nearly all
 below that level). A video that fades in from black at its start therefore begins with a short
-faceless shot 0.
+faceless shot 0. A fade through white is the same, mirrored: white frames are nearly all grey
+and above ``255 - BLACK_LEVEL``, and the picture is back when its mean brightness is below that.
 
 A dissolve (one picture blending into the next) is a cut too, though no frame-to-frame change
 stands out: over the last ``MAX_DISSOLVE_S`` the picture changed as much as a cut changes it, and
@@ -20,6 +21,10 @@ person moving is not), with the blend share rising and, at the end, settled. It 
 into the new picture; the new shot starts at the first of them (the reader holds two frames
 back to label them). Before, a dissolve between two people framed alike kept one
 track across both.
+
+A wipe (an edge or a shape sweeping the new picture in: bars, irises, clocks, slices) is a cut the
+same way: the window passes the same tests on its shares, but instead of being blends, most of its
+changed pixels switch from the first frame's colour to the last's within a few frames and stay.
 """
 
 from __future__ import annotations
@@ -39,13 +44,20 @@ BLACK_LEVEL = 24
 #: Longest time from the last black frame to the picture being back (mean value above
 #: BLACK_LEVEL) that still counts as a fade in; video.PREROLL_SHOT_S must cover it.
 MAX_FADE_IN_S = 1.5
-#: Longest dissolve found; video.PREROLL_SHOT_S must cover it.
+#: Longest dissolve or wipe found; video.PREROLL_SHOT_S must cover it.
 MAX_DISSOLVE_S = 3.0
 #: Frames of the new picture a dissolve's end needs (the blend must be seen to have stopped).
 CUT_DELAY_FRAMES = 2
 #: Largest mean distance of a frame in a dissolve from the blend of its first and last frames, as a
 #: share of their own distance: a blend is on that line, a camera move or a moving person is not.
 DISSOLVE_MAX_RESIDUAL = 0.2
+#: Mean colour change (0..255) of a thumbnail pixel between a wipe's ends for it to count as changed.
+WIPE_MIN_PIXEL_CHANGE = 20.0
+#: Share of a wipe's frames its edge may take to pass a thumbnail pixel (a hard edge takes one or
+#: two frames, a soft one about a fifth of the wipe).
+WIPE_MAX_SWITCH_SHARE = 0.3
+#: Share of the changed pixels that must switch like a wipe's (quickly, once, on the line between).
+WIPE_MIN_EXPLAINED = 0.6
 #: Largest share of a blended frame's mean step that a settled frame may still gain.
 SETTLED_STEP_SHARE = 0.5
 
@@ -70,14 +82,16 @@ def blend_shares(frames: np.ndarray) -> np.ndarray:
     return (frames[1:-1] - frames[0]) @ span / norm if norm > 0 else np.zeros(len(frames) - 2)
 
 
-def is_dissolve(frames: np.ndarray) -> bool:
-    """Whether ``frames`` (oldest first, flattened BGR float thumbnails) are one cross-fade from a
-    still picture to another: every frame between is ``(1 - a) first + a last`` with little
-    residual, ``a`` rises (never falling back by more than 0.15), at least two frames are true
-    blends (0.2 <= a <= 0.8), the frame after the first is still the old picture (a <= 0.05) and
-    the two before the last already the new one (a >= 0.95, and gaining far less a frame than the
-    blend did: the blend has ended, so a long dissolve is not cut in its middle, and what is left of
-    a hard cut's blend is no dissolve), and the last is not merely the first relit."""
+def is_transition(frames: np.ndarray) -> bool:
+    """Whether ``frames`` (oldest first, flattened BGR float thumbnails) are one transition from a
+    still picture to another, a dissolve or a wipe. On the shares ``a`` of ``blend_shares``: ``a``
+    rises (never falling back by more than 0.15), at least two frames are halfway (0.2 <= a <= 0.8),
+    the frame after the first is still the old picture (a <= 0.05 for a dissolve, 0.1 for a wipe,
+    whose first changed corner can be small) and the two before the last already the new one
+    (a >= 0.95, and gaining far less a frame than the transition did: it has ended, so a long one
+    is not cut in its middle, and what is left of a hard cut's blend is none), and the last is not
+    merely the first relit. Then either every frame between is ``(1 - a) first + a last`` with
+    little residual (a dissolve), or most changed pixels switch as a wipe's do (:func:`_is_wipe`)."""
     if len(frames) < 6:
         return False
     first, last = frames[0], frames[-1]
@@ -90,14 +104,43 @@ def is_dissolve(frames: np.ndarray) -> bool:
     blends = np.count_nonzero((share >= 0.2) & (share <= 0.8))
     # Settled, not only 95% of the way: inside a long steady dissolve the window's last frames are
     # that close to its end too, so the last frames must also gain far less than a blended frame does.
-    step = 0.9 / max(np.count_nonzero((share > 0.05) & (share < 0.95)), 1)
+    between = np.count_nonzero((share > 0.05) & (share < 0.95))  # frames the transition took
+    step = 0.9 / max(between, 1)
     settle = (1.0 - share[-CUT_DELAY_FRAMES]) / CUT_DELAY_FRAMES
     # the tests on the shares first: they are cheap, and a slow camera move fails them
-    if not (rising and blends >= 2 and share[0] <= 0.05 and share[-CUT_DELAY_FRAMES:].min() >= 0.95
+    if not (rising and blends >= 2 and share[0] <= 0.1 and share[-CUT_DELAY_FRAMES:].min() >= 0.95
             and settle <= SETTLED_STEP_SHARE * step):
         return False
     residual = np.abs(frames[1:-1] - first - share[:, None] * span[None, :]).mean(axis=1) / change
-    return bool(residual.max() <= DISSOLVE_MAX_RESIDUAL and not _same_picture_relit(first, last, change))
+    # a slow pan over a smooth gradient that stops passes as a blend started at a <= 0.1
+    dissolve = share[0] <= 0.05 and residual.max() <= DISSOLVE_MAX_RESIDUAL
+    # a wipe only just ended: over a longer wait a moving picture passes for one
+    ended = len(share) - 1 - int(np.flatnonzero(share < 0.95)[-1]) <= CUT_DELAY_FRAMES + 2
+    wipe = not dissolve and ended and _is_wipe(frames, between)
+    return bool((dissolve or wipe) and not _same_picture_relit(first, last, change))
+
+
+def _is_wipe(frames: np.ndarray, frames_between: int) -> bool:
+    """Whether most changed pixels of ``frames`` (flattened BGR thumbnails) switch from the first
+    frame's colour to the last's within a few frames and stay: a wipe (or any edge or pattern
+    sweeping the new picture in), where a dissolve ramps every pixel together and a camera move
+    takes pixels through other colours."""
+    n = len(frames)
+    pixels = frames.reshape(n, -1, 3)
+    first, last = pixels[0], pixels[-1]
+    span = last - first
+    changed = np.abs(span).mean(axis=1) >= WIPE_MIN_PIXEL_CHANGE
+    if changed.mean() < 0.5:
+        return False
+    inner, span = pixels[1:-1, changed] - first[changed], span[changed]
+    norm = (span * span).sum(axis=1)
+    share = (inner * span).sum(axis=2) / norm  # (frames, changed pixels)
+    off_line = np.abs(inner - share[..., None] * span).mean(axis=2) / np.abs(span).mean(axis=1)
+    switching = ((share > 0.15) & (share < 0.85)).sum(axis=0)
+    back = (np.maximum.accumulate(share, axis=0) - share).max(axis=0)
+    quick = switching <= max(3.0, WIPE_MAX_SWITCH_SHARE * frames_between)
+    explained = quick & (back <= 0.5) & (off_line.max(axis=0) <= 0.5)
+    return bool(explained.mean() >= WIPE_MIN_EXPLAINED)
 
 
 def thumbnail_bgr(image: np.ndarray) -> np.ndarray:
@@ -155,8 +198,9 @@ class ShotDetector:
         self._scores: deque[float] = deque(maxlen=window)
         self._previous: np.ndarray | None = None
         self._shot_start: float | None = None
-        self._last_black: float | None = None  # time of the latest black frame
-        self._back_from_black = True  # a frame has been bright since that black frame
+        self._last_blank: float | None = None  # time of the latest black or white frame
+        self._blank_white = False  # whether that frame was white
+        self._back_from_blank = True  # the picture has come back since that frame
         self._recent: deque[tuple[float, np.ndarray, np.ndarray]] = deque()  # (time, HSV, BGR) since the last cut
         self.shot = 0  #: index of the current shot (cuts seen so far)
         #: When the current shot began with a dissolve: the time of the old picture's last still
@@ -176,20 +220,24 @@ class ShotDetector:
         small = thumbnail_bgr(image)
         thumb = _hsv(small)
         previous, self._previous = self._previous, thumb
-        was_black = (self._last_black is not None and not self._back_from_black
-                     and timestamp_s - self._last_black <= MAX_FADE_IN_S)
+        was_blank = (self._last_blank is not None and not self._back_from_blank
+                     and timestamp_s - self._last_blank <= MAX_FADE_IN_S)
         value = thumb[..., 2]
         black = float(np.percentile(value, 95)) < BLACK_LEVEL  # nearly every pixel dark
-        faded_in = self._fade_in(value, black, timestamp_s)
+        # nearly every pixel bright and grey (the mean first: it is cheap, and rules out most frames)
+        white = (float(value.mean()) > 0.95 * (255 - BLACK_LEVEL)
+                 and float(np.percentile(value, 5)) > 255 - BLACK_LEVEL
+                 and float(np.percentile(thumb[..., 1], 95)) < BLACK_LEVEL)
+        faded_in = self._fade_in(value, black, white, timestamp_s)
         if previous is None or previous.shape != thumb.shape:
             self._shot_start = timestamp_s if self._shot_start is None else self._shot_start
             self._recent.clear()
             self._recent.append((timestamp_s, thumb, small))
             return False
         hard = dissolved = False
-        # Hue and saturation are noise near black, so a frame into or out of black scores like a
-        # cut: there the fade rule decides (the shot changes when the picture comes back).
-        if not (was_black or black):
+        # Hue and saturation are noise near black and white, so a frame into or out of them scores
+        # like a cut: there the fade rule decides (the shot changes when the picture comes back).
+        if not (was_blank or black or white):
             score = content_score(previous, thumb)
             level = sum(self._scores) / len(self._scores) if self._scores else 0.0
             self._scores.append(score)
@@ -198,7 +246,11 @@ class ShotDetector:
             dissolved = dissolve_start is not None
         else:
             self._recent.clear()  # fades are the fade rule's
-        is_cut = (faded_in or hard or dissolved) and timestamp_s - self._shot_start >= self.min_shot_s
+        # A picture coming back always starts a shot when the current one began by cutting into the
+        # blank frames (a fast fade out scores as a hard cut): else a short blank would hide it.
+        into_blank = faded_in and self._last_blank is not None and self._last_blank >= self._shot_start
+        long_enough = timestamp_s - self._shot_start >= self.min_shot_s
+        is_cut = into_blank or ((faded_in or hard or dissolved) and long_enough)
         if is_cut:
             self.shot += 1
             self._shot_start = timestamp_s
@@ -209,7 +261,7 @@ class ShotDetector:
             self._scores.clear()
             self._scores.append(0.0)
             self._recent.clear()
-        if not (was_black or black):
+        if not (was_blank or black or white):
             self._recent.append((timestamp_s, thumb, small))
         return is_cut
 
@@ -239,21 +291,24 @@ class ShotDetector:
         still = first - 1
         while still > 0 and share[still] - share[still - 1] >= 0.5 * pace:
             still -= 1
-        if is_dissolve(frames[still:]):
+        if is_transition(frames[still:]):
             return self._recent[still + 1][0], self._recent[-CUT_DELAY_FRAMES][0]
         return None
 
-    def _fade_in(self, value: np.ndarray, black: bool, timestamp_s: float) -> bool:
-        """Whether this frame (its thumbnail's HSV value channel; ``black``: nearly all of it
-        under BLACK_LEVEL) is the picture coming back from black. Depends on the last
-        ``MAX_FADE_IN_S`` only, so a segment's pre-roll sees what an unsplit run sees."""
-        if black:
-            self._last_black, self._back_from_black = timestamp_s, False
+    def _fade_in(self, value: np.ndarray, black: bool, white: bool, timestamp_s: float) -> bool:
+        """Whether this frame (its thumbnail's HSV value channel; ``black`` / ``white``: nearly all
+        of it under BLACK_LEVEL / grey over 255 - BLACK_LEVEL) is the picture coming back from black
+        or white. Depends on the last ``MAX_FADE_IN_S`` only, so a segment's pre-roll sees what an
+        unsplit run sees."""
+        if black or white:
+            self._last_blank, self._blank_white, self._back_from_blank = timestamp_s, white, False
             return False
-        if self._back_from_black or value.mean() < BLACK_LEVEL:
+        brightness = float(value.mean())
+        still_blank = brightness > 255 - BLACK_LEVEL if self._blank_white else brightness < BLACK_LEVEL
+        if self._back_from_blank or still_blank:
             return False
-        self._back_from_black = True
-        return timestamp_s - self._last_black <= MAX_FADE_IN_S
+        self._back_from_blank = True
+        return timestamp_s - self._last_blank <= MAX_FADE_IN_S
 
     def restart_count(self) -> None:
         """Count shots from 0 again, keeping the previous frame: a segment's reader calls it at

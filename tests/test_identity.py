@@ -136,15 +136,19 @@ def test_gallery_forgets_the_faces_of_a_dissolve_and_keeps_the_ones_before():
     assert sorted(s.timestamp_s for s in later.kept(3)) == [0.1, 0.2, RECENT_S + 1.0]
 
 
-def test_gallery_skips_faces_in_the_dark_and_ranks_dim_ones_lower():
+@pytest.mark.parametrize("fade_to", ["black", "white"])
+def test_gallery_skips_faces_in_a_fade_and_ranks_dim_or_washed_out_ones_lower(fade_to):
     from emovid.faces import FaceDetections
     from emovid.identity import TrackGallery
 
+    def level(value):  # a brightness on the way to black, or the same distance from white
+        return value if fade_to == "black" else 255 - value
+
     gallery = TrackGallery()
     box = FaceDetections(np.array([[10, 10, 100, 100]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
-    for level in (5, 30, 128, 128, 128):  # a face in a fade to black, a dim one, three well lit
-        gallery.add(np.full((200, 200, 3), level, np.uint8), box, np.array([1]))
-    assert [int(s.patch.mean()) for s in gallery.kept(1)] == [128] * 3  # the dim one lost its place
-    dark = TrackGallery()
-    dark.add(np.full((200, 200, 3), 5, np.uint8), box, np.array([2]))
-    assert dark.kept(2) == []
+    for value in (5, 30, 128, 128, 128):  # a face in the fade, a dim (or washed-out) one, three well lit
+        gallery.add(np.full((200, 200, 3), level(value), np.uint8), box, np.array([1]))
+    assert [int(s.patch.mean()) for s in gallery.kept(1)] == [level(128)] * 3  # the dim one lost its place
+    faded = TrackGallery()
+    faded.add(np.full((200, 200, 3), level(5), np.uint8), box, np.array([2]))
+    assert faded.kept(2) == []

@@ -80,6 +80,27 @@ def test_a_fade_through_black_is_one_cut_where_the_picture_comes_back(fade):
     assert len(cuts) == 1 and 10 + fade < cuts[0] <= 10 + 2 * fade  # in the fade in, once it is not black
 
 
+@pytest.mark.parametrize("fade", [1, 5, 12])
+def test_a_fade_through_white_is_one_cut_where_the_picture_comes_back(fade):
+    a, b = shot_background(0, (160, 96)), shot_background(1, (160, 96))
+    white = np.full_like(a, 255)
+    out = [cv2.addWeighted(a, 1 - (i + 1) / fade, white, (i + 1) / fade, 0) for i in range(fade)]  # ends white
+    into = [cv2.addWeighted(white, 1 - i / fade, b, i / fade, 0) for i in range(fade)]  # starts white
+    cuts = _cuts([a] * 10 + out + into + [b] * 10)
+    # the new shot starts in the fade in, once it is not white; washing out drops the saturation so
+    # fast that a fade out may also score as a cut, which leaves a shot of the fade between
+    assert 10 + fade < cuts[-1] <= 10 + 2 * fade and len(cuts) <= 2 and all(c >= 10 for c in cuts)
+
+
+def test_a_fast_fade_out_then_a_short_blank_is_a_blank_shot_then_the_new_one():
+    # the two frames out to white score as a hard cut; the picture back 0.2 s later is a cut too,
+    # though the shot of white frames is shorter than min_shot_s (before, the new picture was not)
+    a, b = shot_background(0, (160, 96)), shot_background(1, (160, 96))
+    white = np.full_like(a, 255)
+    frames = [a] * 10 + [cv2.addWeighted(a, 0.4, white, 0.6, 0)] + [white] * 2 + [b] * 10
+    assert _cuts(frames) == [10, 13]
+
+
 def test_a_hard_cut_to_black_and_back_is_one_cut_and_a_dim_scene_none():
     a, b = shot_background(0, (160, 96)), shot_background(1, (160, 96))
     black = np.zeros_like(a)
@@ -123,6 +144,71 @@ def test_a_dissolve_after_seconds_of_a_walking_person_is_one_cut_at_its_end():
     assert cuts == [36 + CUT_DELAY_FRAMES]
     assert detector.shot_start_s == pytest.approx(36 / 12)
     assert detector.transition_start_s == pytest.approx(29 / 12)
+
+
+def _wipe(a, b, shape, share):
+    """``b`` shown where ``shape``'s region holds ``share`` of the picture, ``a`` elsewhere (a hard-edged wipe)."""
+    h, w = a.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    if shape == "left to right":
+        inside = x < share * w
+    elif shape == "top down":
+        inside = y < share * h
+    else:  # an iris opening from the middle
+        inside = np.hypot(x - w / 2, y - h / 2) < share * np.hypot(w, h) / 2
+    return np.where(inside[..., None], b, a)
+
+
+# (shape, frames the end may be seen early and the start late): an iris's area grows with the
+# square of its radius, so its first three frames change under a tenth of the picture and its
+# last leave only the corners
+@pytest.mark.parametrize("shape, slack", [("left to right", 0), ("top down", 0), ("iris", 3)])
+@pytest.mark.parametrize("frames", [6, 12])
+def test_a_wipe_is_one_cut_once_it_has_ended(shape, slack, frames):
+    # no frame-to-frame change stands out and no frame is a blend of the two pictures, yet each
+    # pixel switches once, quickly, from the old picture to the new one
+    a, b = _with_head(shot_background(0, (160, 96))), _with_head(shot_background(1, (160, 96)), 70, people_heads(60)[2])
+    wipe = [_wipe(a, b, shape, (i + 1) / (frames + 1)) for i in range(frames)]
+    detector = ShotDetector()
+    cuts = [i for i, f in enumerate([a] * 10 + wipe + [b] * 10) if detector.update(f, i / 12)]
+    assert len(cuts) == 1 and 0 <= 10 + frames + CUT_DELAY_FRAMES - cuts[0] <= slack
+    assert 0 <= (10 + frames) / 12 - detector.shot_start_s <= slack / 12 + 1e-9
+    assert 0 <= detector.transition_start_s - 9 / 12 <= slack / 12 + 1e-9  # the old picture's last still frame
+
+
+def _real_frames(name, start, count, size=(320, 180)):
+    capture = cv2.VideoCapture(str(shared_video(name)))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    frames = [cv2.resize(capture.read()[1], size) for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def test_a_wipe_between_two_real_people_ends_the_track_and_keeps_them_apart(tmp_path):
+    woman = _real_frames("WolfgangLanger_Pexels.mp4", 0, 30)
+    man = _real_frames("face_noface.mov", 0, 30)
+    wipe = [_wipe(woman[20 + i], man[i], "left to right", (i + 1) / 9) for i in range(8)]
+    video = write_video(tmp_path / "wipe.mp4", woman[:20] + wipe + man[8:], fps=12, size=(320, 180))
+    emovid.analyze(video, tmp_path / "out", every_frame=True, in_process=True, progress=False)
+    faces = emovid.read_results(tmp_path / "out").dropna(subset=["track_id"])
+    before, after = faces[faces["frame_index"] < 20], faces[faces["frame_index"] >= 28]
+    assert set(before["shot"]) == {0} and set(after["shot"]) == {1}  # before: one shot, one track for both
+    assert not set(before["track_id"]) & set(after["track_id"])
+    assert not set(before["person_id"].dropna()) & set(after["person_id"].dropna())
+
+
+def test_no_transition_when_a_pan_or_zoom_stops_or_a_close_up_walks_in():
+    photo = cv2.resize(cv2.imread(str(shared_video("multi_face.jpg"))), (480, 270))
+    zooming = [cv2.resize(photo[int(z * 135):270 - int(z * 135), int(z * 240):480 - int(z * 240)], (160, 96))
+               for z in [min(i * 0.02, 0.5) for i in range(40)]]
+    assert _cuts(zooming) == []
+    gradient = np.dstack([np.tile(np.linspace(60, 220, 320), (96, 1))] * 3).astype(np.uint8)
+    for k in range(5):
+        cv2.circle(gradient, (40 + 60 * k, 48), 10, (40 * k, 200 - 30 * k, 90), -1)
+    assert _cuts([gradient[:, x:x + 160].copy() for x in [min(i * 5, 125) for i in range(40)]]) == []
+    head = cv2.resize(people_heads(60)[1], (76, 84))
+    walking_in = [_with_head(shot_background(0, (160, 96)), min(-76 + 8 * i, 42), head, 6) for i in range(40)]
+    assert _cuts(walking_in) == []
 
 
 def test_no_dissolve_in_relighting_slow_moves_or_people_moving():
