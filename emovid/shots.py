@@ -54,8 +54,8 @@ DISSOLVE_MAX_RESIDUAL = 0.2
 #: Mean colour change (0..255) of a thumbnail pixel between a wipe's ends for it to count as changed.
 WIPE_MIN_PIXEL_CHANGE = 20.0
 #: Share of a wipe's frames its edge may take to pass a thumbnail pixel (a hard edge takes one or
-#: two frames, a soft one about a fifth of the wipe).
-WIPE_MAX_SWITCH_SHARE = 0.3
+#: two frames; FFmpeg's soft-edged smooth* and vertopen/horzclose wipes up to nearly half the wipe).
+WIPE_MAX_SWITCH_SHARE = 0.5
 #: Share of the changed pixels that must switch like a wipe's (quickly, once, on the line between).
 WIPE_MIN_EXPLAINED = 0.6
 #: Largest share of a blended frame's mean step that a settled frame may still gain.

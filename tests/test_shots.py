@@ -152,6 +152,9 @@ def _wipe(a, b, shape, share):
     y, x = np.mgrid[0:h, 0:w]
     if shape == "left to right":
         inside = x < share * w
+    elif shape == "soft left to right":  # the new picture fades in over an edge 40% of the width
+        alpha = np.clip((share * 1.4 - x / w) / 0.4, 0, 1)[..., None]
+        return (a * (1 - alpha) + b * alpha).astype(np.uint8)
     elif shape == "top down":
         inside = y < share * h
     else:  # an iris opening from the middle
@@ -161,8 +164,9 @@ def _wipe(a, b, shape, share):
 
 # (shape, frames the end may be seen early and the start late): an iris's area grows with the
 # square of its radius, so its first three frames change under a tenth of the picture and its
-# last leave only the corners
-@pytest.mark.parametrize("shape, slack", [("left to right", 0), ("top down", 0), ("iris", 3)])
+# last leave only the corners; a soft edge's first and last frames change little too
+@pytest.mark.parametrize("shape, slack", [("left to right", 0), ("soft left to right", 2), ("top down", 0),
+                                          ("iris", 3)])
 @pytest.mark.parametrize("frames", [6, 12])
 def test_a_wipe_is_one_cut_once_it_has_ended(shape, slack, frames):
     # no frame-to-frame change stands out and no frame is a blend of the two pictures, yet each
