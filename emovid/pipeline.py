@@ -210,6 +210,8 @@ class PeopleOfVideo:
         self._seen: list[tuple[int, np.ndarray]] = []  # (frame index, track ids) for the same-frame rule
         self._shot_tracks: dict[int, float] = {}  # the current shot's tracks: their first timestamp
         self.blended: set[int] = set()  # tracks seen only inside a dissolve: a mix of two people, no person
+        self._shot_frames: list[tuple[int, float]] = []  # the current shot's frames with faces: (index, time)
+        self.blend_frames: set[int] = set()  # frames inside a dissolve or wipe: their faces are no one's
         self.tracks = 0
 
     def track(self, frame, faces) -> np.ndarray | None:
@@ -220,21 +222,24 @@ class PeopleOfVideo:
             self._shot = frame.shot
             if frame.transition_start_s is not None:
                 self.dissolved(frame.transition_start_s)
-            self._shot_tracks = {}
+            self._shot_tracks, self._shot_frames = {}, []
         ids = self.tracker.update(faces, frame.timestamp_s, describe(frame.image, faces))
         for t in ids.tolist():
             self._shot_tracks.setdefault(t, frame.timestamp_s)
         if len(ids):
             self.tracks = max(self.tracks, int(ids.max()) + 1)
             self._seen.append((frame.index, ids))
+            self._shot_frames.append((frame.index, frame.timestamp_s))
             if self.gallery is not None:
                 self.gallery.add(frame.image, faces, ids, frame.timestamp_s)
         return ids
 
     def dissolved(self, transition_start_s: float) -> None:
-        """The current shot dissolved into the next from ``transition_start_s``: its tracks seen
-        only since are blends of two people, and faces since are no identity sample."""
+        """The current shot dissolved (or wiped) into the next from ``transition_start_s``: its
+        tracks seen only since are blends of two people, faces since are no identity sample, and
+        their rows get no person (a track that began before may have run onto the new person)."""
         self.blended |= {t for t, first in self._shot_tracks.items() if first > transition_start_s}
+        self.blend_frames.update(i for i, t in self._shot_frames if t > transition_start_s)
         if self.gallery is not None:
             self.gallery.forget_since(transition_start_s)
 
@@ -251,6 +256,7 @@ class PeopleOfVideo:
             metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}
                                             for t, v in samples.items()}
             metadata["blended_tracks"] = sorted(self.blended)
+            metadata["blend_frames"] = sorted(self.blend_frames)
             sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
             return None
         frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
@@ -261,7 +267,8 @@ class PeopleOfVideo:
         samples = self.gallery.embeddings(embedder, wanted) if self.gallery is not None and wanted else {}
         persons = {**cluster_persons(track_ids, track_embeddings(samples), together), **dict.fromkeys(self.blended)}
         metadata["persons"] = count_persons(persons)
-        sink.transform_on_close(lambda table: with_person_ids(table, persons), with_metadata(sink.schema, metadata))
+        sink.transform_on_close(lambda table: with_person_ids(table, persons, self.blend_frames),
+                                with_metadata(sink.schema, metadata))
         return metadata["persons"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,10 +93,14 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
 
 
 
-def with_person_ids(table: pa.Table, persons: dict[int, int | None]) -> pa.Table:
+def with_person_ids(table: pa.Table, persons: dict[int, int | None],
+                    no_person_frames: Collection[int] = ()) -> pa.Table:
     """``table`` with ``person_id`` set from its ``track_id`` through ``persons`` (null stays null,
-    and so does a track mapped to None; a track missing from ``persons`` keeps its own id)."""
+    and so does a track mapped to None; a track missing from ``persons`` keeps its own id), and
+    null on the rows of ``no_person_frames`` (frames inside a transition)."""
     mapped = [None if t is None else persons.get(t, t) for t in table["track_id"].to_pylist()]
+    if no_person_frames:
+        mapped = [None if f in no_person_frames else p for f, p in zip(table["frame_index"].to_pylist(), mapped)]
     field = table.schema.field("person_id")
     return table.set_column(table.schema.get_field_index("person_id"), field, pa.array(mapped, type=field.type))
 

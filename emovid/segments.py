@@ -158,9 +158,11 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
     shot_offset = 0
     samples: dict[int, list[tuple[np.ndarray, int]]] = {}  # whole-video track -> (mean embedding, faces)
     blended, unblended = set(), set()  # whole-video tracks with pieces inside a dissolve only / outside one
+    blend_frames: set[int] = set()  # whole-video frames inside a dissolve or wipe
     for k, (table, meta) in enumerate(zip(tables, part_meta)):
         table = _shifted(_shifted(table, "frame_index", frame_offsets[k]), "shot", shot_offset)
         shot_offset += meta.get("shots", 1) - 1  # a segment's shot 0 continues the previous segment's last
+        blend_frames.update(f + frame_offsets[k] for f in meta.get("blend_frames", []))
         if stitcher is not None:
             ids, lookup = stitcher.relabel(table)
             table = table.set_column(table.schema.get_field_index("track_id"), "track_id", ids)
@@ -170,7 +172,8 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
             for local, whole_id in lookup.items():
                 (blended if local in in_dissolve else unblended).add(whole_id)
         tables[k] = table
-    metadata = {key: value for key, value in part_meta[0].items() if key not in ("track_embeddings", "blended_tracks")}
+    per_part = ("track_embeddings", "blended_tracks", "blend_frames")
+    metadata = {key: value for key, value in part_meta[0].items() if key not in per_part}
     metadata.update(segments=len(parts), shots=shot_offset + 1)
     persons = None
     if stitcher is not None:
@@ -188,7 +191,7 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
         for table in tables:
             table = table.replace_schema_metadata(schema.metadata)
             if persons is not None:
-                table = with_person_ids(table, persons)
+                table = with_person_ids(table, persons, blend_frames)
             sink.write(table.cast(schema))
     return MergedVideo(sink.rows, metadata["shots"], metadata.get("tracks"), metadata.get("persons"))
 

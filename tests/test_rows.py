@@ -46,3 +46,5 @@ def test_person_ids_map_tracks_and_a_track_of_no_person_is_null():
     persons = {0: 0, 1: None, 2: 0}  # 1: seen only inside a dissolve; 4: not in the map, keeps its own id
     assert with_person_ids(table, persons)["person_id"].to_pylist() == [0, None, 0, None, 4]
     assert count_persons(persons) == 1
+    # frame 2 lies inside a transition: its face is no one's, whatever its track
+    assert with_person_ids(table, persons, {2})["person_id"].to_pylist() == [0, None, 0, None, None]

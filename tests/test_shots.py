@@ -199,6 +199,10 @@ def test_a_wipe_between_two_real_people_ends_the_track_and_keeps_them_apart(tmp_
     assert set(before["shot"]) == {0} and set(after["shot"]) == {1}  # before: one shot, one track for both
     assert not set(before["track_id"]) & set(after["track_id"])
     assert not set(before["person_id"].dropna()) & set(after["person_id"].dropna())
+    # the wipe's frames stay in the old shot, where the man's face may continue the woman's track:
+    # their faces are no one's
+    during = faces[(faces["frame_index"] >= 20) & (faces["shot"] == 0)]
+    assert len(during) and during["person_id"].isna().all() and before["person_id"].notna().all()
 
 
 def test_no_transition_when_a_pan_or_zoom_stops_or_a_close_up_walks_in():
