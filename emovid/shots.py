@@ -51,6 +51,8 @@ CUT_DELAY_FRAMES = 2
 #: Largest mean distance of a frame in a dissolve from the blend of its first and last frames, as a
 #: share of their own distance: a blend is on that line, a camera move or a moving person is not.
 DISSOLVE_MAX_RESIDUAL = 0.2
+#: Side (thumbnail pixels) of the blocks a noise dissolve's residual is averaged over.
+NOISE_BLOCK = 4
 #: Mean colour change (0..255) of a thumbnail pixel between a wipe's ends for it to count as changed.
 WIPE_MIN_PIXEL_CHANGE = 20.0
 #: Share of a wipe's frames its edge may take to pass a thumbnail pixel (a hard edge takes one or
@@ -82,7 +84,7 @@ def blend_shares(frames: np.ndarray) -> np.ndarray:
     return (frames[1:-1] - frames[0]) @ span / norm if norm > 0 else np.zeros(len(frames) - 2)
 
 
-def is_transition(frames: np.ndarray) -> bool:
+def is_transition(frames: np.ndarray, shape: tuple[int, int, int] | None = None) -> bool:
     """Whether ``frames`` (oldest first, flattened BGR float thumbnails) are one transition from a
     still picture to another, a dissolve or a wipe. On the shares ``a`` of ``blend_shares``: ``a``
     rises (never falling back by more than 0.15), at least two frames are halfway (0.2 <= a <= 0.8),
@@ -91,7 +93,8 @@ def is_transition(frames: np.ndarray) -> bool:
     (a >= 0.95, and gaining far less a frame than the transition did: it has ended, so a long one
     is not cut in its middle, and what is left of a hard cut's blend is none), and the last is not
     merely the first relit. Then either every frame between is ``(1 - a) first + a last`` with
-    little residual (a dissolve), or most changed pixels switch as a wipe's do (:func:`_is_wipe`)."""
+    little residual (a dissolve; with ``shape``, the thumbnails' (h, w, 3), also when averaged over
+    blocks: a noise dissolve), or most changed pixels switch as a wipe's do (:func:`_is_wipe`)."""
     if len(frames) < 6:
         return False
     first, last = frames[0], frames[-1]
@@ -114,10 +117,24 @@ def is_transition(frames: np.ndarray) -> bool:
     residual = np.abs(frames[1:-1] - first - share[:, None] * span[None, :]).mean(axis=1) / change
     # a slow pan over a smooth gradient that stops passes as a blend started at a <= 0.1
     dissolve = share[0] <= 0.05 and residual.max() <= DISSOLVE_MAX_RESIDUAL
+    if not dissolve and share[0] <= 0.05 and shape is not None:
+        # a noise dissolve (each pixel switches at its own moment) is a blend once averaged over
+        # blocks; held to half the residual, as averaging also hides some motion
+        dissolve = _block_residual(frames[1:-1] - first - share[:, None] * span[None, :], shape).max() \
+            <= DISSOLVE_MAX_RESIDUAL / 2 * change
     # a wipe only just ended: over a longer wait a moving picture passes for one
     ended = len(share) - 1 - int(np.flatnonzero(share < 0.95)[-1]) <= CUT_DELAY_FRAMES + 2
     wipe = not dissolve and ended and _is_wipe(frames, between)
     return bool((dissolve or wipe) and not _same_picture_relit(first, last, change))
+
+
+def _block_residual(residual: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Mean absolute value, per frame, of ``residual`` (frames, flattened thumbnails of ``shape``)
+    averaged over ``NOISE_BLOCK`` x ``NOISE_BLOCK`` pixel blocks first."""
+    h, w, c = shape
+    k = NOISE_BLOCK
+    blocks = residual.reshape(-1, h, w, c)[:, :h - h % k, :w - w % k].reshape(-1, h // k, k, w // k, k, c)
+    return np.abs(blocks.mean(axis=(2, 4))).mean(axis=(1, 2, 3))
 
 
 def _is_wipe(frames: np.ndarray, frames_between: int) -> bool:
@@ -291,7 +308,7 @@ class ShotDetector:
         still = first - 1
         while still > 0 and share[still] - share[still - 1] >= 0.5 * pace:
             still -= 1
-        if is_transition(frames[still:]):
+        if is_transition(frames[still:], small.shape):
             return self._recent[still + 1][0], self._recent[-CUT_DELAY_FRAMES][0]
         return None
 

@@ -155,6 +155,8 @@ def _wipe(a, b, shape, share):
     elif shape == "soft left to right":  # the new picture fades in over an edge 40% of the width
         alpha = np.clip((share * 1.4 - x / w) / 0.4, 0, 1)[..., None]
         return (a * (1 - alpha) + b * alpha).astype(np.uint8)
+    elif shape == "noise":  # each pixel switches at its own random moment (a dither dissolve)
+        inside = np.random.default_rng(3).random((h, w)) < share
     elif shape == "top down":
         inside = y < share * h
     else:  # an iris opening from the middle
@@ -166,12 +168,14 @@ def _wipe(a, b, shape, share):
 # square of its radius, so its first three frames change under a tenth of the picture and its
 # last leave only the corners; a soft edge's first and last frames change little too
 @pytest.mark.parametrize("shape, slack", [("left to right", 0), ("soft left to right", 2), ("top down", 0),
-                                          ("iris", 3)])
+                                          ("iris", 3), ("noise", 0)])
 @pytest.mark.parametrize("frames", [6, 12])
 def test_a_wipe_is_one_cut_once_it_has_ended(shape, slack, frames):
     # no frame-to-frame change stands out and no frame is a blend of the two pictures, yet each
     # pixel switches once, quickly, from the old picture to the new one
     a, b = _with_head(shot_background(0, (160, 96))), _with_head(shot_background(1, (160, 96)), 70, people_heads(60)[2])
+    if shape == "noise":  # at 640 px the thumbnail keeps much of the noise, as from FFmpeg's dissolve
+        a, b = cv2.resize(a, (640, 384)), cv2.resize(b, (640, 384))
     wipe = [_wipe(a, b, shape, (i + 1) / (frames + 1)) for i in range(frames)]
     detector = ShotDetector()
     cuts = [i for i, f in enumerate([a] * 10 + wipe + [b] * 10) if detector.update(f, i / 12)]
