@@ -36,7 +36,9 @@ def test_interrupted_run_resumes_to_the_same_dataset(folder, tmp_path, sig, code
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "emovid", "analyze", str(folder), "--out", str(out), "--in-process",
            "--no-progress", "--every-frame"]
-    env = {k: v for k, v in os.environ.items() if k != "EMOVID_DEBUG"}
+    # faulthandler: a crash in a native library (seen once in CI: SIGSEGV, nothing on stderr) prints
+    # the threads' stacks, so the assertion below shows where
+    env = {**{k: v for k, v in os.environ.items() if k != "EMOVID_DEBUG"}, "PYTHONFAULTHANDLER": "1"}
     # A child inherits an ignored SIGINT (Ray, earlier in this pytest process, may ignore it),
     # and Python then keeps ignoring it: start the child with the default, as a shell would.
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True,
