@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import VIDEOS  # noqa: E402
 
+import shots  # noqa: E402  (benchmarks/shots.py)
+
 FPS = 25
 DURATION_S = 0.8
 #: (file, start s, length s, who)
@@ -89,12 +91,7 @@ def score_cuts(cuts: list[int]) -> str:
 
 
 def our_cuts(path: Path) -> list[int]:
-    from emovid.shots import ShotDetector
-    from emovid.video import VideoReader
-
-    with VideoReader(path, None, decode_threads=1, shots=ShotDetector()) as reader:
-        shots = [f.shot for f in reader.frames()]
-    return [i for i in range(1, len(shots)) if shots[i] != shots[i - 1]]
+    return shots.ours(path)[0]  # benchmarks/shots.py: as `analyze` reads, on every decoded frame
 
 
 def peer_cuts(path: Path) -> list[int] | None:

@@ -84,7 +84,7 @@ def blend_shares(frames: np.ndarray) -> np.ndarray:
     return (frames[1:-1] - frames[0]) @ span / norm if norm > 0 else np.zeros(len(frames) - 2)
 
 
-def is_transition(frames: np.ndarray, shape: tuple[int, int, int] | None = None) -> bool:
+def is_transition(frames: np.ndarray, shape: tuple[int, int, int]) -> bool:
     """Whether ``frames`` (oldest first, flattened BGR float thumbnails) are one transition from a
     still picture to another, a dissolve or a wipe. On the shares ``a`` of ``blend_shares``: ``a``
     rises (never falling back by more than 0.15), at least two frames are halfway (0.2 <= a <= 0.8),
@@ -93,8 +93,8 @@ def is_transition(frames: np.ndarray, shape: tuple[int, int, int] | None = None)
     (a >= 0.95, and gaining far less a frame than the transition did: it has ended, so a long one
     is not cut in its middle, and what is left of a hard cut's blend is none), and the last is not
     merely the first relit. Then either every frame between is ``(1 - a) first + a last`` with
-    little residual (a dissolve; with ``shape``, the thumbnails' (h, w, 3), also when averaged over
-    blocks: a noise dissolve), or most changed pixels switch as a wipe's do (:func:`_is_wipe`)."""
+    little residual (a dissolve; also when averaged over blocks of the thumbnails, whose (h, w, 3)
+    is ``shape``: a noise dissolve), or most changed pixels switch as a wipe's do (:func:`_is_wipe`)."""
     if len(frames) < 6:
         return False
     first, last = frames[0], frames[-1]
@@ -114,14 +114,13 @@ def is_transition(frames: np.ndarray, shape: tuple[int, int, int] | None = None)
     if not (rising and blends >= 2 and share[0] <= 0.1 and share[-CUT_DELAY_FRAMES:].min() >= 0.95
             and settle <= SETTLED_STEP_SHARE * step):
         return False
-    residual = np.abs(frames[1:-1] - first - share[:, None] * span[None, :]).mean(axis=1) / change
+    off_blend = frames[1:-1] - first - share[:, None] * span[None, :]
     # a slow pan over a smooth gradient that stops passes as a blend started at a <= 0.1
-    dissolve = share[0] <= 0.05 and residual.max() <= DISSOLVE_MAX_RESIDUAL
-    if not dissolve and share[0] <= 0.05 and shape is not None:
+    dissolve = share[0] <= 0.05 and np.abs(off_blend).mean(axis=1).max() <= DISSOLVE_MAX_RESIDUAL * change
+    if not dissolve and share[0] <= 0.05:
         # a noise dissolve (each pixel switches at its own moment) is a blend once averaged over
         # blocks; held to half the residual, as averaging also hides some motion
-        dissolve = _block_residual(frames[1:-1] - first - share[:, None] * span[None, :], shape).max() \
-            <= DISSOLVE_MAX_RESIDUAL / 2 * change
+        dissolve = _block_residual(off_blend, shape).max() <= DISSOLVE_MAX_RESIDUAL / 2 * change
     # a wipe only just ended: over a longer wait a moving picture passes for one
     ended = len(share) - 1 - int(np.flatnonzero(share < 0.95)[-1]) <= CUT_DELAY_FRAMES + 2
     wipe = not dissolve and ended and _is_wipe(frames, between)
