@@ -1,11 +1,22 @@
 """Shot-boundary (hard cut) detection on every decoded frame, so tracks can end at cuts.
 
-The score is PySceneDetect's ContentDetector score (mean absolute change of hue, saturation and
-value between consecutive frames, 0..255), computed on a 64 px wide thumbnail: a cut changes
-the whole picture, so detail does not matter and the thumbnail costs a fraction of a decode.
-Like its AdaptiveDetector, a frame is a cut only when its score also stands out from the
-recent scores (fast camera motion raises every score, a cut only one), and a shot lasts at
-least ``min_shot_s`` (a flash or a single glitched frame is not two cuts).
+A cut changes what a viewer sees in colour, in structure, or both, so two scores are taken
+between consecutive frames, on a 64 px wide thumbnail (a cut changes the whole picture, so detail
+does not matter and the thumbnail costs a fraction of a decode):
+
+- colour: PySceneDetect's ContentDetector score (mean absolute change of hue, saturation and
+  value, 0..255), with each pixel's hue change counted in proportion to its saturation up to
+  ``HUE_FULL_SATURATION``: the hue of a grey or nearly grey pixel is noise (compression alone
+  swings it across the circle), so in black-and-white, tinted or washed-out footage it
+  otherwise drowns the cuts in a high level of noise;
+- structure: ``100 * (1 - r)``, where ``r`` is the correlation of the two luma thumbnails: the
+  layout of light and dark, blind to colour and to a change of exposure. It finds the cuts that
+  keep the palette (black-and-white film, night and infrared cameras, two angles of one room).
+
+Either score past ``threshold`` makes a cut. Like PySceneDetect's AdaptiveDetector, a frame is a
+cut only when that score also stands out from its recent level (fast camera motion raises every
+score, a cut only one), and a shot lasts at least ``min_shot_s`` (a flash or a single glitched
+frame is not two cuts).
 
 A fade through black (out to black, then in) is a cut too, like PySceneDetect's
 ThresholdDetector: the new shot starts at the first frame whose mean brightness is back above
@@ -62,6 +73,16 @@ WIPE_MAX_SWITCH_SHARE = 0.5
 WIPE_MIN_EXPLAINED = 0.6
 #: Largest share of a blended frame's mean step that a settled frame may still gain.
 SETTLED_STEP_SHARE = 0.5
+#: Saturation (0..255) from which a pixel's hue change counts fully; below, in proportion.
+HUE_FULL_SATURATION = 32
+#: Luma standard deviation (0..255) under which a thumbnail has no structure to compare (a blank
+#: or nearly uniform frame): its structure score is 0 and the colour score alone decides.
+MIN_STRUCTURE_CONTRAST = 3.0
+#: Share of a thumbnail's pixels that must change (by over half the pictures' luma deviation) for
+#: its structure score to make a cut: a cut replaces the whole picture at once, where a step of a wipe
+#: or a person walking close to the camera changes a part of it (cuts of ours: 0.40 and more;
+#: wipe steps and walks: 0.21 and less).
+MIN_CHANGED_SHARE = 0.3
 
 
 def _same_picture_relit(first: np.ndarray, last: np.ndarray, change: float) -> bool:
@@ -177,26 +198,43 @@ def _hsv(small: np.ndarray) -> np.ndarray:
 
 
 def content_score(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute HSV change between two thumbnails (hue on its circle, scaled to 0..255)."""
-    return float(content_scores(a[None], b)[0])
-
-
-def content_scores(stack: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`content_score` of each thumbnail of ``stack`` (n, h, w, 3) against ``b``, in one pass."""
-    diff = np.abs(stack - b[None])
+    """Mean absolute HSV change between two HSV thumbnails (hue on its circle, scaled to 0..255,
+    and weighted by the lower saturation of the pair up to ``HUE_FULL_SATURATION``)."""
+    diff = np.abs(a - b)
     hue = np.minimum(diff[..., 0], 180 - diff[..., 0]) * (255.0 / 90.0)
-    return (hue.mean(axis=(1, 2)) + diff[..., 1].mean(axis=(1, 2)) + diff[..., 2].mean(axis=(1, 2))) / 3.0
+    weight = np.minimum(np.minimum(a[..., 1], b[..., 1]), HUE_FULL_SATURATION) / HUE_FULL_SATURATION
+    return float(((hue * weight).mean() + diff[..., 1].mean() + diff[..., 2].mean()) / 3.0)
+
+
+def structure_change(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """How the layout of light and dark differs between two grey thumbnails (float32): the score
+    ``100 * (1 - r)`` for their correlation ``r`` (0 for the same layout, also under another
+    exposure; about 100 for unrelated pictures, up to 200 for a negative) and the share of pixels
+    that changed by over half the pictures' luma deviation. Both are 0 when either thumbnail has
+    less contrast than ``MIN_STRUCTURE_CONTRAST``."""
+    da, db = a - a.mean(), b - b.mean()
+    sa, sb = float(np.sqrt((da * da).mean())), float(np.sqrt((db * db).mean()))
+    if min(sa, sb) < MIN_STRUCTURE_CONTRAST:
+        return 0.0, 0.0
+    score = float(100.0 * (1.0 - (da * db).mean() / (sa * sb)))
+    return score, float(np.count_nonzero(np.abs(a - b) > 0.25 * (sa + sb))) / a.size
+
+
+def _grey(small: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
 class ShotDetector:
     """Counts shots over the frames of one video, fed in decode order.
 
     Args:
-        threshold: content score a frame needs to be a cut (PySceneDetect's ContentDetector
-            default is 27). Lower finds softer cuts (similar sets, same lighting) but cuts
+        threshold: colour or structure score a frame needs to be a cut (27 is PySceneDetect's
+            ContentDetector default for colour; for structure it is a correlation of 0.73 with
+            the frame before). Lower finds softer cuts (similar sets, same lighting) but cuts
             fast pans too.
-        min_ratio: how many times the mean score of the preceding ``window`` frames a cut must
-            reach; it rejects fast motion, where every frame scores high.
+        min_ratio: how many times the mean of the preceding ``window`` frames' scores (each
+            score its own) a cut's score must reach; it rejects fast motion, where every frame
+            scores high.
         window: preceding frames whose scores set the local level.
         min_shot_s: shortest shot in seconds; a second cut sooner is ignored (flashes).
     """
@@ -211,8 +249,8 @@ class ShotDetector:
         self.threshold = threshold
         self.min_ratio = min_ratio
         self.min_shot_s = min_shot_s
-        self._scores: deque[float] = deque(maxlen=window)
-        self._previous: np.ndarray | None = None
+        self._scores: deque[tuple[float, float]] = deque(maxlen=window)  # (colour, structure)
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (HSV, grey) thumbnails
         self._shot_start: float | None = None
         self._last_blank: float | None = None  # time of the latest black or white frame
         self._blank_white = False  # whether that frame was white
@@ -234,8 +272,8 @@ class ShotDetector:
     def update(self, image: np.ndarray, timestamp_s: float) -> bool:
         """Feed the next decoded frame; True when a new shot starts at it."""
         small = thumbnail_bgr(image)
-        thumb = _hsv(small)
-        previous, self._previous = self._previous, thumb
+        thumb, grey = _hsv(small), _grey(small)
+        previous, self._previous = self._previous, (thumb, grey)
         was_blank = (self._last_blank is not None and not self._back_from_blank
                      and timestamp_s - self._last_blank <= MAX_FADE_IN_S)
         value = thumb[..., 2]
@@ -245,7 +283,7 @@ class ShotDetector:
                  and float(np.percentile(value, 5)) > 255 - BLACK_LEVEL
                  and float(np.percentile(thumb[..., 1], 95)) < BLACK_LEVEL)
         faded_in = self._fade_in(value, black, white, timestamp_s)
-        if previous is None or previous.shape != thumb.shape:
+        if previous is None or previous[0].shape != thumb.shape:
             self._shot_start = timestamp_s if self._shot_start is None else self._shot_start
             self._recent.clear()
             self._recent.append((timestamp_s, thumb, small))
@@ -254,10 +292,13 @@ class ShotDetector:
         # Hue and saturation are noise near black and white, so a frame into or out of them scores
         # like a cut: there the fade rule decides (the shot changes when the picture comes back).
         if not (was_blank or black or white):
-            score = content_score(previous, thumb)
-            level = sum(self._scores) / len(self._scores) if self._scores else 0.0
-            self._scores.append(score)
-            hard = score >= self.threshold and score >= self.min_ratio * max(level, 1.0)
+            structure, changed = structure_change(previous[1], grey)
+            scores = (content_score(previous[0], thumb), structure)
+            levels = np.mean(self._scores, axis=0) if self._scores else (0.0, 0.0)
+            self._scores.append(scores)
+            colour_cut, structure_cut = (score >= self.threshold and score >= self.min_ratio * max(level, 1.0)
+                                         for score, level in zip(scores, levels))
+            hard = colour_cut or (structure_cut and changed >= MIN_CHANGED_SHARE)
             dissolve_start = None if hard else self._dissolve_start(thumb, small, timestamp_s)
             dissolved = dissolve_start is not None
         else:
@@ -275,7 +316,7 @@ class ShotDetector:
             if dissolved:
                 self._transition_starts[self.shot] = self.transition_start_s
             self._scores.clear()
-            self._scores.append(0.0)
+            self._scores.append((0.0, 0.0))
             self._recent.clear()
         if not (was_blank or black or white):
             self._recent.append((timestamp_s, thumb, small))
@@ -287,7 +328,9 @@ class ShotDetector:
         cut): the times of the old picture's last still frame and of the new one's first; else None."""
         while self._recent and timestamp_s - self._recent[0][0] > MAX_DISSOLVE_S:
             self._recent.popleft()
-        # The cheap test first: the window's first frame differs from this one as a cut would.
+        # The cheap test first: the window's first frame differs from this one as a cut would, in
+        # colour. (Not in structure alone: a pan over a smooth gradient that stops then passes the
+        # blend tests. Gradual transitions in colourless footage are left to the tracks' own guard.)
         if len(self._recent) < 5 or content_score(self._recent[0][1], thumb) < self.threshold:
             return None
         frames = np.stack([f for _, _, f in self._recent] + [small]).reshape(len(self._recent) + 1, -1)
