@@ -247,7 +247,10 @@ def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     from emovid.appearance import describe
     from emovid.faces import FaceDetector
     from emovid.identity import FaceEmbedder, identity_backend
-    from emovid.shots import ShotDetector
+    import pyarrow.parquet as pq
+
+    from emovid.schema import read_metadata
+    from emovid.shots import ShotDetector, structure_change, thumbnail_bgr
 
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     frames = []
@@ -261,11 +264,15 @@ def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     faces_seen = sum(len(d) for _, d in with_faces)
     shots = ShotDetector()
     shot_ms = _per_call_ms(lambda f: shots.update(f, 0.0), frames)
+    greys = [cv2.cvtColor(thumbnail_bgr(f), cv2.COLOR_BGR2GRAY).astype(np.float32) for f in frames]
+    structure_ms = _per_call_ms(lambda k: structure_change(greys[k - 1], greys[k]), range(1, len(greys)))
     describe_ms = _per_call_ms(lambda fd: describe(*fd), with_faces) * len(with_faces) / max(faces_seen, 1)
     dec, _ = decode_fps(path)
     rows = [("8. shot-cut detection, per decoded frame", f"{shot_ms:.2f} ms",
              f"decode with pixels {1000 / dec:.2f} ms vs grab only {1000 / grab_fps:.2f} ms a frame (sampling "
              f"at 4 fps now fetches every frame's pixels)"),
+            ("8. of which the structure score (luma correlation and changed share)", f"{structure_ms:.3f} ms",
+             "per decoded frame, on the 64 px grey thumbnail"),
             ("8. tracker appearance descriptor, per face", f"{describe_ms:.3f} ms", f"{faces_seen} faces")]
     if identity_backend() != "none":
         embedder = FaceEmbedder()
@@ -274,6 +281,13 @@ def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
                      "at most 3 faces per track, once per track after the pass"))
     plain, result = emovid_run(path, 4.0, tmp, 1, shots=False, persons=False)
     full, _ = emovid_run(path, 4.0, tmp, 1)
+    for fps in (4.0, None):  # the tracks' identity checks: how often a jump in look costs an embedding
+        _, checked = emovid_run(path, fps, tmp, 1, repeat=1)
+        checks = read_metadata(pq.read_schema(checked.output)).get("track_checks")
+        if checks is not None:
+            rows.append((f"8. track jumps checked with the identity model, {'4 fps' if fps else 'every frame'}",
+                         f"{checks['checked']} of {checked.faces} faces",
+                         f"{checks['split']} split; each check one embedding (two the first time per track)"))
     video_s = result.frames_decoded / (result.fps or 1)
     rows.append(("8. end to end at 4 fps (1 thread), shots + persons on vs off", f"{video_s / full:.0f} vs "
                  f"{video_s / plain:.0f} video-s/s", f"{full / plain - 1:+.0%} time"))

@@ -145,10 +145,16 @@ class AnalyzeConfig:
         fields.pop("batch_size")
         fields.pop("segment_s")
         fields["model"] = model_tag
-        fields["identity"] = identity_backend() if self.persons and self.track else "none"
-        return {"sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256, "classes": list(classes),
+        # tracks use the identity model too (their jumps in look are checked with it)
+        fields["identity"] = identity_backend() if self.track else "none"
+        return {"people_rules": PEOPLE_RULES, "sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256, "classes": list(classes),
                 "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),
                 "emovid_version": __version__, "schema_version": SCHEMA_VERSION}
+
+
+#: Version of the shot, track and person rules: results of other rules are not mixed with these.
+#: 2: cuts on structure as well as colour; track jumps in look checked with the identity model.
+PEOPLE_RULES = 2
 
 
 def settings_hash(settings: dict) -> str:

@@ -28,7 +28,8 @@ from emovid.model_file import model_digest
 from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
 from emovid.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
 from emovid.appearance import describe
-from emovid.identity import TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable, track_embeddings
+from emovid.identity import (IdentityCheck, TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable,
+                             track_embeddings)
 from emovid.rows import FrameFaces, count_persons, to_record_batch, with_person_ids
 from emovid.schema import face_schema, read_metadata, with_metadata
 from emovid.shots import ShotDetector
@@ -87,7 +88,8 @@ class VideoAnalyzer:
         self.eager_batch = self.batch_size if self.use_gpu else EAGER_BATCH
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side, use_gpu=self.use_gpu)
-        self.embedder = load_embedder() if config.track and config.persons else None
+        # tracks use it too: a jump in a face's look is checked with it (see PeopleOfVideo)
+        self.embedder = load_embedder() if config.track else None
         self.settings = config.settings(self.classifier.name, self.classifier.classes, model_digest(model),
                                         self.detector.backend)
         self.settings_hash = settings_hash(self.settings)
@@ -156,7 +158,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
             "codec": info.codec}}))
         pending = PendingRows(classifier, analyzer.batch_size)
         faces_found = reported = 0
-        people = PeopleOfVideo(config, analyzer.embedder is not None)
+        people = PeopleOfVideo(config, analyzer.embedder)
         decoded = reader.frames(task.segment)
         # closing(): the decode thread (started only once the sink is open) must stop before the
         # reader releases the capture, even on errors.
@@ -203,9 +205,12 @@ class PeopleOfVideo:
     :meth:`finish` runs once the video is read.
     """
 
-    def __init__(self, config: AnalyzeConfig, identify: bool) -> None:
+    def __init__(self, config: AnalyzeConfig, embedder=None) -> None:
         self.tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
-        self.gallery = TrackGallery() if identify and self.tracker else None
+        self.gallery = TrackGallery() if embedder is not None and self.tracker and config.persons else None
+        # the tracker's jumps in look are checked with the identity model, so a track never runs
+        # from one person into the next where a cut was missed
+        self.identity = IdentityCheck(embedder) if embedder is not None and self.tracker else None
         self._shot = 0
         self._seen: list[tuple[int, np.ndarray]] = []  # (frame index, track ids) for the same-frame rule
         self._shot_tracks: dict[int, float] = {}  # the current shot's tracks: their first timestamp
@@ -224,6 +229,11 @@ class PeopleOfVideo:
                 self.dissolved(frame.transition_start_s)
             self._shot_tracks, self._shot_frames = {}, []
         ids = self.tracker.update(faces, frame.timestamp_s, describe(frame.image, faces))
+        if self.identity is not None:
+            for di in np.flatnonzero(self.tracker.jumped):
+                if self.identity.changed(int(ids[di]), frame.image, faces.boxes[di]):
+                    ids[di] = self.tracker.split(int(ids[di]), int(di))
+            self.identity.remember(frame.image, faces, ids, self.tracker.live_ids)
         for t in ids.tolist():
             self._shot_tracks.setdefault(t, frame.timestamp_s)
         if len(ids):
@@ -251,6 +261,8 @@ class PeopleOfVideo:
             sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
             return None
         metadata["tracks"] = self.tracks
+        if self.identity is not None:  # what the tracks' guard cost and found
+            metadata["track_checks"] = {"checked": self.identity.checks, "split": self.identity.splits}
         if not whole_video:  # the merge clusters the whole video's tracks
             samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
             metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}

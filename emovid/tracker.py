@@ -9,6 +9,12 @@ a lost face's place starts a new track. Pairs are chosen by optimal assignment (
 on a mix of both scores, so two faces that cross keep their ids. A track that misses
 detections survives ``max_gap_s`` seconds; :meth:`FaceTracker.end_all` ends every track at a
 shot cut. Ids are never reused.
+
+The cheap descriptor cannot tell every two people apart (two grey faces of similar build can
+look more alike to it than one face across two expressions), so each match whose look differs
+more than a moving face's does from one sampled frame to the next is flagged in
+:attr:`FaceTracker.jumped`: a missed cut, or a new person in a lost face's place. The caller
+checks those with the identity embedding and calls :meth:`FaceTracker.split` where it changed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from emovid.faces import FaceDetections
 
 #: ``max_centre_shift`` is allowed per this many seconds since a track was last seen.
 SHIFT_PERIOD_S = 0.25
+#: Similarity (descriptor dot product) to a track's last face under which a match is a jump worth
+#: an identity check. One face from frame to frame: 0.96 and more on our videos, sampled at 2 fps
+#: or every frame; two people in one place: up to 0.92 in grey.
+JUMP_SIMILARITY = 0.95
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -44,6 +54,7 @@ class _Track:
     last_seen: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre px/s
     appearance: np.ndarray | None = None  # running mean descriptor (unit length)
+    last_look: np.ndarray | None = None  # the descriptor of its last face
 
     def predict(self, t: float) -> np.ndarray:
         box = self.box.copy()
@@ -59,6 +70,7 @@ class _Track:
         self.box = box.astype(float)
         self.last_seen = t
         if appearance is not None:
+            self.last_look = appearance
             mixed = appearance if self.appearance is None else momentum * self.appearance + (1 - momentum) * appearance
             norm = float(np.linalg.norm(mixed))
             self.appearance = mixed / norm if norm > 0 else mixed
@@ -106,11 +118,20 @@ class FaceTracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_t: float | None = None
+        #: Per face of the last :meth:`update`: whether it continued a track with a jump in its
+        #: look (see the module docs).
+        self.jumped = np.zeros(0, bool)
+        self._last_update: tuple[FaceDetections, float, np.ndarray | None] | None = None
 
     def reset(self) -> None:
         """Forget all tracks (ids still never repeat for this tracker)."""
         self._tracks.clear()
         self._last_t = None
+
+    @property
+    def live_ids(self) -> set[int]:
+        """Ids of the tracks a later face may still continue."""
+        return {t.track_id for t in self._tracks}
 
     def end_all(self) -> None:
         """End every track (a shot cut): no face after it continues a track from before it."""
@@ -166,20 +187,43 @@ class FaceTracker:
         if descriptors is not None and len(descriptors) != len(faces):
             raise ValueError(f"descriptors: expected {len(faces)} rows, got {len(descriptors)}")
         self._last_t = timestamp_s
+        self._last_update = (faces, timestamp_s, descriptors)
         self._tracks = [t for t in self._tracks if timestamp_s - t.last_seen <= self.max_gap_s]
         ids = np.full(len(faces), -1, np.int32)
+        self.jumped = np.zeros(len(faces), bool)
         if self._tracks and len(faces):
             score = self.match_scores(faces, timestamp_s, descriptors)
             rows, cols = linear_sum_assignment(np.where(score >= 0, score, -1e3), maximize=True)
             for ti, di in zip(rows, cols):
                 if score[ti, di] >= 0:
                     ids[di] = self._tracks[ti].track_id
+                    last = self._tracks[ti].last_look
+                    self.jumped[di] = last is not None and float(descriptors[di] @ last) < JUMP_SIMILARITY
                     self._tracks[ti].update(faces.boxes[di], timestamp_s, self.velocity_smoothing,
                                             None if descriptors is None else descriptors[di],
                                             self.appearance_momentum)
         for di in np.flatnonzero(ids < 0):
-            ids[di] = self._next_id
-            self._tracks.append(_Track(self._next_id, faces.boxes[di].astype(float), timestamp_s,
-                                       appearance=None if descriptors is None else descriptors[di].copy()))
-            self._next_id += 1
+            ids[di] = self._start(faces, timestamp_s, descriptors, di)
         return ids
+
+    def _start(self, faces: FaceDetections, timestamp_s: float, descriptors: np.ndarray | None, index: int) -> int:
+        look = None if descriptors is None else descriptors[index].copy()
+        self._tracks.append(_Track(self._next_id, faces.boxes[index].astype(float), timestamp_s,
+                                   appearance=look, last_look=look))
+        self._next_id += 1
+        return self._next_id - 1
+
+    def split(self, track_id: int, face_index: int) -> int:
+        """End ``track_id`` at the last :meth:`update` and start a new track with that update's face
+        ``face_index`` (which had continued it): the face is someone else. Returns the new id.
+
+        Raises:
+            ValueError: ``track_id`` is not a live track, or there was no such face.
+        """
+        if self._last_update is None or not 0 <= face_index < len(self._last_update[0]):
+            raise ValueError(f"face_index: no face {face_index} in the last update")
+        if not any(t.track_id == track_id for t in self._tracks):
+            raise ValueError(f"track_id: {track_id} is not a live track")
+        self._tracks = [t for t in self._tracks if t.track_id != track_id]
+        self.jumped[face_index] = False
+        return self._start(*self._last_update, face_index)

@@ -150,17 +150,19 @@ def paste(canvas: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
 
 
 def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]], frames_per_shot: int = 12,
-                fps: float = 12.0, size=(640, 360), drift: int = 2, fade: int = 0, dissolve: int = 0) -> Path:
+                fps: float = 12.0, size=(640, 360), drift: int = 2, fade: int = 0, dissolve: int = 0,
+                backgrounds: list[np.ndarray] | None = None, look: str = "colour") -> Path:
     """One shot per list of (head patch, top-left); heads drift ``drift`` px a frame; hard cuts between
     shots, or with ``fade`` > 0 fades through black: a shot's last ``fade`` frames darken to black and
     the next shot's first ``fade`` frames brighten from black; or with ``dissolve`` > 0 dissolves: a
     shot's last ``dissolve`` frames blend, more and more, into the next shot's first ``dissolve``
-    frames, and the next shot goes on after those (an editor's overlapping cross-fade)."""
+    frames, and the next shot goes on after those (an editor's overlapping cross-fade). ``backgrounds``:
+    one per shot (default: :func:`shot_background`'s sets); ``look``: see :func:`recolour`."""
     if fade and dissolve:
         raise ValueError("a transition is a fade or a dissolve, not both")
     clips = []
     for k, placed in enumerate(shots):
-        background = shot_background(k, size)
+        background = shot_background(k, size) if backgrounds is None else backgrounds[k]
         clip = []
         for i in range(frames_per_shot):
             canvas = background.copy()
@@ -171,7 +173,7 @@ def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]
                 gain = (frames_per_shot - 1 - i) / fade
             if fade and k > 0 and i < fade:
                 gain = i / fade
-            clip.append(canvas if gain == 1.0 else (canvas * gain).astype(np.uint8))
+            clip.append(recolour(canvas if gain == 1.0 else (canvas * gain).astype(np.uint8), look))
         clips.append(clip)
     frames = []
     for k, clip in enumerate(clips):
@@ -183,3 +185,60 @@ def shots_video(path: Path, shots: list[list[tuple[np.ndarray, tuple[int, int]]]
             clips[k + 1] = following[dissolve:]
         frames.extend(clip)
     return write_video(path, frames, fps=fps)
+
+
+#: Colourless and one-palette renderings of a BGR frame: what black-and-white film, tinted
+#: footage, night cameras and faded prints look like.
+LOOKS = ("colour", "grey", "sepia", "dim grey", "washed grey", "low saturation")
+
+
+def recolour(frame: np.ndarray, look: str) -> np.ndarray:
+    """``frame`` (BGR) as ``look`` (one of ``LOOKS``) sees it."""
+    if look == "colour":
+        return frame
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    if look == "grey":
+        out = np.stack([grey] * 3, axis=-1)
+    elif look == "sepia":
+        out = np.stack([grey * 0.72, grey * 0.9, grey * 1.08 + 10], axis=-1)
+    elif look == "dim grey":
+        out = np.stack([grey * 0.35] * 3, axis=-1)
+    elif look == "washed grey":
+        out = np.stack([grey * 0.45 + 125] * 3, axis=-1)
+    elif look == "low saturation":
+        out = 0.85 * np.stack([grey] * 3, axis=-1) + 0.15 * frame
+    else:
+        raise ValueError(f"look: expected one of {LOOKS}, got {look!r}")
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def room_background(seed: int, size=(1100, 360)) -> np.ndarray:
+    """A wide room of one palette (walls, furniture and frames in shades of one hue): crops of it
+    are two camera angles of the same room."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    hue = int(rng.integers(0, 180))
+    def shade(value, sat=None):
+        return cv2.cvtColor(np.uint8([[[hue, sat if sat is not None else rng.integers(40, 120), value]]]),
+                            cv2.COLOR_HSV2BGR)[0, 0].tolist()
+    canvas = np.zeros((h, w, 3), np.uint8)
+    canvas[:] = shade(int(rng.integers(120, 200)))
+    canvas[int(0.7 * h):] = shade(int(rng.integers(60, 110)))  # the floor
+    for _ in range(14):  # furniture, doors, frames
+        x, y = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
+        cw, ch = int(rng.integers(40, 220)), int(rng.integers(40, 200))
+        cv2.rectangle(canvas, (x, y), (x + cw, y + ch), shade(int(rng.integers(30, 240))), -1)
+    return cv2.GaussianBlur(canvas, (5, 5), 0)
+
+
+def textured_background(index: int, size=(640, 360)) -> np.ndarray:
+    """A set of blotchy texture at its own scale and brightness (another family than
+    :func:`shot_background`'s gradients and stripes)."""
+    w, h = size
+    rng = np.random.default_rng(1000 + index)
+    scale = int(rng.integers(6, 40))
+    noise = rng.random((max(2, h // scale), max(2, w // scale), 3)).astype(np.float32)
+    tex = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+    tex = (tex - tex.min()) / max(float(np.ptp(tex)), 1e-6)
+    base = rng.uniform(50, 200, 3)[None, None, :]
+    return np.clip(base + (tex - 0.5) * rng.uniform(60, 160), 0, 255).astype(np.uint8)
