@@ -212,15 +212,18 @@ class IdentityCheck:
     (:attr:`emovid.tracker.FaceTracker.jumped`): whether the face is still the track's person.
 
     It keeps each live track's last face (a reference to its frame: no copy) and, once checked,
-    an embedding of the track's person, so a check costs one embedding, two the first time
-    (about 0.1 s each on one core): it runs only on jumps, never on every face.
+    the embeddings of up to ``SAMPLES_PER_TRACK`` faces known to be the track's person, so a check
+    costs one embedding, two the first time (about 0.1 s each on one core): it runs only on
+    jumps, never on every face. The threshold is the clustering's: two faces it would not call
+    one person are not one track (a wrong split costs an extra track, which the clustering links
+    back to its person; a missed one, a track holding two people).
     """
 
     def __init__(self, embedder: FaceEmbedder, max_distance: float = PERSON_DISTANCE) -> None:
         self.embedder = embedder
         self.max_distance = max_distance
         self._last: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # track -> (frame, box) of its last face
-        self._person: dict[int, np.ndarray] = {}  # track -> embedding of a face known to be its person
+        self._person: dict[int, list[np.ndarray]] = {}  # track -> embeddings of faces known to be its person
         self.checks = 0  #: jumps checked
         self.splits = 0  #: jumps found to be another person
 
@@ -230,15 +233,14 @@ class IdentityCheck:
         previous = self._last.get(track_id)
         if previous is None or not identifiable(image, box) or not identifiable(*previous):
             return False
-        person = self._person.get(track_id)
-        if person is None:
-            person = self.embedder.embed(*face_patch(*previous))
+        known = self._person.get(track_id) or [self.embedder.embed(*face_patch(*previous))]
         now = self.embedder.embed(*face_patch(image, box))
         self.checks += 1
-        if float(np.linalg.norm(person - now)) >= self.max_distance:
+        # against the mean of the faces known to be the track's person: one face's embedding is noisy
+        if float(np.linalg.norm(np.mean(known, axis=0) - now)) >= self.max_distance:
             self.splits += 1
             return True
-        self._person[track_id] = person
+        self._person[track_id] = (known + [now])[-SAMPLES_PER_TRACK:]
         return False
 
     def remember(self, image: np.ndarray, faces: FaceDetections, track_ids: np.ndarray, live: set[int]) -> None:

@@ -28,10 +28,14 @@ from emovid.faces import FaceDetections
 
 #: ``max_centre_shift`` is allowed per this many seconds since a track was last seen.
 SHIFT_PERIOD_S = 0.25
-#: Similarity (descriptor dot product) to a track's last face under which a match is a jump worth
-#: an identity check. One face from frame to frame: 0.96 and more on our videos, sampled at 2 fps
-#: or every frame; two people in one place: up to 0.92 in grey.
+#: Similarity (descriptor dot product) under which a match is a jump worth an identity check: to
+#: the track's last face and to each of its known looks. Two people in one place came to 0.92 in
+#: grey; one face from frame to frame is at 0.93 or more in 95% of frames (the 8x8 thumbnail
+#: follows the box's jitter), so the known looks keep a face's few states from being checked again.
 JUMP_SIMILARITY = 0.95
+#: Looks (descriptors) kept per track as known to be its person: its first face's and those of
+#: jumps that stayed the same person.
+KNOWN_LOOKS = 8
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,6 +59,13 @@ class _Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre px/s
     appearance: np.ndarray | None = None  # running mean descriptor (unit length)
     last_look: np.ndarray | None = None  # the descriptor of its last face
+    known_looks: list[np.ndarray] = field(default_factory=list)  # see KNOWN_LOOKS
+
+    def jumps(self, look: np.ndarray | None) -> bool:
+        """Whether ``look`` differs from this track's last face and from each of its known looks."""
+        if look is None or self.last_look is None or float(look @ self.last_look) >= JUMP_SIMILARITY:
+            return False
+        return all(float(look @ known) < JUMP_SIMILARITY for known in self.known_looks)
 
     def predict(self, t: float) -> np.ndarray:
         box = self.box.copy()
@@ -122,6 +133,7 @@ class FaceTracker:
         #: look (see the module docs).
         self.jumped = np.zeros(0, bool)
         self._last_update: tuple[FaceDetections, float, np.ndarray | None] | None = None
+        self._last_ids = np.zeros(0, np.int32)  # the track ids the last update gave
 
     def reset(self) -> None:
         """Forget all tracks (ids still never repeat for this tracker)."""
@@ -186,6 +198,7 @@ class FaceTracker:
             raise ValueError(f"timestamp_s: expected >= {self._last_t}, got {timestamp_s}")
         if descriptors is not None and len(descriptors) != len(faces):
             raise ValueError(f"descriptors: expected {len(faces)} rows, got {len(descriptors)}")
+        self._confirm_jumps()
         self._last_t = timestamp_s
         self._last_update = (faces, timestamp_s, descriptors)
         self._tracks = [t for t in self._tracks if timestamp_s - t.last_seen <= self.max_gap_s]
@@ -197,19 +210,29 @@ class FaceTracker:
             for ti, di in zip(rows, cols):
                 if score[ti, di] >= 0:
                     ids[di] = self._tracks[ti].track_id
-                    last = self._tracks[ti].last_look
-                    self.jumped[di] = last is not None and float(descriptors[di] @ last) < JUMP_SIMILARITY
+                    self.jumped[di] = self._tracks[ti].jumps(None if descriptors is None else descriptors[di])
                     self._tracks[ti].update(faces.boxes[di], timestamp_s, self.velocity_smoothing,
                                             None if descriptors is None else descriptors[di],
                                             self.appearance_momentum)
         for di in np.flatnonzero(ids < 0):
             ids[di] = self._start(faces, timestamp_s, descriptors, di)
+        self._last_ids = ids
         return ids
+
+    def _confirm_jumps(self) -> None:
+        """The last update's jumps that were not split are their track's person: known looks."""
+        if self._last_update is None or self._last_update[2] is None or not self.jumped.any():
+            return
+        live = {t.track_id: t for t in self._tracks}
+        for di in np.flatnonzero(self.jumped):
+            track = live.get(int(self._last_ids[di]))
+            if track is not None:
+                track.known_looks = (track.known_looks + [self._last_update[2][di]])[-KNOWN_LOOKS:]
 
     def _start(self, faces: FaceDetections, timestamp_s: float, descriptors: np.ndarray | None, index: int) -> int:
         look = None if descriptors is None else descriptors[index].copy()
         self._tracks.append(_Track(self._next_id, faces.boxes[index].astype(float), timestamp_s,
-                                   appearance=look, last_look=look))
+                                   appearance=look, last_look=look, known_looks=[] if look is None else [look]))
         self._next_id += 1
         return self._next_id - 1
 
@@ -226,4 +249,5 @@ class FaceTracker:
             raise ValueError(f"track_id: {track_id} is not a live track")
         self._tracks = [t for t in self._tracks if t.track_id != track_id]
         self.jumped[face_index] = False
-        return self._start(*self._last_update, face_index)
+        self._last_ids[face_index] = self._start(*self._last_update, face_index)
+        return int(self._last_ids[face_index])

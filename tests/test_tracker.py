@@ -194,3 +194,39 @@ def test_faces_that_swap_places_keep_their_ids(analyzer_at, tmp_path, sample_fps
     apart = df[[abs(truth[f][0] - truth[f][1]) > 150 for f in df["frame_index"]]]
     assert (apart.groupby("track_id")["who"].nunique() == 1).all()  # no id ever moves to the other person
     assert apart[apart["who"] == "a"]["track_id"].nunique() == 1  # a, in front, keeps one id throughout
+
+
+def _look(*values):
+    v = np.array(values, np.float32)
+    return (v / np.linalg.norm(v))[None]
+
+
+def test_a_jump_in_look_is_flagged_and_a_split_starts_a_new_track_that_continues():
+    tracker = FaceTracker()
+    a, b = _look(1, 0, 0), _look(1, 0.5, 0)  # similarity 0.89: passes the gate, but a jump
+    assert tracker.update(dets([100, 100, 60, 60]), 0.0, a).tolist() == [0]
+    assert tracker.update(dets([102, 100, 60, 60]), 0.1, a).tolist() == [0] and not tracker.jumped.any()
+    assert tracker.update(dets([104, 100, 60, 60]), 0.2, b).tolist() == [0] and tracker.jumped.tolist() == [True]
+    assert tracker.split(0, 0) == 1  # another person: track 0 ends there
+    assert tracker.update(dets([106, 100, 60, 60]), 0.3, b).tolist() == [1] and not tracker.jumped.any()
+    assert 0 not in tracker.live_ids
+
+
+def test_a_jump_found_to_be_the_same_person_is_a_known_look_of_its_track():
+    tracker = FaceTracker()
+    a, b = _look(1, 0, 0), _look(1, 0.5, 0)
+    tracker.update(dets([100, 100, 60, 60]), 0.0, a)
+    tracker.update(dets([100, 100, 60, 60]), 0.1, b)
+    assert tracker.jumped.tolist() == [True]  # not split: the same person, seen another way
+    tracker.update(dets([100, 100, 60, 60]), 0.2, a)
+    assert not tracker.jumped.any()  # back to a known look
+    assert tracker.update(dets([100, 100, 60, 60]), 0.3, b).tolist() == [0] and not tracker.jumped.any()
+
+
+def test_split_rejects_what_the_last_update_did_not_have():
+    tracker = FaceTracker()
+    tracker.update(dets([100, 100, 60, 60]), 0.0, _look(1, 0, 0))
+    with pytest.raises(ValueError, match="track_id"):
+        tracker.split(5, 0)
+    with pytest.raises(ValueError, match="face_index"):
+        tracker.split(0, 1)
