@@ -244,13 +244,13 @@ def _per_call_ms(fn, items) -> float:
 
 def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     """Row 8: what shots, appearance and identity cost, per frame / face and end to end."""
-    from emovid.appearance import describe
+    from emovid.people.appearance import describe
     from emovid.faces import FaceDetector
-    from emovid.identity import FaceEmbedder, identity_backend
+    from emovid.people.identity import FaceEmbedder, identity_backend
     import pyarrow.parquet as pq
 
     from emovid.schema import read_metadata
-    from emovid.shots import ShotDetector, structure_change, thumbnail_bgr
+    from emovid.people.shots import ShotDetector, structure_change, thumbnail_bgr
 
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     frames = []

@@ -35,7 +35,7 @@ import people  # noqa: E402  (benchmarks/people.py: the generated scenarios)
 
 
 def ours(path: Path) -> tuple[list[int], float, int]:
-    from emovid.shots import ShotDetector
+    from emovid.people.shots import ShotDetector
     from emovid.video import VideoReader
 
     start = time.perf_counter()

@@ -31,7 +31,7 @@ _LAZY = {
     "build_report": "emovid.report",
     "render": "emovid.rendering",
     "ImageError": "emovid.errors",
-    "FaceTracker": "emovid.tracker",
+    "FaceTracker": "emovid.people.tracker",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -84,7 +84,7 @@ class AnalyzeConfig:
         track_gap_s: seconds a track survives without a detection before its id ends.
         shots: detect shot cuts on every decoded frame; tracks end at each cut and rows carry
             the ``shot`` index (off: one shot, tracks may run across cuts).
-        shot_threshold: content score a frame needs to be a cut (see :mod:`emovid.shots`).
+        shot_threshold: content score a frame needs to be a cut (see :mod:`emovid.people.shots`).
         prior: the emotion decision's class prior, as :func:`parse_prior` reads it (None: the
             model's measured default; see the model card).
         persons: group each video's tracks into ``person_id`` by face identity (with tracking
@@ -138,7 +138,7 @@ class AnalyzeConfig:
         """
         from emovid import __version__
         from emovid.assets import YUNET_NAME
-        from emovid.identity import identity_backend  # imports OpenCV: not at config import
+        from emovid.people.identity import identity_backend  # imports OpenCV: not at config import
         from emovid.yunet import auto_backend
 
         fields = asdict(self)

@@ -16,6 +16,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import pyarrow as pa
 
 from emovid import __version__
 from emovid.config import AnalyzeConfig, settings_hash
@@ -27,14 +28,12 @@ from emovid.faces import FaceDetector, crop_faces
 from emovid.model_file import model_digest
 from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
 from emovid.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
-from emovid.appearance import describe
-from emovid.identity import (IdentityCheck, TrackGallery, cluster_persons, co_occurring, load_embedder, mergeable,
-                             track_embeddings)
-from emovid.rows import FrameFaces, count_persons, to_record_batch, with_person_ids
+from emovid.people.identity import load_embedder
+from emovid.people.shots import ShotDetector
+from emovid.people.stage import PeopleOfVideo
+from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema, read_metadata, with_metadata
-from emovid.shots import ShotDetector
 from emovid.sink import ParquetSink
-from emovid.tracker import FaceTracker
 from emovid.video import PrefetchedFrames, VideoInfo, VideoReader, plan_segments
 
 log = logging.getLogger(__name__)
@@ -156,14 +155,12 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, {"video": {
             "width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
             "codec": info.codec}}))
-        pending = PendingRows(classifier, analyzer.batch_size)
+        pending = PendingRows(classifier, analyzer.batch_size, task.video_id, schema)
         faces_found = reported = 0
         people = PeopleOfVideo(config, analyzer.embedder)
         decoded = reader.frames(task.segment)
-        # closing(): the decode thread (started only once the sink is open) must stop before the
-        # reader releases the capture, even on errors.
-        with ParquetSink(task.output, schema) as sink, \
-                closing(PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames:
+        # closing(): the decode thread must stop before the reader releases the capture, even on errors.
+        with closing(PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames:
             for frame in frames:
                 # Counted from the frame in hand: the decode thread may be many frames ahead.
                 if analyzer.on_frames and frame.index + 1 - reported >= PROGRESS_EVERY:
@@ -177,16 +174,22 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                 if (pending.unclassified >= analyzer.batch_size
                         or (overlap_decode and pending.unclassified >= analyzer.eager_batch and not frames.ready)):
                     pending.classify()
-                if len(pending) >= analyzer.max_frames_per_chunk:
-                    pending.write(task.video_id, sink)
-            pending.write(task.video_id, sink)
-            if analyzer.on_frames and reader.frames_decoded > reported:
-                analyzer.on_frames(reader.frames_decoded - reported)
-            if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
-                raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
-            if reader.dissolve_past_end_s is not None and people.tracker is not None:
-                people.dissolved(reader.dissolve_past_end_s)
-            persons = people.finish(sink, analyzer.embedder, reader.shots_seen, whole_video=task.segment is None)
+                if pending.frames_waiting >= analyzer.max_frames_per_chunk:
+                    pending.seal()
+        pending.seal()
+        if analyzer.on_frames and reader.frames_decoded > reported:
+            analyzer.on_frames(reader.frames_decoded - reported)
+        if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
+            raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
+        if reader.dissolve_past_end_s is not None:
+            people.dissolved(reader.dissolve_past_end_s)
+        found = people.finish(reader.shots_seen, whole_video=task.segment is None)
+        # Written once, person ids and all, now that the whole video is read.
+        final = with_metadata(schema, {**read_metadata(schema), **found.metadata})
+        with ParquetSink(task.output, final) as sink:
+            for rows in pending.sealed:
+                sink.write(found.rows(rows).replace_schema_metadata(final.metadata))
+        persons = found.metadata.get("persons")
         info = reader.info
         truncated = reader.truncation() if task.segment is None else None  # segments: checked when merged
         return VideoResult(
@@ -196,92 +199,6 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
             width=info.width, height=info.height, output=os.fspath(task.output),
             shots=reader.shots_seen, tracks=people.tracks if config.track else None, persons=persons,
         )
-
-
-class PeopleOfVideo:
-    """Tracks, shots and person ids of one video (or segment) while it is read.
-
-    Tracks end at every cut; each track's best faces are kept for the identity pass that
-    :meth:`finish` runs once the video is read.
-    """
-
-    def __init__(self, config: AnalyzeConfig, embedder=None) -> None:
-        self.tracker = FaceTracker(max_gap_s=config.track_gap_s) if config.track else None
-        self.gallery = TrackGallery() if embedder is not None and self.tracker and config.persons else None
-        # the tracker's jumps in look are checked with the identity model, so a track never runs
-        # from one person into the next where a cut was missed
-        self.identity = IdentityCheck(embedder) if embedder is not None and self.tracker else None
-        self._shot = 0
-        self._seen: list[tuple[int, np.ndarray]] = []  # (frame index, track ids) for the same-frame rule
-        self._shot_tracks: dict[int, float] = {}  # the current shot's tracks: their first timestamp
-        self.blended: set[int] = set()  # tracks seen only inside a dissolve: a mix of two people, no person
-        self._shot_frames: list[tuple[int, float]] = []  # the current shot's frames with faces: (index, time)
-        self.blend_frames: set[int] = set()  # frames inside a dissolve or wipe: their faces are no one's
-        self.tracks = 0
-
-    def track(self, frame, faces) -> np.ndarray | None:
-        if self.tracker is None:
-            return None
-        if frame.shot != self._shot:
-            self.tracker.end_all()
-            self._shot = frame.shot
-            if frame.transition_start_s is not None:
-                self.dissolved(frame.transition_start_s)
-            self._shot_tracks, self._shot_frames = {}, []
-        ids = self.tracker.update(faces, frame.timestamp_s, describe(frame.image, faces))
-        if self.identity is not None:
-            for di in np.flatnonzero(self.tracker.jumped):
-                if self.identity.changed(int(ids[di]), frame.image, faces.boxes[di]):
-                    ids[di] = self.tracker.split(int(ids[di]), int(di))
-            self.identity.remember(frame.image, faces, ids, self.tracker.live_ids)
-        for t in ids.tolist():
-            self._shot_tracks.setdefault(t, frame.timestamp_s)
-        if len(ids):
-            self.tracks = max(self.tracks, int(ids.max()) + 1)
-            self._seen.append((frame.index, ids))
-            self._shot_frames.append((frame.index, frame.timestamp_s))
-            if self.gallery is not None:
-                self.gallery.add(frame.image, faces, ids, frame.timestamp_s)
-        return ids
-
-    def dissolved(self, transition_start_s: float) -> None:
-        """The current shot dissolved (or wiped) into the next from ``transition_start_s``: its
-        tracks seen only since are blends of two people, faces since are no identity sample, and
-        their rows get no person (a track that began before may have run onto the new person)."""
-        self.blended |= {t for t, first in self._shot_tracks.items() if first > transition_start_s}
-        self.blend_frames.update(i for i, t in self._shot_frames if t > transition_start_s)
-        if self.gallery is not None:
-            self.gallery.forget_since(transition_start_s)
-
-    def finish(self, sink: ParquetSink, embedder, shots: int, whole_video: bool) -> int | None:
-        """Set up the file's person ids and metadata for when the sink commits; returns the
-        number of persons (None for a segment, whose persons the merge decides)."""
-        metadata = {**read_metadata(sink.schema), "shots": shots}
-        if self.tracker is None:
-            sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
-            return None
-        metadata["tracks"] = self.tracks
-        if self.identity is not None:  # what the tracks' guard cost and found
-            metadata["track_checks"] = {"checked": self.identity.checks, "split": self.identity.splits}
-        if not whole_video:  # the merge clusters the whole video's tracks
-            samples = self.gallery.embeddings(embedder) if self.gallery is not None else {}
-            metadata["track_embeddings"] = {str(t): {"mean": np.round(np.mean(v, axis=0), 5).tolist(), "n": len(v)}
-                                            for t, v in samples.items()}
-            metadata["blended_tracks"] = sorted(self.blended)
-            metadata["blend_frames"] = sorted(self.blend_frames)
-            sink.transform_on_close(lambda table: table, with_metadata(sink.schema, metadata))
-            return None
-        frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
-        tracks = np.concatenate([ids for _, ids in self._seen]) if self._seen else np.zeros(0, int)
-        track_ids = [t for t in range(self.tracks) if t not in self.blended]
-        together = co_occurring(frames, tracks)
-        wanted = mergeable(track_ids, together)  # e.g. a video with one track embeds nothing
-        samples = self.gallery.embeddings(embedder, wanted) if self.gallery is not None and wanted else {}
-        persons = {**cluster_persons(track_ids, track_embeddings(samples), together), **dict.fromkeys(self.blended)}
-        metadata["persons"] = count_persons(persons)
-        sink.transform_on_close(lambda table: with_person_ids(table, persons, self.blend_frames),
-                                with_metadata(sink.schema, metadata))
-        return metadata["persons"]
 
 
 def prefetch_depth(info: VideoInfo) -> int:
@@ -303,27 +220,34 @@ def _split_answer(task: VideoTask, reader: VideoReader, config: AnalyzeConfig) -
 
 
 class PendingRows:
-    """Frames analysed but not yet written: their faces' crops until classified, then probabilities.
+    """The rows of the video being analysed: faces' crops until classified, then probabilities,
+    then sealed into Arrow tables (one Parquet row group each) that wait for the video's person ids.
 
-    Classifying (a full batch, or early while the decoder is behind) and writing (a Parquet row
-    group of up to ``max_frames_per_chunk`` frames) happen at separate times, so early small
-    batches do not fragment the file.
+    Classifying (a full batch, or early while the decoder is behind) and sealing (a row group of
+    up to ``max_frames_per_chunk`` frames) happen at separate times, so early small batches do
+    not fragment the file. Sealed rows take about 120 bytes a face in memory until the video (or
+    segment: long videos are split) is written.
     """
 
-    def __init__(self, classifier: EmotionClassifier, batch_size: int) -> None:
+    def __init__(self, classifier: EmotionClassifier, batch_size: int, video_id: str, schema: pa.Schema) -> None:
         self.classifier = classifier
         self.batch_size = batch_size
-        self.frames: list[FrameFaces] = []
+        self.video_id = video_id
+        self.schema = schema
+        self.sealed: list[pa.Table] = []
+        self._frames: list[FrameFaces] = []
         self._crops: list[np.ndarray] = []
         self._probs: list[np.ndarray] = []
         self.unclassified = 0
 
-    def __len__(self) -> int:
-        return len(self.frames)
+    @property
+    def frames_waiting(self) -> int:
+        """Frames added since the last :meth:`seal`."""
+        return len(self._frames)
 
     def add(self, frame: FrameFaces, crops: np.ndarray) -> None:
         """One frame's faces and their crops (n, size, size); n may be 0."""
-        self.frames.append(frame)
+        self._frames.append(frame)
         if len(crops):
             self._crops.append(crops)
             self.unclassified += len(crops)
@@ -335,13 +259,14 @@ class PendingRows:
             self._crops.clear()
             self.unclassified = 0
 
-    def write(self, video_id: str, sink: ParquetSink) -> None:
-        """Classify what is left and write every pending frame's rows; empties the buffer."""
-        if not self.frames:
+    def seal(self) -> None:
+        """Classify what is left and turn the waiting frames into rows."""
+        if not self._frames:
             return
         self.classify()
         classes = self.classifier.classes
         probs = np.concatenate(self._probs) if self._probs else np.zeros((0, len(classes)), np.float32)
-        sink.write(to_record_batch(video_id, self.frames, probs, sink.schema, classes))
-        self.frames.clear()
+        batch = to_record_batch(self.video_id, self._frames, probs, self.schema, classes)
+        self.sealed.append(pa.Table.from_batches([batch]))
+        self._frames.clear()
         self._probs.clear()

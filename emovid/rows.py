@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +39,8 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
     """Rows for ``frames``: one per face, or one all-null face row for a frame with no face.
 
     ``probs`` holds the class probabilities of all faces of ``frames``, in order. ``person_id``
-    starts equal to ``track_id``; :func:`with_person_ids` maps it once the video is done.
+    starts equal to ``track_id``; the people stage maps it once the video is done
+    (:meth:`emovid.people.stage.People.rows`).
 
     Raises:
         ValueError: ``probs`` does not have one row per face and one column per class.
@@ -90,21 +90,3 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
     for i, c in enumerate(classes):
         columns[prob_column(c)] = face_values(probs[:, i], np.float32)
     return pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
-
-
-
-def with_person_ids(table: pa.Table, persons: dict[int, int | None],
-                    no_person_frames: Collection[int] = ()) -> pa.Table:
-    """``table`` with ``person_id`` set from its ``track_id`` through ``persons`` (null stays null,
-    and so does a track mapped to None; a track missing from ``persons`` keeps its own id), and
-    null on the rows of ``no_person_frames`` (frames inside a transition)."""
-    mapped = [None if t is None else persons.get(t, t) for t in table["track_id"].to_pylist()]
-    if no_person_frames:
-        mapped = [None if f in no_person_frames else p for f, p in zip(table["frame_index"].to_pylist(), mapped)]
-    field = table.schema.field("person_id")
-    return table.set_column(table.schema.get_field_index("person_id"), field, pa.array(mapped, type=field.type))
-
-
-def count_persons(persons: dict[int, int | None]) -> int:
-    """Distinct person ids of a ``{track id: person id}`` map (tracks of no person left out)."""
-    return len({p for p in persons.values() if p is not None})

@@ -16,7 +16,7 @@ files into the video's one Parquet file:
   the tracker's own match score, and ids are renumbered in order of appearance, as an
   unsplit run numbers them.
 - persons: each segment stores its tracks' identity embeddings in its part file; the merge
-  clusters the whole video's tracks into person ids (:mod:`emovid.identity`).
+  clusters the whole video's tracks into person ids (:mod:`emovid.people.identity`).
 - a segment that cannot be read exactly (no timestamps, failed seek) makes the driver redo
   the whole video in one piece; a failed segment fails the video. Part files are hidden temp
   files, so an interrupted run leaves nothing a reader would pick up.
@@ -33,12 +33,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from emovid.identity import cluster_persons, co_occurring
-from emovid.pipeline import VideoResult, VideoTask
-from emovid.rows import count_persons, with_person_ids
+from emovid.people.persons import assign_persons, co_occurring
+from emovid.people.stage import count_persons, with_person_ids
+from emovid.people.stitch import TrackStitcher
 from emovid.schema import read_metadata, with_metadata
 from emovid.sink import TEMP_MARKER, ParquetSink
-from emovid.tracker import FaceTracker
+from emovid.tasks import VideoResult, VideoTask
 from emovid.video import Segment, plan_segments, truncation_message
 
 
@@ -50,85 +50,6 @@ def part_path(output: str | os.PathLike, index: int) -> str:
 
 def segment_tasks(task: VideoTask, segments: list[Segment]) -> list[VideoTask]:
     return [replace(task, output=part_path(task.output, s.index), segment=s) for s in segments]
-
-
-class TrackStitcher:
-    """Renumbers per-segment track ids into ids for the whole video, joining tracks at boundaries."""
-
-    def __init__(self, max_gap_s: float) -> None:
-        self.max_gap_s = max_gap_s
-        self._scorer = FaceTracker(max_gap_s=max_gap_s)
-        self._next_id = 0
-        # whole-video id -> (last time, box, centre velocity in px/s, shot) of tracks seen so far
-        self._last: dict[int, tuple[float, np.ndarray, np.ndarray, int]] = {}
-
-    @property
-    def track_count(self) -> int:
-        """Whole-video track ids given so far (they are 0 .. track_count - 1)."""
-        return self._next_id
-
-    def relabel(self, table: pa.Table) -> tuple[pa.Array, dict[int, int]]:
-        """Whole-video track ids for one segment's rows (in segment order, ``shot`` already
-        whole-video), and the {segment track id: whole-video id} map."""
-        local = table["track_id"].to_numpy(zero_copy_only=False)
-        has_track = ~np.asarray(pc.is_null(table["track_id"]))
-        if not has_track.any():
-            return table["track_id"], {}
-        ids = local[has_track].astype(np.int64)
-        times = table["timestamp_s"].to_numpy()[has_track]
-        shots = table["shot"].to_numpy()[has_track]
-        boxes = np.stack([table[c].to_numpy(zero_copy_only=False)[has_track] for c in ("x", "y", "w", "h")], axis=1)
-        boxes = boxes.astype(float)
-        order = np.lexsort((times, ids))  # rows grouped by id, in time order
-        times, boxes, by_track, shots = times[order], boxes[order], ids[order], shots[order]
-        starts = np.flatnonzero(np.r_[True, np.diff(by_track) != 0])
-        ends = np.r_[starts[1:], len(order)] - 1
-        local_ids = by_track[starts]
-        before_last = np.maximum(ends - 1, starts)
-        dt = times[ends] - times[before_last]
-        centres = boxes[:, :2] + boxes[:, 2:] / 2
-        velocity = np.divide(centres[ends] - centres[before_last], dt[:, None], out=np.zeros((len(ends), 2)),
-                             where=dt[:, None] > 0)
-
-        mapping = self._match(times[starts], boxes[starts], shots[starts])
-        for i in range(len(local_ids)):  # local ids are in order of appearance
-            if i not in mapping:
-                mapping[i] = self._next_id
-                self._next_id += 1
-        for i in range(len(local_ids)):
-            self._last[mapping[i]] = (float(times[ends[i]]), boxes[ends[i]], velocity[i], int(shots[ends[i]]))
-        lookup = dict(zip(local_ids.tolist(), (mapping[i] for i in range(len(local_ids)))))
-        out = np.full(len(local), -1, np.int64)
-        out[has_track] = [lookup[i] for i in ids.tolist()]
-        return pa.array(out.astype(np.int32), mask=~has_track), lookup
-
-    def _match(self, first_t: np.ndarray, first_box: np.ndarray, first_shot: np.ndarray) -> dict[int, int]:
-        """{index of a new track: whole-video id of the earlier track it continues}."""
-        if not self._last or not len(first_t):
-            return {}
-        old_ids = list(self._last)
-        old_t = np.array([self._last[i][0] for i in old_ids])
-        old_box = np.stack([self._last[i][1] for i in old_ids])
-        old_velocity = np.stack([self._last[i][2] for i in old_ids])
-        old_shot = np.array([self._last[i][3] for i in old_ids])
-        gap = first_t[None, :] - old_t[:, None]
-        score = np.empty(gap.shape)
-        for j in range(len(first_t)):  # each earlier track predicted at this track's first time, as the tracker does
-            predicted = old_box.copy()
-            predicted[:, :2] += old_velocity * np.clip(gap[:, j:j + 1], 0, None)
-            score[:, j] = self._scorer.similarity(predicted, first_box[j:j + 1], np.clip(gap[:, j], 0, None))[:, 0]
-        score[(gap < 0) | (gap > self.max_gap_s) | (old_shot[:, None] != first_shot[None, :])] = -1.0
-        matched: dict[int, int] = {}
-        used: set[int] = set()
-        for flat in np.argsort(-score, axis=None):  # best pairs first, as the tracker does
-            oi, ni = np.unravel_index(flat, score.shape)
-            if score[oi, ni] < 0:
-                break
-            if oi in used or ni in matched:
-                continue
-            used.add(oi)
-            matched[int(ni)] = old_ids[oi]
-        return matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +104,7 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
         tracks = whole["track_id"].to_numpy(zero_copy_only=False)[present].astype(np.int64)
         embeddings = {t: np.average([m for m, _ in v], axis=0, weights=[n for _, n in v]) for t, v in samples.items()}
         blended -= unblended  # a track continued outside the dissolve is someone's
-        track_ids = [t for t in range(stitcher.track_count) if t not in blended]
-        persons = {**cluster_persons(track_ids, embeddings, co_occurring(frames, tracks)), **dict.fromkeys(blended)}
+        persons = assign_persons(stitcher.track_count, embeddings, co_occurring(frames, tracks), blended)
         metadata.update(tracks=stitcher.track_count, persons=count_persons(persons))
     schema = with_metadata(tables[0].schema, metadata)
     with ParquetSink(output, schema) as sink:

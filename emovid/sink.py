@@ -41,16 +41,6 @@ class ParquetSink:
         self.rows = 0
         self._tmp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
-        self._transform = None
-        self._final_schema: pa.Schema | None = None
-
-    def transform_on_close(self, transform, schema: pa.Schema | None = None) -> None:
-        """On commit, pass every row group through ``transform`` (a table -> table function of
-        the same row count), e.g. person ids that are only known once the whole video is seen;
-        ``schema`` (same fields) replaces the declared schema's metadata. Row groups stay as written.
-        """
-        self._transform = transform
-        self._final_schema = schema
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,26 +71,9 @@ class ParquetSink:
         try:
             writer.close()
             if commit:
-                os.replace(self._rewrite(tmp) if self._transform is not None else tmp, self.path)
+                os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
-
-    def _rewrite(self, tmp: Path) -> Path:
-        schema = self._final_schema or self.schema
-        if not schema.equals(self.schema, check_metadata=False):
-            raise ValueError("transform_on_close: the final schema must have the declared fields")
-        out = temp_path_for(self.path)
-        source = pq.ParquetFile(tmp)
-        try:
-            with pq.ParquetWriter(out, schema, compression=self.compression) as writer:
-                for i in range(source.num_row_groups):
-                    writer.write_table(self._transform(source.read_row_group(i)).replace_schema_metadata(schema.metadata))
-        except BaseException:
-            out.unlink(missing_ok=True)
-            raise
-        finally:
-            source.close()
-        return out
 
     def __enter__(self) -> "ParquetSink":
         self.open()

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
-from emovid.shots import CUT_DELAY_FRAMES, MAX_DISSOLVE_S, MAX_FADE_IN_S
+from emovid.people.shots import CUT_DELAY_FRAMES, MAX_DISSOLVE_S, MAX_FADE_IN_S
 
 if TYPE_CHECKING:
-    from emovid.shots import ShotDetector
+    from emovid.people.shots import ShotDetector
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -153,7 +153,7 @@ class VideoReader:
             starts a new ``1/sample_fps`` slot of presentation time, so variable frame rates and
             odd container rates are sampled evenly in time.
         decode_threads: FFmpeg decoder threads; None lets FFmpeg use one per CPU.
-        shots: a :class:`~emovid.shots.ShotDetector` fed every decoded frame (sampled or not),
+        shots: a :class:`~emovid.people.shots.ShotDetector` fed every decoded frame (sampled or not),
             so a cut between two sampled frames still starts a new shot; ``shots_seen`` counts
             the shots of the frames read. None: no detection (every frame is shot 0).
 

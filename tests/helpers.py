@@ -242,3 +242,16 @@ def textured_background(index: int, size=(640, 360)) -> np.ndarray:
     tex = (tex - tex.min()) / max(float(np.ptp(tex)), 1e-6)
     base = rng.uniform(50, 200, 3)[None, None, :]
     return np.clip(base + (tex - 0.5) * rng.uniform(60, 160), 0, 255).astype(np.uint8)
+
+
+def crossing_scene(n=60):
+    """Face 0 walks left->right along the top, face 1 right->left below it; they pass each other
+    mid-video. Face 1 is hidden for 3 frames (0.3 s), later leaves for 2 s and comes back."""
+    positions, truth = [], []
+    for i in range(n):
+        placed = {0: (20 + 8 * i, 20)}
+        if not (20 <= i < 23) and not (35 <= i < 55):
+            placed[1] = (500 - 7 * i, 170)
+        positions.append(placed)
+        truth.append(placed)
+    return positions, truth

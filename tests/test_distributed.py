@@ -238,7 +238,7 @@ def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
     from emovid.pipeline import VideoTask
     from emovid.segments import SegmentedVideos
     from tests.helpers import moving_faces_video
-    from tests.test_tracker import crossing_scene
+    from tests.helpers import crossing_scene
 
     video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
     task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "split" / "crossing.mp4.parquet"))
@@ -269,7 +269,7 @@ def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_
     from emovid.pipeline import VideoTask
     from emovid.segments import SegmentedVideos
     from tests.helpers import moving_faces_video
-    from tests.test_tracker import crossing_scene
+    from tests.helpers import crossing_scene
 
     starts = tmp_path / "starts"
 

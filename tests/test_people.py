@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import emovid
-from emovid.shots import ShotDetector, content_score, thumbnail_hsv
+from emovid.people.shots import ShotDetector, content_score, thumbnail_hsv
 from tests.helpers import (VIDEOS, needs_shared, people_heads, recolour, room_background, shot_background,
                            shots_video, write_video)
 

@@ -4,7 +4,8 @@ import pytest
 
 from emovid.faces import FaceDetections
 from emovid.labels import EMOTIONS
-from emovid.rows import FrameFaces, count_persons, to_record_batch, with_person_ids
+from emovid.people.stage import count_persons, with_person_ids
+from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 
 

@@ -14,8 +14,7 @@ from emovid.pipeline import VideoResult, VideoTask
 from emovid.schema import face_schema, read_metadata
 from emovid.segments import SegmentedVideos, TrackStitcher, part_path
 from emovid.video import Segment, VideoReader, plan_segments
-from tests.helpers import moving_faces_video, shared_video
-from tests.test_tracker import crossing_scene
+from tests.helpers import crossing_scene, moving_faces_video, shared_video
 
 
 def test_plan_segments_uses_whole_sampling_periods():

@@ -56,35 +56,3 @@ def test_schema_mismatch_raises(tmp_path):
         with ParquetSink(tmp_path / "x.parquet", schema) as sink:
             sink.write(_batch(other))
     assert list(tmp_path.iterdir()) == []
-
-
-def test_transform_on_close_rewrites_each_row_group_and_the_metadata(tmp_path):
-    from emovid.rows import with_person_ids
-    from emovid.schema import read_metadata
-
-    schema = face_schema(metadata={"settings_hash": "abc"})
-    path = tmp_path / "v.parquet"
-    with ParquetSink(path, schema) as sink:
-        sink.write(_batch(schema, 2))
-        sink.write(_batch(schema, 3))
-        sink.transform_on_close(lambda t: with_person_ids(t, {0: 7, 2: 7}),
-                                face_schema(metadata={"settings_hash": "abc", "persons": 2}))
-    assert [p.name for p in tmp_path.iterdir()] == ["v.parquet"]  # no temp file left
-    f = pq.ParquetFile(path)
-    assert f.num_row_groups == 2
-    assert f.read()["person_id"].to_pylist() == [7, 1, 7, 1, 7]
-    assert read_metadata(f.schema_arrow) == {"settings_hash": "abc", "persons": 2}
-
-
-def test_failed_transform_leaves_nothing(tmp_path):
-    schema = face_schema()
-    path = tmp_path / "v.parquet"
-
-    def broken(table):
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        with ParquetSink(path, schema) as sink:
-            sink.write(_batch(schema))
-            sink.transform_on_close(broken)
-    assert list(tmp_path.iterdir()) == []

@@ -3,8 +3,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from emovid.faces import FaceDetections
-from emovid.tracker import FaceTracker, iou_matrix
-from tests.helpers import moving_faces_video
+from emovid.people.tracker import FaceTracker, iou_matrix
+from tests.helpers import crossing_scene, moving_faces_video
 
 
 def dets(*boxes):
@@ -52,19 +52,6 @@ def test_timestamps_must_not_go_backwards():
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError):
         FaceTracker(**kwargs)
-
-
-def crossing_scene(n=60):
-    """Face 0 walks left->right along the top, face 1 right->left below it; they pass each other
-    mid-video. Face 1 is hidden for 3 frames (0.3 s), later leaves for 2 s and comes back."""
-    positions, truth = [], []
-    for i in range(n):
-        placed = {0: (20 + 8 * i, 20)}
-        if not (20 <= i < 23) and not (35 <= i < 55):
-            placed[1] = (500 - 7 * i, 170)
-        positions.append(placed)
-        truth.append(placed)
-    return positions, truth
 
 
 def track_ids_by_face(df, truth):

@@ -1,7 +1,7 @@
 """A cheap appearance descriptor for every tracked face, so tracks follow people, not positions.
 
 It is computed for every sampled face (about 0.2 ms each), so it is not an identity embedding (see
-:mod:`emovid.identity` for that): a hue-saturation histogram of the face and hair (skin tone,
+:mod:`emovid.people.identity` for that): a hue-saturation histogram of the face and hair (skin tone,
 hair colour, lighting of the set) next to a coarse 8x8 grey thumbnail of the face (its
 layout). Two faces that cross or swap places inside one shot differ in at least one of
 those; the same face a fraction of a second later matches both.
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from emovid.faces import FaceDetections
-from emovid.thumbnails import shrink
+from emovid.people.thumbnails import shrink
 
 HUE_BINS, SAT_BINS = 12, 4
 THUMB = 8

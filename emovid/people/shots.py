@@ -46,7 +46,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from emovid.thumbnails import shrink
+from emovid.people.thumbnails import shrink
 
 THUMB_WIDTH = 64
 #: Brightness (HSV value, 0..255) under which a frame is black: when 95% of its thumbnail's

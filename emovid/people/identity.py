@@ -1,11 +1,6 @@
-"""Person ids across a whole video: an identity embedding per track, then constrained clustering.
-
-Tracks end at every shot cut, so an interview cut between two people gives dozens of tracks.
-After the pass, each track's best faces are embedded with dlib's face-recognition ResNet
-(128-D, trained for identity; distance < 0.6 means "same person" on LFW at 99.4%), tracks are
-averaged into one embedding each and clustered (average linkage) under a stricter distance,
-with one hard rule: two tracks seen in the same frame are two people. Ids are numbered in order
-of first appearance.
+"""Who a face is: dlib's face-recognition ResNet (128-D identity embeddings; distance < 0.6 means
+"same person" on LFW at 99.4%), the faces each track keeps for it, and the check of a track's
+jumps in look.
 
 The model ships in pip wheels (``dlib-bin``: Boost licence; ``face-recognition-models``: the
 dlib model files, CC0 / public domain, packaged under MIT), nothing is downloaded at run time.
@@ -26,18 +21,13 @@ import cv2
 import numpy as np
 
 from emovid.faces import FaceDetections
-from emovid.shots import MAX_DISSOLVE_S
+from emovid.people.persons import PERSON_DISTANCE
+from emovid.people.shots import MAX_DISSOLVE_S
 
 log = logging.getLogger(__name__)
 
 #: Faces embedded per track (its largest, most confident ones): 2-3 average away pose and blur.
 SAMPLES_PER_TRACK = 3
-#: Average-linkage distance under which two tracks are one person. dlib's own threshold is 0.6;
-#: a wrong merge is worse than a split person, so ours is stricter: faces without colour carry less
-#: evidence, and two different people of ours came to 0.51 in grey, 0.49 in sepia and 0.46 in dim
-#: grey (0.52 in colour), where one person across six expressions stays within 0.65 in colour and
-#: 0.58 in grey: 0.45 keeps them apart and links most returns.
-PERSON_DISTANCE = 0.45
 #: Faces smaller than this (px) are not embedded: their embeddings are unreliable.
 MIN_IDENTITY_FACE = 40
 #: Kept faces are shrunk to this side (px), so a 4K close-up costs no more memory than a 200 px face.
@@ -209,7 +199,7 @@ def identifiable(image: np.ndarray, box: np.ndarray) -> bool:
 
 class IdentityCheck:
     """Checks, with the identity embedding, the track continuations the tracker flags as jumps
-    (:attr:`emovid.tracker.FaceTracker.jumped`): whether the face is still the track's person.
+    (:attr:`emovid.people.tracker.FaceTracker.jumped`): whether the face is still the track's person.
 
     It keeps each live track's last face (a reference to its frame: no copy) and, once checked,
     the embeddings of up to ``SAMPLES_PER_TRACK`` faces known to be the track's person, so a check
@@ -259,72 +249,3 @@ def _brightness(image: np.ndarray, box: np.ndarray) -> float:
     step = max(1, min(w, h) // 32)
     region = image[max(y, 0):max(y + h, 0):step, max(x, 0):max(x + w, 0):step]
     return float(region.mean()) if region.size else 0.0
-
-
-def co_occurring(frame_index: np.ndarray, track_id: np.ndarray) -> set[tuple[int, int]]:
-    """Pairs (low, high) of track ids that share a frame (two faces at once: two people)."""
-    order = np.lexsort((track_id, frame_index))
-    frames, tracks = frame_index[order], track_id[order]
-    pairs: set[tuple[int, int]] = set()
-    bounds = np.flatnonzero(np.r_[True, np.diff(frames) != 0, True])
-    for start, end in zip(bounds[:-1], bounds[1:]):
-        together = np.unique(tracks[start:end]).tolist()
-        pairs.update((a, b) for i, a in enumerate(together) for b in together[i + 1:])
-    return pairs
-
-
-def mergeable(track_ids: list[int], cannot_link: set[tuple[int, int]]) -> set[int]:
-    """Tracks that could be one person with another track: the rest need no embedding (about 0.1 s a face)."""
-    partners = {t: len(track_ids) - 1 for t in track_ids}
-    for a, b in cannot_link:
-        if a in partners and b in partners:  # pairs with a track left out (e.g. a dissolve's) do not count
-            partners[a] -= 1
-            partners[b] -= 1
-    return {t for t, n in partners.items() if n > 0}
-
-
-def cluster_persons(track_ids: list[int], embeddings: dict[int, np.ndarray], cannot_link: set[tuple[int, int]],
-                    max_distance: float = PERSON_DISTANCE) -> dict[int, int]:
-    """Group tracks into persons: {track id: person id}, persons numbered in ``track_ids`` order.
-
-    Average-linkage agglomerative clustering on embedding distance; two clusters never merge
-    when any pair of their tracks is in ``cannot_link`` (seen together) or their distance is
-    ``max_distance`` or more. Tracks without an embedding stay alone.
-    """
-    members = [t for t in track_ids if t in embeddings]
-    clusters = [[t] for t in members]
-    if len(members) > 1:
-        vectors = np.stack([embeddings[t] for t in members])
-        dist = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
-        index = {t: i for i, t in enumerate(members)}
-        for a, b in cannot_link:
-            if a in index and b in index:
-                dist[index[a], index[b]] = dist[index[b], index[a]] = np.inf
-        np.fill_diagonal(dist, np.inf)
-        sizes = np.ones(len(members))
-        alive = np.ones(len(members), bool)
-        while True:
-            masked = np.where(alive[:, None] & alive[None], dist, np.inf)
-            i, j = np.unravel_index(np.argmin(masked), masked.shape)
-            if not masked[i, j] < max_distance:
-                break
-            # Lance-Williams update for average linkage; inf (cannot link) stays inf.
-            merged = (sizes[i] * dist[i] + sizes[j] * dist[j]) / (sizes[i] + sizes[j])
-            dist[i], dist[:, i] = merged, merged
-            dist[i, i] = np.inf
-            sizes[i] += sizes[j]
-            alive[j] = False
-            clusters[i] += clusters[j]
-        clusters = [c for c, keep in zip(clusters, alive) if keep]
-    cluster_of = {t: k for k, group in enumerate(clusters) for t in group}
-    persons: dict[int, int] = {}
-    numbered: dict[tuple, int] = {}
-    for t in track_ids:
-        key = ("cluster", cluster_of[t]) if t in cluster_of else ("alone", t)
-        persons[t] = numbered.setdefault(key, len(numbered))
-    return persons
-
-
-def track_embeddings(samples: dict[int, list[np.ndarray]]) -> dict[int, np.ndarray]:
-    """One embedding per track: the mean of its faces' embeddings."""
-    return {tid: np.mean(vectors, axis=0) for tid, vectors in samples.items() if len(vectors)}

@@ -7,7 +7,7 @@ import pytest
 
 import emovid
 from emovid.schema import read_metadata
-from emovid.shots import CUT_DELAY_FRAMES, ShotDetector, content_score, thumbnail_hsv
+from emovid.people.shots import CUT_DELAY_FRAMES, ShotDetector, content_score, thumbnail_hsv
 from emovid.video import VideoReader
 from tests.helpers import paste, people_heads, shared_video, shot_background, shots_video, write_video
 

@@ -4,7 +4,7 @@ SORT-style association, made time-aware for sampled frames and checked by appear
 track predicts its box at the new frame's timestamp with a constant-velocity model; a
 detection may join a track only when its box is plausible for that prediction (IoU, or
 centre distance relative to face size for the big jumps between frames sampled at a few fps)
-*and* it looks like the track (:mod:`emovid.appearance`), so a different person who steps into
+*and* it looks like the track (:mod:`emovid.people.appearance`), so a different person who steps into
 a lost face's place starts a new track. Pairs are chosen by optimal assignment (Hungarian)
 on a mix of both scores, so two faces that cross keep their ids. A track that misses
 detections survives ``max_gap_s`` seconds; :meth:`FaceTracker.end_all` ends every track at a
@@ -188,7 +188,7 @@ class FaceTracker:
         Args:
             faces: the frame's detections.
             timestamp_s: the frame's time; must not go backwards.
-            descriptors: (n, d) unit appearance descriptors (:func:`emovid.appearance.describe`);
+            descriptors: (n, d) unit appearance descriptors (:func:`emovid.people.appearance.describe`);
                 None matches by motion alone.
 
         Raises:
