@@ -35,12 +35,13 @@ import people  # noqa: E402  (benchmarks/people.py: the generated scenarios)
 
 
 def ours(path: Path) -> tuple[list[int], float, int]:
+    from emovid.people.labels import PREROLL_SHOT_S, ShotLabels
     from emovid.people.shots import ShotDetector
     from emovid.video import VideoReader
 
     start = time.perf_counter()
-    with VideoReader(path, None, decode_threads=1, shots=ShotDetector()) as reader:
-        shots = [f.shot for f in reader.frames()]
+    with VideoReader(path, None, decode_threads=1, context_s=PREROLL_SHOT_S) as reader:
+        shots = [f.shot for f in ShotLabels(ShotDetector(), reader.info.fps).frames(reader.decoded())]
     cuts = [i for i in range(1, len(shots)) if shots[i] != shots[i - 1]]
     return cuts, time.perf_counter() - start, len(shots)
 

@@ -29,6 +29,7 @@ from emovid.model_file import model_digest
 from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
 from emovid.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
 from emovid.people.identity import load_embedder
+from emovid.people.labels import PREROLL_SHOT_S, ShotLabels
 from emovid.people.shots import ShotDetector
 from emovid.people.stage import PeopleOfVideo
 from emovid.rows import FrameFaces, to_record_batch
@@ -147,8 +148,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         VideoError: the video cannot be opened or has no decodable frame (nothing is written).
     """
     config, classifier = analyzer.config, analyzer.classifier
-    shots = ShotDetector(threshold=config.shot_threshold) if config.shots else None
-    with VideoReader(task.path, config.fps, decode_threads=analyzer.num_threads, shots=shots) as reader:
+    context_s = PREROLL_SHOT_S if config.shots else None
+    with VideoReader(task.path, config.fps, decode_threads=analyzer.num_threads, context_s=context_s) as reader:
         if (split := _split_answer(task, reader, config)) is not None:
             return split
         info = reader.info
@@ -158,7 +159,9 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         pending = PendingRows(classifier, analyzer.batch_size, task.video_id, schema)
         faces_found = reported = 0
         people = PeopleOfVideo(config, analyzer.embedder)
-        decoded = reader.frames(task.segment)
+        labels = ShotLabels(ShotDetector(threshold=config.shot_threshold), info.fps) if config.shots else None
+        decoded = (labels.frames(reader.decoded(task.segment), segment=task.segment is not None) if labels
+                   else reader.frames(task.segment))
         # closing(): the decode thread must stop before the reader releases the capture, even on errors.
         with closing(PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames:
             for frame in frames:
@@ -181,9 +184,10 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
             analyzer.on_frames(reader.frames_decoded - reported)
         if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
             raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
-        if reader.dissolve_past_end_s is not None:
-            people.dissolved(reader.dissolve_past_end_s)
-        found = people.finish(reader.shots_seen, whole_video=task.segment is None)
+        shots = labels.shots_seen if labels else 1
+        if labels and labels.dissolve_past_end_s is not None:
+            people.dissolved(labels.dissolve_past_end_s)
+        found = people.finish(shots, whole_video=task.segment is None)
         # Written once, person ids and all, now that the whole video is read.
         final = with_metadata(schema, {**read_metadata(schema), **found.metadata})
         with ParquetSink(task.output, final) as sink:
@@ -197,7 +201,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
             frames_decoded=reader.frames_decoded, frames_sampled=reader.frames_sampled, faces=faces_found,
             duration_s=round(info.duration_s, 3) if info.duration_s else None, fps=info.fps,
             width=info.width, height=info.height, output=os.fspath(task.output),
-            shots=reader.shots_seen, tracks=people.tracks if config.track else None, persons=persons,
+            shots=shots, tracks=people.tracks if config.track else None, persons=persons,
         )
 
 

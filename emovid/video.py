@@ -1,4 +1,9 @@
-"""Reading videos with OpenCV: container facts and a sampled frame stream with real timestamps."""
+"""Reading videos with OpenCV: container facts and a sampled frame stream with real timestamps.
+
+The reader only reads: which frames a run keeps (sampling, segments) and, for the shot detector of
+the people stage (:class:`emovid.people.labels.ShotLabels`), every decoded frame around them
+(:meth:`VideoReader.decoded`). It never labels a frame's shot.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
-from emovid.people.shots import CUT_DELAY_FRAMES, MAX_DISSOLVE_S, MAX_FADE_IN_S
-
-if TYPE_CHECKING:
-    from emovid.people.shots import ShotDetector
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -67,6 +68,19 @@ class Frame:
     image: np.ndarray
     shot: int = 0
     transition_start_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One decoded frame for the shot detector: its index in the segment (or video), presentation
+    time, BGR pixels (None when the decoder returned none for it), whether sampling keeps it, and
+    where it lies: ``"before"`` the segment (pre-roll), ``"in"`` it, or ``"after"`` its end."""
+
+    index: int
+    timestamp_s: float
+    image: np.ndarray | None
+    sampled: bool
+    where: str = "in"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +152,6 @@ def check_video_file(path: Path) -> None:
         raise VideoOpenError(f"is a {kind} image, not a video")
 
 
-#: Seconds of frames before a segment's start that are fed to the shot detector: the last one
-#: for a cut exactly at the segment's start, the last MAX_FADE_IN_S for a fade through black and
-#: MAX_DISSOLVE_S for a dissolve.
-PREROLL_SHOT_S = max(MAX_FADE_IN_S, MAX_DISSOLVE_S) + 0.5
-
-
 class VideoReader:
     """Context manager around ``cv2.VideoCapture`` that yields sampled frames.
 
@@ -153,16 +161,16 @@ class VideoReader:
             starts a new ``1/sample_fps`` slot of presentation time, so variable frame rates and
             odd container rates are sampled evenly in time.
         decode_threads: FFmpeg decoder threads; None lets FFmpeg use one per CPU.
-        shots: a :class:`~emovid.people.shots.ShotDetector` fed every decoded frame (sampled or not),
-            so a cut between two sampled frames still starts a new shot; ``shots_seen`` counts
-            the shots of the frames read. None: no detection (every frame is shot 0).
+        context_s: for :meth:`decoded`: seconds of frames before a segment to read with it (the
+            shot detector's pre-roll); a seek lands that far before the segment. None: only
+            :meth:`frames` is used.
 
     Raises (on enter):
         VideoOpenError: the file cannot be opened as a video.
     """
 
     def __init__(self, path: str | Path, sample_fps: float | None = None, decode_threads: int | None = None,
-                 shots: ShotDetector | None = None) -> None:
+                 context_s: float | None = None) -> None:
         if sample_fps is not None and not sample_fps > 0:
             raise ValueError(f"sample_fps: expected > 0 or None, got {sample_fps}")
         if decode_threads is not None and decode_threads < 1:
@@ -170,12 +178,11 @@ class VideoReader:
         self.path = Path(path)
         self.sample_fps = sample_fps
         self.decode_threads = decode_threads
+        if context_s is not None and not context_s >= 0:
+            raise ValueError(f"context_s: expected >= 0 or None, got {context_s}")
         self.frames_decoded = 0
         self.frames_sampled = 0
-        #: Where a dissolve under way at the segment's end began (see _look_past_end); None if none was.
-        self.dissolve_past_end_s: float | None = None
-        self._last_shot: int | None = None
-        self.shots = shots
+        self.context_s = context_s
         self._cap: cv2.VideoCapture | None = None
         self.info: VideoInfo | None = None
 
@@ -224,7 +231,7 @@ class VideoReader:
         return t if previous is None else max(t, previous)
 
     def frames(self, segment: Segment | None = None) -> Iterator[Frame]:
-        """Yield the sampled frames in order; undecoded frames are only grabbed (no colour conversion).
+        """Yield the sampled frames in order; the others are only grabbed (no colour conversion).
 
         With ``segment``, only that time range is read (seeking to it) and ``Frame.index``
         counts from the segment's first frame; :func:`emovid.segments.merge_segments` turns it
@@ -233,22 +240,25 @@ class VideoReader:
         Raises:
             SegmentError: ``segment`` cannot be read exactly (see :meth:`_seek_before`).
         """
-        if self._cap is None:
-            raise RuntimeError("VideoReader.frames() used outside its `with` block")
-        if self.shots is None:
-            yield from self._frames(segment)
-            return
-        shown: int | None = None  # the shot of the frame yielded last
-        for frame in self._frames(segment):
-            if shown is not None and frame.shot > shown + 1:
-                # Shots came and went between two sampled frames: the tracker must hear of the
-                # dissolve that ended the last frame's shot (its faces since were blends), not of
-                # the transition into this frame's.
-                frame = replace(frame, transition_start_s=self.shots.transition_start_of(shown + 1))
-            shown = frame.shot
-            yield frame
+        for frame in self._read(segment, context=False):
+            yield Frame(frame.index, frame.timestamp_s, frame.image)
 
-    def _frames(self, segment: Segment | None) -> Iterator[Frame]:
+    def decoded(self, segment: Segment | None = None) -> Iterator[Decoded]:
+        """Every decoded frame, pixels and all: the ``context_s`` before ``segment`` (``"before"``),
+        the segment's (``"in"``, sampled or not) and, once it ends, those after it (``"after"``,
+        for as long as the consumer asks: close the generator when done).
+
+        Raises:
+            SegmentError: ``segment`` cannot be read exactly (see :meth:`_seek_before`).
+            ValueError: the reader was made without ``context_s``.
+        """
+        if self.context_s is None:
+            raise ValueError("VideoReader.decoded() needs a reader made with context_s")
+        return self._read(segment, context=True)
+
+    def _read(self, segment: Segment | None, context: bool) -> Iterator[Decoded]:
+        if self._cap is None:
+            raise RuntimeError("VideoReader used outside its `with` block")
         period = 1.0 / self.sample_fps if self.sample_fps else None
         # Positions in sampling slots (or seconds): slot membership and segment bounds use the
         # same number, so they can never disagree about a frame on a boundary.
@@ -268,106 +278,46 @@ class VideoReader:
         last_slot = start_pos - 1 if period and segment is not None else -1
         exact = segment is not None
         index = -1  # of decoded frames (in the segment, when there is one)
-        # With shot detection sampled frames wait CUT_DELAY_FRAMES decoded frames: a dissolve's
-        # new shot is known only that many frames after its first frame.
-        held: deque[Frame] = deque()
+        after = False  # past the segment's end (only with context)
         while True:
             if not self._cap.grab():
-                if math.isfinite(end_pos):  # later segments' frame indices would be off: redo in one piece
+                if math.isfinite(end_pos) and not after:  # later segments' frame indices would be off: redo in one piece
                     raise SegmentError(f"the stream ended inside segment {segment.index + 1} of {segment.count}")
-                break
+                return
             grabbed += 1
             t = self._timestamp(grabbed - 1, previous, exact)
             previous = t
             first_t = t if first_t is None else first_t
             position = (t - first_t) / unit + 1e-6
             if position < start_pos:
-                # Frames just before a segment: the shot detector needs the last one to see a cut
-                # exactly at the segment's first frame, and the last black one to see a fade in.
-                if self.shots is not None and (segment.start_s - (t - first_t)) <= PREROLL_SHOT_S:
-                    self._feed_shots(t)
+                if context and (segment.start_s - (t - first_t)) <= self.context_s:
+                    yield Decoded(-1, t, self._retrieve(), False, "before")
                 continue
-            if position >= end_pos:
-                if self.shots is not None:
-                    self._look_past_end(t, previous, grabbed, exact, held)
-                break
+            if position >= end_pos or after:
+                if not context:
+                    return
+                after = True
+                yield Decoded(-1, t, self._retrieve(), False, "after")
+                continue
             index += 1
             self.frames_decoded += 1
-            if index == 0:
-                segment_first_t = t
-                if self.shots is not None:
-                    self.shots.restart_count()
-            # With shot detection every frame's pixels are fetched; else only the sampled ones'.
-            image = self._feed_shots(t) if self.shots is not None else None
-            if self.shots is not None:
-                shot, began, dissolve = self.shots.shot, self.shots.shot_start_s, self.shots.transition_start_s
-                if segment is not None and shot == 1 and dissolve is not None and began < segment_first_t:
-                    # the new picture began before this segment: the previous segment's reader saw
-                    # the dissolve past its end and counted it
-                    self.shots.restart_count()
-                    shot = 0
-                if dissolve is not None:  # a dissolve seen now: its new picture began earlier
-                    _move_to_shot(held, shot, began, dissolve)
-                while held and index - held[0].index >= CUT_DELAY_FRAMES:
-                    yield held.popleft()
+            sampled = True
             if period is not None:
                 slot = math.floor(position)
-                if slot <= last_slot:
-                    continue
-                last_slot = slot
-            if self.shots is None:
-                ok, image = self._cap.retrieve()
-                image = image if ok else None
-            if image is None:
+                sampled = slot > last_slot
+                last_slot = max(slot, last_slot)
+            if not (sampled or context):
                 continue
-            self.frames_sampled += 1
-            if self.shots is None:
-                yield Frame(index, t, image)
-            else:
-                held.append(Frame(index, t, image, self.shots.shot, self.shots.transition_start_s))
-        yield from held
+            image = self._retrieve()  # with context every frame's pixels are fetched; else the sampled ones'
+            sampled = sampled and image is not None
+            self.frames_sampled += sampled
+            if context or sampled:
+                yield Decoded(index, t, image, sampled)
 
-    @property
-    def shots_seen(self) -> int:
-        """Shots among the frames read so far (1 without detection, or before any frame)."""
-        if self.shots is None or not self.frames_decoded:
-            return 1
-        return (self._last_shot if self._last_shot is not None else self.shots.shot) + 1
-
-    def _look_past_end(self, t: float, previous: float, grabbed: int, exact: bool, held: deque[Frame]) -> None:
-        """Feed the shot detector the frames after a segment, from the one at ``t``, until its next cut
-        or MAX_DISSOLVE_S + CUT_DELAY_FRAMES on: a dissolve under way at the segment's end is seen
-        only there. If its new picture began inside the segment, the segment counts the new shot and
-        its held frames from there move to it (the next segment does not count it); the transition
-        start of a dissolve whose blend began inside the segment but not its new picture goes to
-        ``dissolve_past_end_s``, or also of one whose new frames were not sampled."""
-        shot = self._last_shot = self.shots.shot
-        for ahead in range(CUT_DELAY_FRAMES + 1 + math.ceil(MAX_DISSOLVE_S * (self.info.fps or 30.0))):
-            if ahead:
-                if not self._cap.grab():
-                    return
-                grabbed += 1
-                previous = self._timestamp(grabbed - 1, previous, exact)
-            self._feed_shots(previous)
-            if self.shots.shot == shot:
-                continue
-            dissolve, began = self.shots.transition_start_s, self.shots.shot_start_s
-            if dissolve is None or dissolve >= t:  # a cut or a dissolve of the next segment's
-                return
-            if began < t:
-                self._last_shot = self.shots.shot
-                if _move_to_shot(held, self.shots.shot, began, dissolve):  # the tracker sees it at the shot change
-                    return
-            self.dissolve_past_end_s = dissolve
-            return
-
-    def _feed_shots(self, t: float) -> np.ndarray | None:
-        """Decode the frame just grabbed for the shot detector; returns its pixels (None if broken)."""
+    def _retrieve(self) -> np.ndarray | None:
+        """The pixels of the frame just grabbed (None if the decoder gives none)."""
         ok, image = self._cap.retrieve()
-        if not ok or image is None:
-            return None
-        self.shots.update(image, t)
-        return image
+        return image if ok else None
 
     def _seek_before(self, start_s: float) -> float:
         """Position the capture on a frame before ``start_s``; returns the video's first timestamp.
@@ -383,7 +333,7 @@ class VideoReader:
         if not fps or not self._cap.grab():
             raise SegmentError("no frame rate or first frame, so the video cannot be split")
         first_t = self._timestamp(0, None, exact=True)
-        preroll_s = PREROLL_SHOT_S + 2.0 / fps  # the shot detector's pre-roll, and the frame before it
+        preroll_s = (self.context_s or 0.0) + 2.0 / fps  # the shot detector's pre-roll, and the frame before it
         while True:
             target = math.floor((start_s - preroll_s) * fps)
             if target <= 0:  # read from the first frame: reopen rather than trust a seek to 0
@@ -403,17 +353,6 @@ class VideoReader:
     def truncation(self) -> str | None:
         """A reason string when the stream ended well before the frame count the container declared."""
         return truncation_message(self.frames_decoded, self.info.frame_count if self.info else None)
-
-
-def _move_to_shot(held: deque[Frame], shot: int, began: float, transition_start_s: float) -> bool:
-    """Move the held frames from ``began`` on to ``shot``, whose dissolve was seen after them;
-    True if any moved."""
-    moved = False
-    for k, frame in enumerate(held):
-        if frame.shot < shot and frame.timestamp_s >= began:
-            held[k] = replace(frame, shot=shot, transition_start_s=transition_start_s)
-            moved = True
-    return moved
 
 
 def truncation_message(frames_decoded: int, frame_count: int | None) -> str | None:

@@ -7,6 +7,7 @@ import pytest
 
 import emovid
 from emovid.schema import read_metadata
+from emovid.people.labels import PREROLL_SHOT_S, ShotLabels
 from emovid.people.shots import CUT_DELAY_FRAMES, ShotDetector, content_score, thumbnail_hsv
 from emovid.video import VideoReader
 from tests.helpers import paste, people_heads, shared_video, shot_background, shots_video, write_video
@@ -57,12 +58,18 @@ def test_reader_counts_cuts_between_sampled_frames(tmp_path, sample_fps):
     # 4 shots of 7 frames at 10 fps: at 0.5 fps only frames 0 and 20 are sampled, yet all 3 cuts count
     frames = [shot_background(k, (160, 96)) for k in range(4) for _ in range(7)]
     path = write_video(tmp_path / "cuts.mp4", frames, fps=10)
-    with VideoReader(path, sample_fps, shots=ShotDetector()) as reader:
-        sampled = [(f.index, f.shot) for f in reader.frames()]
-        assert reader.shots_seen == 4
-    assert all(shot == index // 7 for index, shot in sampled)
+    labelled, labels = _labelled(path, sample_fps)
+    assert labels.shots_seen == 4
+    assert all(f.shot == f.index // 7 for f in labelled)
     with VideoReader(path, sample_fps) as reader:  # off: one shot
-        assert {f.shot for f in reader.frames()} == {0} and reader.shots_seen == 1
+        assert [(f.index, f.shot) for f in reader.frames()] == [(f.index, 0) for f in labelled]
+
+
+def _labelled(path, sample_fps):
+    """The sampled frames of a video with their shots, and the labeller that gave them."""
+    with VideoReader(path, sample_fps, context_s=PREROLL_SHOT_S) as reader:
+        labels = ShotLabels(ShotDetector(), reader.info.fps)
+        return list(labels.frames(reader.decoded())), labels
 
 
 def _cuts(frames, fps=10.0):
@@ -292,14 +299,13 @@ def _dissolve_then_cut(path):
 
 def test_a_frame_after_a_dissolve_and_a_cut_both_unsampled_carries_the_dissolve(tmp_path):
     path = _dissolve_then_cut(tmp_path / "dissolve_cut.mp4")
-    with VideoReader(path, 1.0, shots=ShotDetector()) as reader:
-        sampled = {f.index: f for f in reader.frames()}
-        assert reader.shots_seen == 3
+    labelled, labels = _labelled(path, 1.0)
+    sampled = {f.index: f for f in labelled}
+    assert labels.shots_seen == 3
     assert sampled[30].shot == 0 and sampled[40].shot == 2
     # the tracker changes shot at frame 40: it must learn that frame 30's faces were blends
     assert sampled[40].transition_start_s == pytest.approx(2.4)
-    with VideoReader(path, None, shots=ShotDetector()) as reader:  # every frame: the middle shot is seen
-        shots = {f.index: (f.shot, f.transition_start_s) for f in reader.frames()}
+    shots = {f.index: (f.shot, f.transition_start_s) for f in _labelled(path, None)[0]}  # every frame: the middle shot is seen
     assert shots[31] == (1, pytest.approx(2.4)) and shots[37] == (2, None)
 
 

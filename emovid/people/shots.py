@@ -53,9 +53,9 @@ THUMB_WIDTH = 64
 #: pixels are under it. PySceneDetect's ThresholdDetector uses 12 on the mean of all channels.
 BLACK_LEVEL = 24
 #: Longest time from the last black frame to the picture being back (mean value above
-#: BLACK_LEVEL) that still counts as a fade in; video.PREROLL_SHOT_S must cover it.
+#: BLACK_LEVEL) that still counts as a fade in; labels.PREROLL_SHOT_S must cover it.
 MAX_FADE_IN_S = 1.5
-#: Longest dissolve or wipe found; video.PREROLL_SHOT_S must cover it.
+#: Longest dissolve or wipe found; labels.PREROLL_SHOT_S must cover it.
 MAX_DISSOLVE_S = 3.0
 #: Frames of the new picture a dissolve's end needs (the blend must be seen to have stopped).
 CUT_DELAY_FRAMES = 2
