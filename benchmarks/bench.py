@@ -1,6 +1,6 @@
 """emovid speed and memory benchmark: prints a Markdown table of side-by-side measurements.
 
-    python benchmarks/bench.py [--video samples/sample.mp4] [--quick]
+    python benchmarks/bench.py [--video samples/sample.mp4] [--quick | --people]
 
 Rows (all measured in this one run, on this machine):
  1. decode only: OpenCV read of every frame (the physical limit of one worker)
@@ -308,12 +308,17 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=ROOT / "samples" / "sample.mp4")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--quick", action="store_true", help="skip the Ray and memory rows")
+    parser.add_argument("--people", action="store_true", help="only row 8 (shots, tracks, persons), beside decode")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cv2.setNumThreads(1)
         dec, n_frames = decode_fps(args.video)
+        if args.people:
+            rows = [("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"), *people_rows(args.video, tmp)]
+            _print(args.video, n_frames, rows)
+            return
         later, two_workers = ([], None) if args.quick else scaling_and_memory_rows(args.video, n_frames, tmp)
         rows.append(("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"))
         e2e = {}
@@ -350,7 +355,13 @@ def main() -> None:
                          f"{two_workers / one_core:.2f}x" + (" on 2x the cores" if os.cpu_count() == 2 else
                                                               f" ({os.cpu_count()} CPUs: workers may keep decode threads)")))
     rows.extend(later)
-    print(f"\nemovid benchmark on {args.video.name} ({n_frames} frames) -- {platform.processor() or platform.machine()}, "
+    _print(args.video, n_frames, rows)
+
+
+def _print(video: Path, n_frames: int, rows: list[tuple[str, str, str]]) -> None:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), None) if Path("/proc/cpuinfo").exists() else None
+    print(f"\nemovid benchmark on {video.name} ({n_frames} frames) -- {cpu or platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n")
     print("| measurement | result | comparison |\n|---|---|---|")
     for row in rows:
