@@ -156,10 +156,11 @@ def measure(parquet: Path, truth: list[list], shot_of: list[int]) -> dict:
 
 def real_clips(look: str, size=(640, 360), per_clip=36) -> tuple[list, list, list]:
     """The real clips of ../shared/videos (one person each), ``per_clip`` frames of each, in ``look``,
-    joined by hard cuts: woman, man, other woman, man again."""
+    joined by hard cuts: a woman, a man, the woman again (single_face.mp4 is the start of
+    face_noface.mov), the man again (smiling, where he was sad)."""
     frames, truth, shot_of = [], [], []
-    for k, (name, start) in enumerate([("face_noface.mov", 0), ("WolfgangLanger_Pexels.mp4", 40),
-                                       ("single_face.mp4", 0), ("WolfgangLanger_Pexels.mp4", 300)]):
+    for k, (name, start, who) in enumerate([("face_noface.mov", 0, "woman"), ("WolfgangLanger_Pexels.mp4", 40, "man"),
+                                            ("single_face.mp4", 0, "woman"), ("WolfgangLanger_Pexels.mp4", 300, "man")]):
         capture = cv2.VideoCapture(str(VIDEOS / name))
         capture.set(cv2.CAP_PROP_POS_FRAMES, start)
         for _ in range(per_clip):
@@ -167,7 +168,7 @@ def real_clips(look: str, size=(640, 360), per_clip=36) -> tuple[list, list, lis
             if not ok:
                 break
             frames.append(recolour(cv2.resize(image, size), look))
-            truth.append([(name, size[0] / 2)])
+            truth.append([(who, size[0] / 2)])
             shot_of.append(k)
         capture.release()
     return frames, truth, shot_of

@@ -29,10 +29,11 @@ from emovid.faces import FaceDetections
 #: ``max_centre_shift`` is allowed per this many seconds since a track was last seen.
 SHIFT_PERIOD_S = 0.25
 #: Similarity (descriptor dot product) under which a match is a jump worth an identity check: to
-#: the track's last face and to each of its known looks. Two people in one place came to 0.92 in
-#: grey; one face from frame to frame is at 0.93 or more in 95% of frames (the 8x8 thumbnail
-#: follows the box's jitter), so the known looks keep a face's few states from being checked again.
-JUMP_SIMILARITY = 0.95
+#: the track's last face and to each of its known looks. Two different people at one place came to
+#: 0.92 at most (grey photos; 0.5-0.85 where our swap videos cut from one to the other); one face
+#: from sample to sample is under it in about 1% of matches at every frame and 5% at 4 fps (a turn,
+#: a fast move), which is what the checks cost.
+JUMP_SIMILARITY = 0.92
 #: Looks (descriptors) kept per track as known to be its person: its first face's and those of
 #: jumps that stayed the same person.
 KNOWN_LOOKS = 8
