@@ -311,7 +311,7 @@ def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
         parts.append("<details><summary>summary rows</summary>"
                      + s.rows.to_html(index=False, na_rep="", float_format=fmt) + "</details>")
     if photos:
-        parts.append(f"<h2>Photos</h2><table class='photos'><tr><th>photo</th><th>face</th><th>emotion</th>"
+        parts.append("<h2>Photos</h2><table class='photos'><tr><th>photo</th><th>face</th><th>emotion</th>"
                      "<th>confidence</th></tr>")
         for s in photos:
             if s.tracks.empty:

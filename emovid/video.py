@@ -11,8 +11,7 @@ import math
 import os
 import queue
 import threading
-from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
