@@ -90,7 +90,7 @@ def _add_analyze(sub) -> None:
     p.add_argument("--no-shots", action="store_true",
                    help="do not detect shot cuts (default: tracks end at every cut; rows carry a shot index)")
     p.add_argument("--shot-threshold", type=_positive_float, default=DEFAULT_SHOT_THRESHOLD, metavar="SCORE",
-                   help=f"content change (0..255) that makes a cut; lower finds softer cuts "
+                   help=f"colour or structure change (0..255) that makes a cut; lower finds softer cuts "
                         f"(default {DEFAULT_SHOT_THRESHOLD:g})")
     p.add_argument("--prior", type=_prior, metavar="PRIOR",
                    help="how the emotion decision weighs rare emotions: ferplus (FER+'s class shares: mostly "

@@ -15,7 +15,7 @@ DEFAULT_SEGMENT_S = 300.0
 #: Time constant (s) of the per-track smoothing ``emovid report`` applies by default
 #: (``benchmarks/smoothing.py``: accuracy unchanged, 4-7x fewer label flips).
 REPORT_SMOOTH_S = 1.0
-#: Content score (0..255) of a hard cut; PySceneDetect's ContentDetector uses 27 too.
+#: Colour or structure score (0..255) of a hard cut; PySceneDetect's ContentDetector uses 27 for colour.
 DEFAULT_SHOT_THRESHOLD = 27.0
 
 
@@ -84,7 +84,7 @@ class AnalyzeConfig:
         track_gap_s: seconds a track survives without a detection before its id ends.
         shots: detect shot cuts on every decoded frame; tracks end at each cut and rows carry
             the ``shot`` index (off: one shot, tracks may run across cuts).
-        shot_threshold: content score a frame needs to be a cut (see :mod:`emovid.people.shots`).
+        shot_threshold: colour or structure score a frame needs to be a cut (see :mod:`emovid.people.shots`).
         prior: the emotion decision's class prior, as :func:`parse_prior` reads it (None: the
             model's measured default; see the model card).
         persons: group each video's tracks into ``person_id`` by face identity (with tracking
