@@ -129,7 +129,10 @@ def emotion_shares(df: pd.DataFrame, by: tuple[str, ...] = ("video_id",)) -> pd.
     classes = _classes(df)
     if faces.empty:
         return pd.DataFrame(columns=[*by, *classes])
-    shares = pd.crosstab([faces[c] for c in by],
-                         pd.Categorical(faces["emotion"].astype(object), categories=classes),
-                         normalize="index", dropna=False)
-    return shares.reindex(columns=classes, fill_value=0.0).reset_index().rename_axis(columns=None)
+    # Only the groups that occur: crosstab(dropna=False) crossed every video with every id (a row
+    # per combination, most of them empty), so the shares no longer lined up with their groups.
+    emotion = pd.Categorical(faces["emotion"].astype(object), categories=classes)
+    counts = (faces.assign(_emotion=emotion).groupby([*by, "_emotion"], observed=True, sort=True).size()
+              .unstack("_emotion", fill_value=0))
+    shares = counts.div(counts.sum(axis=1), axis=0).reindex(columns=classes, fill_value=0.0).astype("float64")
+    return shares.reset_index().rename_axis(columns=None)

@@ -102,3 +102,54 @@ def test_person_summary_spans_the_person_tracks_and_shots():
     tracks = track_summary(df).set_index("track_id")
     assert tracks["person_id"].tolist() == [0, 1, 0] and tracks["shot"].tolist() == [0, 1, 2]
     assert person_summary(frame([("a", None, 0.0, None)])).empty
+
+
+@pytest.fixture(scope="module")
+def several_videos_out(tmp_path_factory):
+    """A real output folder: two videos with a face, a photo of two, a faceless video and a junk file."""
+    import shutil
+    from pathlib import Path
+
+    import cv2
+
+    import emovid
+    from tests.helpers import write_video
+
+    root = tmp_path_factory.mktemp("several")
+    sample = Path(__file__).resolve().parents[1] / "samples" / "sample.mp4"
+    (root / "in").mkdir()
+    shutil.copy(sample, root / "in" / "talk.mp4")
+    capture = cv2.VideoCapture(str(sample))
+    frames = [capture.read()[1] for _ in range(36)]
+    capture.release()
+    write_video(root / "in" / "short.mp4", frames[::2], fps=12.0)
+    cv2.imwrite(str(root / "in" / "photo.jpg"), np.hstack([frames[10], frames[30]]))  # two faces: persons 0 and 1
+    write_video(root / "in" / "nobody.mp4", 24)
+    (root / "in" / "junk.mp4").write_bytes(b"not a video")
+    emovid.analyze(root / "in", root / "out", in_process=True, progress=False)
+    return root / "out"
+
+
+@pytest.mark.parametrize("smooth_s", [None, 2.0])
+def test_documented_summaries_on_a_folder_of_several_videos_and_a_photo(several_videos_out, smooth_s):
+    import emovid
+
+    df = emovid.read_results(several_videos_out, smooth=smooth_s)
+    assert set(df["video_id"]) == {"talk.mp4", "short.mp4", "photo.jpg", "nobody.mp4"}  # junk: failed, no rows
+    faces = df[df["person_id"].notna()]
+    assert faces.groupby("video_id", observed=True)["person_id"].nunique().to_dict() == {
+        "talk.mp4": 1, "short.mp4": 1, "photo.jpg": 2}
+    for summary, key in ((emovid.person_summary(df), "person_id"), (emovid.track_summary(df), "track_id")):
+        # one row per (video, id) that has faces, and each row's shares sum to 1
+        expected = faces.groupby(["video_id", key], observed=True).ngroups if key == "person_id" else \
+            df[df["track_id"].notna()].groupby(["video_id", key], observed=True).ngroups
+        assert len(summary) == expected and set(summary["video_id"]) == {"talk.mp4", "short.mp4", "photo.jpg"}
+        shares = summary[[c for c in summary.columns if c.startswith("share_")]]
+        np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-6)
+    assert (emovid.person_summary(df).groupby("video_id")["samples"].sum()
+            == faces.groupby("video_id", observed=True).size()).all()
+    by_video = emovid.emotion_shares(df)
+    assert set(by_video["video_id"]) == {"talk.mp4", "short.mp4", "photo.jpg"}
+    np.testing.assert_allclose(by_video[list(EMOTIONS)].sum(axis=1), 1.0, rtol=1e-6)
+    windows = emovid.resample(df, 1.0)
+    assert windows["samples"].sum() == df["emotion"].notna().sum()
