@@ -177,19 +177,6 @@ def analyze(
 FRAME_BAR_MAX_VIDEOS = 4
 
 
-def _frame_total(tasks: list[VideoTask]) -> int | None:
-    import cv2
-
-    total = 0
-    for task in (t for t in tasks if isinstance(t, VideoTask)):
-        cap = cv2.VideoCapture(task.path)
-        try:
-            total += max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-        finally:
-            cap.release()
-    return total or None
-
-
 def _execute(tasks, config, options, in_process, record, settings: dict, out_dir: str) -> None:
     videos = sum(isinstance(t, VideoTask) for t in tasks)
     show_frames = options.progress and 0 < videos == len(tasks) and videos <= FRAME_BAR_MAX_VIDEOS
@@ -205,7 +192,9 @@ def _execute(tasks, config, options, in_process, record, settings: dict, out_dir
             record(final)
         return follow_up
 
-    with tqdm(total=_frame_total(tasks) if show_frames else None, unit="frame", disable=not show_frames,
+    # No total: the driver never opens an input (a named pipe or a stalled mount would block it
+    # in C, out of reach of Ctrl-C), so the frame bar counts frames and their rate.
+    with tqdm(total=None, unit="frame", disable=not show_frames,
               position=1, leave=False) as frame_bar:
         on_frames = frame_bar.update if show_frames else None
         if in_process:

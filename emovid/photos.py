@@ -14,6 +14,7 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema
 from emovid.sink import ParquetSink
 from emovid.tasks import VideoResult
+from emovid.video import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +98,11 @@ def read_image(path: str) -> np.ndarray:
     Raises:
         ImageError: missing, empty, not a decodable image, or too large.
     """
+    if reason := not_a_file(Path(path)):  # first: a broken link does not exist either
+        raise ImageError(reason)
     if not os.path.exists(path):  # the driver found it: this node does not see its filesystem
         raise ImageError(f"{path} does not exist on worker host {socket.gethostname()}: inputs and --out must be "
                          f"on a filesystem every node mounts at the same path")
-    if not os.path.isfile(path):
-        raise ImageError("not a file")
     if os.path.getsize(path) == 0:
         raise ImageError("empty file (0 bytes)")
     _check_pixel_count(path)

@@ -12,6 +12,7 @@ import socket
 import time
 from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -35,7 +36,7 @@ from emovid.people.stage import PeopleOfVideo
 from emovid.rows import FrameFaces, to_record_batch
 from emovid.schema import face_schema, read_metadata, with_metadata
 from emovid.sink import ParquetSink
-from emovid.video import PrefetchedFrames, VideoInfo, VideoReader, plan_segments
+from emovid.video import PrefetchedFrames, VideoInfo, VideoReader, not_a_file, plan_segments
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class VideoAnalyzer:
             return self._images(task)
         started = time.perf_counter()
         try:
+            if reason := not_a_file(Path(task.path)):  # first: a broken link does not exist either
+                raise VideoOpenError(reason)
             if not os.path.exists(task.path):  # the driver found it: this node does not see its filesystem
                 raise VideoOpenError(f"{task.path} does not exist on worker host {socket.gethostname()}: inputs and "
                                      f"--out must be on a filesystem every node mounts at the same path")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,18 +132,35 @@ def image_format(path: Path) -> str | None:
     return next((kind for magic, kind in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
 
 
+_FILE_TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"),
+               (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` (links followed) is no regular file, in a few words, or None if it is one or is
+    missing. Opening a named pipe with no writer blocks in C, where no signal reaches Python, so
+    nothing may open an input before this says it is a file."""
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link (points to {os.readlink(path)})"
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    kind = next((name for test, name in _FILE_TYPES if test(mode)), None if stat.S_ISREG(mode) else "special file")
+    return None if kind is None else f"not a regular file: {kind}"
+
+
 def check_video_file(path: Path) -> None:
     """Reject paths that cannot be a readable video, with a one-line reason.
 
     Raises:
-        VideoOpenError: missing, a directory, a broken link, unreadable, empty or an image.
+        VideoOpenError: missing, not a regular file (a directory, a pipe, a device, a broken link),
+            unreadable, empty or an image.
     """
-    if path.is_symlink() and not path.exists():
-        raise VideoOpenError(f"broken symbolic link (points to {os.readlink(path)})")
+    if reason := not_a_file(path):
+        raise VideoOpenError(reason)
     if not path.exists():
         raise VideoOpenError("file not found")
-    if path.is_dir():
-        raise VideoOpenError("is a directory, not a video file")
     if not os.access(path, os.R_OK):
         raise VideoOpenError("permission denied")
     if path.stat().st_size == 0:

@@ -236,3 +236,34 @@ def test_model_with_wrong_classes_stops_before_any_video(videos, tmp_path):
     with pytest.raises(ModelError, match="2 classes"):
         run(videos, tmp_path / "out", model=model)
     assert not list((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_pipes_devices_and_broken_links_named_like_media_fail_with_a_plain_reason_and_never_block(tmp_path):
+    # a named pipe with no writer blocks whoever opens it, in C: the run must never open one
+    import subprocess
+    import sys
+
+    root = tmp_path / "in"
+    root.mkdir()
+    write_video(root / "good.mp4", 6)
+    os.mkfifo(root / "pipe.mp4")
+    os.symlink("/dev/zero", root / "zero.mp4")
+    os.symlink(root / "gone.mp4", root / "dangling.mp4")
+    # videos only, with the progress bars on: sizing the frame bar once opened every video on the driver
+    subprocess.run([sys.executable, "-m", "emovid", "analyze", str(root), "--out", str(tmp_path / "out"),
+                    "--in-process"], timeout=120, capture_output=True)
+    manifest = read_manifest(tmp_path / "out")
+    errors = dict(zip(manifest["video_id"], manifest["error"]))
+    assert dict(zip(manifest["video_id"], manifest["status"]))["good.mp4"] == "ok"
+    assert errors["pipe.mp4"] == "not a regular file: named pipe"
+    assert errors["zero.mp4"] == "not a regular file: character device"
+    assert errors["dangling.mp4"].startswith("broken symbolic link")
+
+
+def test_a_photo_that_is_a_pipe_fails_without_opening_it(tmp_path):
+    from emovid.errors import ImageError
+    from emovid.photos import read_image
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(ImageError, match="not a regular file: named pipe"):
+        read_image(str(tmp_path / "pipe.jpg"))
