@@ -153,3 +153,23 @@ def test_documented_summaries_on_a_folder_of_several_videos_and_a_photo(several_
     np.testing.assert_allclose(by_video[list(EMOTIONS)].sum(axis=1), 1.0, rtol=1e-6)
     windows = emovid.resample(df, 1.0)
     assert windows["samples"].sum() == df["emotion"].notna().sum()
+
+
+def test_readme_pandas_duckdb_and_polars_snippets_on_a_folder_of_several_videos(several_videos_out):
+    import duckdb
+    import polars as pl
+
+    df = pd.read_parquet(several_videos_out)  # every video at once, the manifest and temp files skipped
+    shares = df.groupby("video_id", observed=True)["emotion"].value_counts(normalize=True)
+    np.testing.assert_allclose(shares.groupby(level=0, observed=True).sum(), 1.0)
+    glob = f"{several_videos_out.as_posix()}/**/*.parquet"
+    counts = duckdb.sql(f"""
+        SELECT video_id, person_id, emotion, count(*) AS n
+        FROM read_parquet('{glob}')
+        WHERE emotion IS NOT NULL
+        GROUP BY ALL ORDER BY video_id, person_id, n DESC
+    """).df()
+    faces = df[df["emotion"].notna()]
+    assert counts["n"].sum() == len(faces) and set(counts["video_id"]) == {"talk.mp4", "short.mp4", "photo.jpg"}
+    joy = pl.read_parquet(glob).group_by("video_id", "shot").agg(pl.col("prob_joy").mean())
+    assert set(joy["video_id"]) == set(df["video_id"]) and joy.height == df.groupby(["video_id", "shot"]).ngroups
