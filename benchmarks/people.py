@@ -156,11 +156,11 @@ def measure(parquet: Path, truth: list[list], shot_of: list[int]) -> dict:
 
 def real_clips(look: str, size=(640, 360), per_clip=36) -> tuple[list, list, list]:
     """The real clips of ../shared/videos (one person each), ``per_clip`` frames of each, in ``look``,
-    joined by hard cuts: a woman, a man, the woman again (single_face.mp4 is the start of
-    face_noface.mov), the man again (smiling, where he was sad)."""
+    joined by hard cuts: a man, a woman, the man again (single_face.mp4 is the start of
+    face_noface.mov), the woman again (smiling, where she was sad)."""
     frames, truth, shot_of = [], [], []
-    for k, (name, start, who) in enumerate([("face_noface.mov", 0, "woman"), ("WolfgangLanger_Pexels.mp4", 40, "man"),
-                                            ("single_face.mp4", 0, "woman"), ("WolfgangLanger_Pexels.mp4", 300, "man")]):
+    for k, (name, start, who) in enumerate([("face_noface.mov", 0, "man"), ("WolfgangLanger_Pexels.mp4", 40, "woman"),
+                                            ("single_face.mp4", 0, "man"), ("WolfgangLanger_Pexels.mp4", 300, "woman")]):
         capture = cv2.VideoCapture(str(VIDEOS / name))
         capture.set(cv2.CAP_PROP_POS_FRAMES, start)
         for _ in range(per_clip):

@@ -78,10 +78,10 @@ def test_a_cut_no_frame_detector_sees_still_ends_the_track(tmp_path, fps):
 
 @needs_shared
 def test_real_clips_in_grey_joined_by_cuts(tmp_path):
-    # a woman (single_face.mp4 is the start of face_noface.mov, from another moment), a man, her, him
+    # a man (single_face.mp4 is the start of face_noface.mov, from another moment), a woman, him, her
     frames, truth = [], []
-    for name, start, who in [("face_noface.mov", 0, "woman"), ("WolfgangLanger_Pexels.mp4", 40, "man"),
-                             ("single_face.mp4", 30, "woman"), ("WolfgangLanger_Pexels.mp4", 300, "man")]:
+    for name, start, who in [("face_noface.mov", 0, "man"), ("WolfgangLanger_Pexels.mp4", 40, "woman"),
+                             ("single_face.mp4", 30, "man"), ("WolfgangLanger_Pexels.mp4", 300, "woman")]:
         capture = cv2.VideoCapture(str(VIDEOS / name))
         capture.set(cv2.CAP_PROP_POS_FRAMES, start)
         for _ in range(24):
@@ -93,7 +93,7 @@ def test_real_clips_in_grey_joined_by_cuts(tmp_path):
     assert faces.groupby("shot")["frame_index"].agg(["min", "max"]).values.tolist() == [
         [0, 21], [24, 45], [48, 69], [72, 93]]  # every cut found where it is (frames sampled every 3rd)
     _assert_people_hold(faces, n_cuts=3)
-    assert faces[faces["person"] == "woman"]["person_id"].nunique() == 1  # she is linked again
+    assert faces[faces["person"] == "man"]["person_id"].nunique() == 1  # he is linked again
 
 
 def test_structure_finds_a_cut_that_colour_misses():
