@@ -1,4 +1,4 @@
-"""The run manifest: one CSV row per input, written as each video finishes.
+"""The run manifest: one CSV row per input, appended as each video finishes and compacted after the run.
 
 It lives at ``OUT/_manifest.csv``: pandas/pyarrow skip ``_`` names and DuckDB's
 ``**/*.parquet`` glob does not match ``.csv``, so it never mixes with the results.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emovid.pipeline import VideoResult
+from emovid.tasks import VideoResult
 from emovid.schema import MANIFEST_SCHEMA, STATUSES
 
 MANIFEST_NAME = "_manifest.csv"
@@ -28,10 +28,12 @@ class ManifestWriter:
     """Context manager that appends one flushed row per finished video to the manifest.
 
     The manifest describes the output folder, not only the last run: rows of earlier runs are
-    kept, and each video this run handles gets a newer row (readers keep the last row per
+    kept, and each video this run handles gets a newer row, appended and flushed as it finishes
+    (a run killed outright leaves every finished video recorded; readers keep the last row per
     video). A video whose results are reused gets the row of the run that made them (its
-    status, counts and error) with ``reused`` set. On enter the file is compacted to one row
-    per video, atomically.
+    status, counts and error) with ``reused`` set. On enter and on exit (also after an error or
+    Ctrl-C) the file is compacted to one row per video, atomically, so after a run it holds
+    exactly one row per input.
     """
 
     def __init__(self, out_dir: str | Path) -> None:
@@ -42,13 +44,7 @@ class ManifestWriter:
 
     def __enter__(self) -> "ManifestWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.earlier = _read_rows(self.path)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.earlier.values())
-        tmp.replace(self.path)
+        self.earlier = self._compact()
         self._fh = self.path.open("a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._fh, fieldnames=COLUMNS)
         return self
@@ -68,6 +64,19 @@ class ManifestWriter:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+            self._compact()
+
+    def _compact(self) -> dict[str, dict]:
+        """Rewrite the file with the last row per video (atomically: a temp file renamed over it);
+        returns those rows."""
+        rows = _read_rows(self.path)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows.values())
+        tmp.replace(self.path)
+        return rows
 
 
 def _read_rows(path: Path) -> dict[str, dict]:
