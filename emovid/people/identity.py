@@ -38,7 +38,7 @@ MAX_KEPT_FACE = 200
 MIN_FACE_BRIGHTNESS = 20
 #: Faces darker than this, or this close to white, rank lower as samples of their track, in proportion.
 WELL_LIT_BRIGHTNESS = 60
-#: A face this recent (s) may still be part of a dissolve, which the reader reports up to
+#: A face this recent (s) may still be part of a dissolve, which the shot labels report up to
 #: ``MAX_DISSOLVE_S`` and two frames late: it cannot push an older face out until then.
 RECENT_S = MAX_DISSOLVE_S + 0.5
 IDENTITY_BACKEND = "dlib-resnet-v1"
@@ -113,7 +113,7 @@ class TrackGallery:
     """Keeps each track's best few faces during the pass (a small patch each), embeds them after.
 
     A face from the last ``RECENT_S`` seconds may yet turn out to be a dissolve's blend of two
-    people (the reader learns of a dissolve only when it ends), so it waits in ``recent`` and
+    people (the shot detector learns of a dissolve only when it ends), so it waits in ``recent`` and
     pushes no older face out of ``settled`` until then: forgetting a blend must leave the
     track the good faces it had.
     """
@@ -126,13 +126,10 @@ class TrackGallery:
         ``SAMPLES_PER_TRACK`` best (largest, most confident, well lit) after any forget_since."""
         self._settle(before_s=timestamp_s - RECENT_S)
         for box, score, tid in zip(faces.boxes, faces.scores, track_ids.tolist()):
+            brightness = _identifiable_brightness(image, box)
+            if brightness is None:
+                continue
             side = float(min(box[2], box[3]))
-            if side < MIN_IDENTITY_FACE:
-                continue
-            brightness = _brightness(image, box)
-            # faces in a fade through white are washed out as those in a fade to black are dim
-            if min(brightness, 255 - brightness) < MIN_FACE_BRIGHTNESS:
-                continue
             quality = float(score) * side * min(1.0, brightness / WELL_LIT_BRIGHTNESS,
                                                 (255 - brightness) / WELL_LIT_BRIGHTNESS)
             heap, waiting = self.settled.get(tid, []), self.recent.setdefault(tid, [])
@@ -193,8 +190,17 @@ def face_patch(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def identifiable(image: np.ndarray, box: np.ndarray) -> bool:
     """Whether the face at ``box`` is large and well enough lit for a trustworthy embedding."""
+    return _identifiable_brightness(image, box) is not None
+
+
+def _identifiable_brightness(image: np.ndarray, box: np.ndarray) -> float | None:
+    """The face's mean brightness when it is at least ``MIN_IDENTITY_FACE`` px and neither too dim
+    nor washed out (faces in a fade through white are as unreliable as those in a fade to black);
+    else None."""
+    if float(min(box[2], box[3])) < MIN_IDENTITY_FACE:
+        return None
     brightness = _brightness(image, box)
-    return float(min(box[2], box[3])) >= MIN_IDENTITY_FACE and min(brightness, 255 - brightness) >= MIN_FACE_BRIGHTNESS
+    return brightness if min(brightness, 255 - brightness) >= MIN_FACE_BRIGHTNESS else None
 
 
 class IdentityCheck:

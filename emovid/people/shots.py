@@ -141,7 +141,7 @@ class ShotDetector:
         #: frame (frames since are blends of both shots, kept in the old one); else None.
         self.transition_start_s: float | None = None
         #: Time of the current shot's first frame. A dissolve is seen ``CUT_DELAY_FRAMES`` after
-        #: it: the reader holds that many frames back, so theirs is the new shot too.
+        #: it: :class:`~emovid.people.labels.ShotLabels` holds that many frames back, so theirs is the new shot too.
         self.shot_start_s: float | None = None
         self._transition_starts: dict[int, float] = {}  # shots of the current count that began with a dissolve
 
@@ -250,7 +250,7 @@ class ShotDetector:
         return timestamp_s - self._last_blank <= MAX_FADE_IN_S
 
     def restart_count(self) -> None:
-        """Count shots from 0 again, keeping the previous frame: a segment's reader calls it at
+        """Count shots from 0 again, keeping the previous frame: a segment's shot labels call it at
         the segment's first frame, after feeding the frames before it, so a cut exactly on the
         boundary still counts."""
         self.shot = 0
