@@ -13,8 +13,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emovid.assets import model_path
-from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, AnalyzeConfig,
-                           RunOptions, settings_hash)
+from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_STALL_TIMEOUT_S,
+                           DEFAULT_START_TIMEOUT_S, AnalyzeConfig, RunOptions, settings_hash)
 from emovid.discover import MediaInput, find_inputs, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
@@ -97,6 +97,7 @@ def analyze(
     overwrite: bool = False,
     retries: int = 2,
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
     in_process: bool = False,
     progress: bool = True,
     verbose: bool = False,
@@ -124,7 +125,10 @@ def analyze(
         overwrite: redo videos that already have results (default: skip them).
         retries: extra attempts for a video whose worker process died.
         start_timeout_s: seconds to wait for the first Ray worker before failing.
-        in_process: run in this process without Ray (debugging, notebooks).
+        stall_timeout_s: fail an input whose reading makes no progress for this many seconds
+            and replace its worker (0: never); see :class:`~emovid.config.RunOptions`.
+        in_process: run in this process without Ray (debugging, notebooks). Nothing there
+            can stop an input that blocks (no watchdog, and Ctrl-C waits for the C call).
         progress: show a progress bar. verbose: log details of errors.
 
     Returns:
@@ -144,7 +148,7 @@ def analyze(
                            persons=persons, prior=prior, segment_s=segment_s)
     options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                          address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress,
-                         start_timeout_s=start_timeout_s)
+                         start_timeout_s=start_timeout_s, stall_timeout_s=stall_timeout_s)
     inputs = find_inputs(paths)  # input errors surface before the output folder is touched
     out_dir = prepare_out_dir(out)
     rows: list[dict] = []

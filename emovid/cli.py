@@ -9,8 +9,8 @@ import signal
 import sys
 
 from emovid import __version__
-from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_START_TIMEOUT_S, RENDER_CODECS,
-                           REPORT_SMOOTH_S)
+from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_STALL_TIMEOUT_S,
+                           DEFAULT_START_TIMEOUT_S, RENDER_CODECS, REPORT_SMOOTH_S)
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -114,6 +114,11 @@ def _add_analyze(sub) -> None:
     ray_opts.add_argument("--start-timeout", type=_positive_float, default=DEFAULT_START_TIMEOUT_S, metavar="SECONDS",
                           help=f"give up when no worker has started after this long, e.g. on a busy cluster "
                                f"(default {DEFAULT_START_TIMEOUT_S:g})")
+    ray_opts.add_argument("--stall-timeout", type=_non_negative_float, default=DEFAULT_STALL_TIMEOUT_S,
+                          metavar="SECONDS",
+                          help=f"fail an input whose reading makes no progress for this long (a stalled mount, a "
+                               f"file still being written) and replace its worker (default "
+                               f"{DEFAULT_STALL_TIMEOUT_S:g}; 0: never)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs that already have results")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -285,7 +290,7 @@ def _run_analyze(args) -> int:
         shot_threshold=args.shot_threshold, persons=not args.no_persons, prior=args.prior, segment_s=args.segment_s or None,
         workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
         address=args.address, overwrite=args.overwrite, retries=args.retries, start_timeout_s=args.start_timeout,
-        in_process=args.in_process,
+        stall_timeout_s=args.stall_timeout, in_process=args.in_process,
         progress=not args.no_progress, verbose=args.verbose,
     )
     for row in manifest[manifest["status"].isin(["failed", "partial"])].itertuples():
@@ -320,12 +325,13 @@ def _run_evaluate(args) -> int:
     return 0
 
 
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so cleanup (temp files, lock, Ray) runs as for Ctrl-C."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so cleanup (temp files, lock, Ray) runs as for Ctrl-C.
 
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+    A KeyboardInterrupt: Ray's blocking calls (ray.wait, ray.get) let only that one out of a
+    signal handler (any other became a SystemError), and re-raise it as a plain one, so
+    :func:`main` also remembers which signal came.
+    """
 
 
 def _run_report(args) -> int:
@@ -433,12 +439,18 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from emovid.errors import EmovidError
 
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    terminated: list[int] = []
+
+    def raise_terminated(signum, frame) -> None:
+        terminated.append(signum)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return COMMANDS[args.command](args)
-    except (KeyboardInterrupt, Terminated) as exc:
+    except KeyboardInterrupt:
         print("interrupted: finished videos are kept; rerun the same command to continue", file=sys.stderr)
-        return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+        return EXIT_SIGTERM if terminated else EXIT_SIGINT
     except (ValueError, EmovidError, FileNotFoundError) as exc:
         if args.verbose or os.environ.get("EMOVID_DEBUG"):
             raise

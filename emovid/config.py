@@ -24,6 +24,14 @@ DEFAULT_SHOT_THRESHOLD = 27.0
 DEFAULT_START_TIMEOUT_S = 600.0
 
 
+#: Seconds an input may be read without progress before its worker is stopped and the input
+#: failed (0: never). Workers report every 64 decoded frames; the longest quiet stretch measured
+#: in a healthy read is a seek across a 10 s keyframe interval of 4K 10-bit HEVC, 5.2 s on a
+#: 2-core EPYC (benchmarks/stalls.py), so 120 s leaves 23x for slow hosts, heavy footage and
+#: busy nodes while a stalled mount costs a worker two minutes, not the run.
+DEFAULT_STALL_TIMEOUT_S = 120.0
+
+
 #: `emovid render`'s containers and their codecs, tried in order. pip's OpenCV wheels carry no
 #: H.264 encoder, so most installs get mp4v in MP4: desktop players play it, browsers do not;
 #: browsers do play WebM's VP8.
@@ -178,6 +186,9 @@ class RunOptions:
         verbose: log full error details.
         progress: show tqdm bars.
         start_timeout_s: seconds to wait for the first worker to start before failing.
+        stall_timeout_s: seconds an input may be read with no progress before its worker is
+            replaced and the input failed ("no progress for N s"); 0 never. Reading only:
+            classifying, person grouping and writing after the last frame are not timed.
     """
 
     workers: int | None = None
@@ -189,9 +200,11 @@ class RunOptions:
     verbose: bool = False
     progress: bool = True
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
 
     def __post_init__(self) -> None:
         _check_range("start_timeout_s", self.start_timeout_s, 0, low_open=True)
+        _check_range("stall_timeout_s", self.stall_timeout_s, 0)
         if self.workers is not None:
             _check_range("workers", self.workers, 1)
         _check_range("cpus_per_worker", self.cpus_per_worker, 0, low_open=True)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from typing import Callable
 
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from emovid.config import AnalyzeConfig, RunOptions
 from emovid.errors import EmovidError
@@ -31,42 +35,55 @@ PER_ACTOR_IN_FLIGHT = 1
 RESTART_TIMEOUT_S = 120
 
 
-class FrameCounter:
-    """Tiny actor that sums decoded-frame reports from workers for the driver's progress bar."""
+class ReadProgress:
+    """Tiny actor that collects the workers' reading progress per task, for the driver's frame
+    bar and its watchdog (:func:`_drive`), which takes what came since it last asked."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.frames: dict[str, int] = {}  # task key -> frames read since the last take()
+        self.done: list[str] = []  # task keys read to the end
 
-    def add(self, n: int) -> None:
-        self.count += n
+    def add(self, key: str, n: int) -> None:
+        self.frames[key] = self.frames.get(key, 0) + n
 
-    def take(self) -> int:
-        n, self.count = self.count, 0
-        return n
+    def finish(self, key: str) -> None:
+        self.done.append(key)
+
+    def take(self) -> tuple[dict[str, int], list[str]]:
+        taken = self.frames, self.done
+        self.frames, self.done = {}, []
+        return taken
 
 
 class RayVideoAnalyzer(VideoAnalyzer):
-    """Actor flavour of :class:`VideoAnalyzer`: reports progress to the named :class:`FrameCounter`.
+    """Actor flavour of :class:`VideoAnalyzer`: reports reading progress to the named
+    :class:`ReadProgress` actor.
 
-    The counter travels by name, not as a handle: constructor arguments must stay plain values
+    That actor travels by name, not as a handle: constructor arguments must stay plain values
     so Ray can restart a crashed worker from them.
     """
 
-    def __init__(self, config: AnalyzeConfig, num_threads: int, counter_name: str | None = None) -> None:
-        counter = ray.get_actor(counter_name) if counter_name else None
-        self._reports: list = []  # counter.add calls not yet known to have landed
-
-        def report(n: int) -> None:
-            self._reports.append(counter.add.remote(n))
-
-        super().__init__(config, num_threads, on_frames=report if counter else None, use_gpu=bool(ray.get_gpu_ids()))
+    def __init__(self, config: AnalyzeConfig, num_threads: int, progress_name: str | None = None) -> None:
+        self._progress = ray.get_actor(progress_name) if progress_name else None
+        self._task_key = ""
+        self._reports: list = []  # progress calls not yet known to have landed
+        super().__init__(config, num_threads, use_gpu=bool(ray.get_gpu_ids()))
 
     def __call__(self, task: VideoTask | ImageGroupTask, overlap_decode: bool = True) -> VideoResult | GroupResult:
+        self._task_key = task.key
         result = super().__call__(task, overlap_decode)
         # The driver reads the count when a result arrives: the video's last frames must be in it.
         ray.get(self._reports)
         self._reports.clear()
         return result
+
+    def frames_read(self, n: int) -> None:
+        if self._progress:
+            self._reports.append(self._progress.add.remote(self._task_key, n))
+
+    def reading_done(self) -> None:
+        if self._progress:
+            self._reports.append(self._progress.finish.remote(self._task_key))
 
     def worker_name(self) -> str:
         return f"{ray.get_runtime_context().get_node_id()[:12]}:{os.getpid()}"
@@ -82,19 +99,53 @@ class RayVideoAnalyzer(VideoAnalyzer):
 
 
 def connect(options: RunOptions) -> bool:
-    """Start Ray embedded (or join ``options.address``); returns True if this call started it."""
+    """Start Ray embedded (or join ``options.address``); returns True if this call started it.
+
+    The caller's SIGTERM handler stays in place (see :func:`_keeping_sigterm_handler`).
+    """
     if ray.is_initialized():
         return False
-    if options.address and options.address.startswith("ray://"):
-        ray.init(address=options.address)  # Ray Client: the cluster's own settings apply
-    else:
-        if options.address is None:
-            # A new local cluster gets Ray's default, token authentication (a token is made on
-            # first use); its "token authentication is enabled" notice is for cluster admins.
-            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_no_token_notice)
-        ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
-                 logging_level=logging.INFO if options.verbose else logging.WARNING)
+    try:
+        with _keeping_sigterm_handler():
+            if options.address and options.address.startswith("ray://"):
+                ray.init(address=options.address)  # Ray Client: the cluster's own settings apply
+            else:
+                if options.address is None:
+                    # A new local cluster gets Ray's default, token authentication (a token is made on
+                    # first use); its "token authentication is enabled" notice is for cluster admins.
+                    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+                        _no_token_notice)
+                ray.init(address=options.address, include_dashboard=False, log_to_driver=options.verbose,
+                         logging_level=logging.INFO if options.verbose else logging.WARNING)
+    except BaseException:  # Ctrl-C during start-up: stop what was started so far
+        ray.shutdown()
+        raise
     return True
+
+
+@contextmanager
+def _keeping_sigterm_handler():
+    """Put the caller's SIGTERM handler back after ``ray.init``.
+
+    ray.init installs its own (``sys.exit(15)``) and its core worker a native one on top, so
+    without this a SIGTERM ended ``emovid analyze`` with exit code 1, a native stack dump and
+    no cleanup message. A SIGTERM that arrives during ray.init is handed to the caller's handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM or previous is None:
+            raise
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)  # the caller's handler (or the default action) takes it now
+        raise
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _no_token_notice(record: logging.LogRecord) -> bool:
@@ -149,12 +200,12 @@ class _Pool:
     """
 
     def __init__(self, config: AnalyzeConfig, options: RunOptions, max_size: int, analyzer_cls: type,
-                 counter_name: str | None, expected_settings: dict | None = None, out_dir: str | None = None) -> None:
+                 progress_name: str | None, expected_settings: dict | None = None, out_dir: str | None = None) -> None:
         self.max_size = max_size
         self.cluster_cpus = ray.cluster_resources().get("CPU", 1)
         self.expected_settings = expected_settings
         self.out_dir = out_dir
-        self._args = (config, max(1, math.floor(options.cpus_per_worker)), counter_name)
+        self._args = (config, max(1, math.floor(options.cpus_per_worker)), progress_name)
         self._cls = ray.remote(analyzer_cls).options(
             num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
             max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries
@@ -202,6 +253,12 @@ class _Pool:
                  info["ray_gpu_ids"] or "none", info["classifier_on_gpu"], info["detector_on_gpu"])
         self.ready.append(actor)
 
+    def retire(self, actor) -> None:
+        """Kill ``actor`` (a worker stuck in C code too: Ray ends its process); :meth:`grow`
+        starts a replacement when work is waiting."""
+        ray.kill(actor, no_restart=True)
+        self.ready.remove(actor)
+
 
 def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions,
               on_result: Callable[[VideoTask, VideoResult], list[VideoTask]], analyzer_cls: type = RayVideoAnalyzer,
@@ -212,8 +269,10 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
     Work starts as soon as the first worker is ready; others join as they come up.
     ``on_result`` returns follow-up tasks (the segments of a long video), which run before the
     rest of the queue. A task whose worker process dies is retried (up to ``options.retries``
-    times) on a restarted worker, then reported as failed. ``on_frames`` receives decoded-frame
-    counts for a frame progress bar. ``expected_settings``: the driver's result settings, which
+    times) on a restarted worker, then reported as failed. A task whose reading makes no progress
+    for ``options.stall_timeout_s`` is failed at once and its worker replaced (a group of photos
+    is first retried photo by photo). ``on_frames`` receives decoded-frame counts for a frame
+    progress bar. ``expected_settings``: the driver's result settings, which
     each worker must share; ``out_dir``: the output folder each worker must see.
     ``analyzer_cls`` lets tests inject faults.
 
@@ -223,14 +282,18 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
     """
     if not tasks:
         return
-    counter_name = f"emovid-frames-{uuid.uuid4().hex[:12]}" if on_frames else None
-    counter = ray.remote(num_cpus=0)(FrameCounter).options(name=counter_name).remote() if on_frames else None
-    pool = _Pool(config, options, pool_size(options), analyzer_cls, counter_name, expected_settings, out_dir)
+    watched = on_frames is not None or options.stall_timeout_s > 0
+    progress_name = f"emovid-progress-{uuid.uuid4().hex[:12]}" if watched else None
+    # On the driver's node: the watchdog must not take a stalled node's silence for the workers'.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    progress = (ray.remote(num_cpus=0)(ReadProgress).options(name=progress_name, scheduling_strategy=here).remote()
+                if watched else None)
+    pool = _Pool(config, options, pool_size(options), analyzer_cls, progress_name, expected_settings, out_dir)
     try:
         pool.grow(len(tasks))
-        _drive(deque(tasks), pool, options, on_result, counter, on_frames)
+        _drive(deque(tasks), pool, options, on_result, progress, on_frames)
     finally:
-        for actor in [*pool.actors, *([counter] if counter else [])]:
+        for actor in [*pool.actors, *([progress] if progress else [])]:
             ray.kill(actor, no_restart=True)
 
 
@@ -238,10 +301,12 @@ def run_tasks(tasks: list[VideoTask], config: AnalyzeConfig, options: RunOptions
 POLL_S = 0.5
 
 
-def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, on_frames) -> None:
-    """Keep every ready actor busy with one task until the queue is empty; retry tasks of dead workers."""
+def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, progress, on_frames) -> None:
+    """Keep every ready actor busy with one task until the queue is empty; retry tasks of dead
+    workers and fail those whose reading stalls."""
     attempts: dict[str, int] = {}
     in_flight: dict = {}  # ObjectRef -> (actor, task)
+    reading: dict = {}  # ObjectRef -> when its task last read something (monotonic s), until read to the end
 
     def fill() -> None:
         busy: dict = {}
@@ -255,14 +320,53 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
         overlap = decode_overlaps(soon_busy, options.cpus_per_worker, pool.cluster_cpus, options.gpus_per_worker)
         for actor, task in dispatch:
             attempts[task.key] = attempts.get(task.key, 0) + 1
-            in_flight[actor.__call__.remote(task, overlap)] = (actor, task)
+            ref = actor.__call__.remote(task, overlap)
+            in_flight[ref] = (actor, task)
+            reading[ref] = time.monotonic()
+
+    def track_progress() -> None:
+        if progress is None:
+            return
+        try:
+            frames, done = ray.get(progress.take.remote(), timeout=RESTART_TIMEOUT_S)
+        except GetTimeoutError:
+            return
+        if on_frames:
+            on_frames(sum(frames.values()))
+        refs = {task.key: ref for ref, (_, task) in in_flight.items()}
+        now = time.monotonic()
+        for key in frames:
+            if (ref := refs.get(key)) in reading:
+                reading[ref] = now
+        for key in done:
+            reading.pop(refs.get(key), None)
+
+    def fail_stalled() -> None:
+        limit = options.stall_timeout_s
+        now = time.monotonic()
+        stalled = [ref for ref, since in reading.items() if limit and now - since > limit]
+        for ref in stalled:
+            actor, task = in_flight.pop(ref)
+            del reading[ref]
+            pool.retire(actor)
+            if isinstance(task, ImageGroupTask) and len(task.images) > 1:
+                log.warning("reading %s made no progress for %gs; retrying its %d photos one by one",
+                            task.key, limit, len(task.images))
+                queue.extendleft(reversed(task.singles()))
+            else:
+                log.warning("reading %s made no progress for %gs; its worker is replaced", task.key, limit)
+                queue.extendleft(reversed(on_result(task, task.failed(
+                    f"no progress for {limit:g} s while reading (a stalled disk or network mount, or a file "
+                    f"still being written?)", attempts[task.key]))))
+        if stalled:
+            fill()  # a replacement worker starts if work is waiting
 
     fill()
     waiting_since = time.monotonic()  # since when no worker is ready
     while in_flight or (queue and pool.starting):
         ready, _ = ray.wait([*in_flight, *pool.starting], num_returns=1, timeout=POLL_S)
-        if counter:
-            on_frames(ray.get(counter.take.remote()))
+        track_progress()
+        fail_stalled()
         if not ready:
             if not pool.ready and time.monotonic() - waiting_since > options.start_timeout_s:
                 free = ray.available_resources().get("CPU", 0)
@@ -273,7 +377,10 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, counter, o
             pool.mark_ready(ready[0])
             fill()
             continue
+        if ready[0] not in in_flight:  # its task was failed as stalled just now
+            continue
         actor, task = in_flight.pop(ready[0])
+        reading.pop(ready[0], None)
         tries = attempts[task.key]
         follow_up: list[VideoTask] = []
         try:

@@ -162,6 +162,7 @@ class _Photo:
     width: int
     height: int
     seconds: float
+    truncated: str | None  # why the file looks cut short, if it does
 
 
 def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
@@ -177,15 +178,19 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
         started = time.perf_counter()
         try:
             image = read_image(task.path)
+            cut = truncation(task.path)
             faces = analyzer.detector.detect(image)
             crops = crop_faces(image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-            photos.append(_Photo(i, task, faces, crops, image.shape[1], image.shape[0], time.perf_counter() - started))
+            photos.append(_Photo(i, task, faces, crops, image.shape[1], image.shape[0], time.perf_counter() - started,
+                                 cut))
         except EmovidError as exc:
             results[i] = VideoResult(task.video_id, task.path, "failed", error=str(exc), kind="image")
         except Exception as exc:  # an OpenCV error on one photo must not fail its group
             log.exception("unexpected error on %s", task.path)
             results[i] = VideoResult(task.video_id, task.path, "failed", error=f"{type(exc).__name__}: {exc}",
                                      kind="image")
+        analyzer.frames_read(1)
+    analyzer.reading_done()  # the photos are not opened again
     started = time.perf_counter()
     crops = [p.crops for p in photos if len(p.crops)]
     probs = (classifier.predict_proba(np.concatenate(crops), batch_size=analyzer.batch_size) if crops
@@ -204,7 +209,7 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
             frame = FrameFaces(0, 0.0, photo.faces, np.arange(n, dtype=np.int32))
             with ParquetSink(task.output, schema, compression="none") as sink:
                 sink.write(to_record_batch(task.video_id, [frame], photo_probs, schema, classifier.classes))
-            cut = truncation(task.path)
+            cut = photo.truncated
             result = VideoResult(task.video_id, task.path, "partial" if cut else "ok", error=cut, frames_decoded=1, frames_sampled=1, faces=n,
                                  width=photo.width, height=photo.height, output=task.output, shots=1,
                                  tracks=n, persons=n, kind="image")

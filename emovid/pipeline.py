@@ -61,7 +61,8 @@ class VideoAnalyzer:
         config: analysis settings.
         num_threads: CPU threads for the classifier and OpenCV (Ray passes the worker's CPUs).
         on_frames: progress callback, given the number of frames read since its last call (counted up
-            to the frame being analysed; the rest of the video's count comes at its end).
+            to the frame being analysed; the rest of the video's count comes at its end); see
+            :meth:`frames_read`.
         use_gpu: run detection and classification on the GPU (sized for it: batches of 1024);
             None uses one when the classifier's runtime sees CUDA.
     """
@@ -123,6 +124,18 @@ class VideoAnalyzer:
             result = VideoResult(task.video_id, task.path, "failed", error=f"{type(exc).__name__}: {exc}")
         return replace(result, wall_s=round(time.perf_counter() - started, 3), worker=self.worker_name())
 
+    def frames_read(self, n: int) -> None:
+        """Progress of the input being read: ``n`` more frames (a photo counts as one).
+
+        Called at least every ``PROGRESS_EVERY`` frames while an input is read, so a caller can
+        tell a slow input from one that stopped (the Ray driver's watchdog does).
+        """
+        if self.on_frames:
+            self.on_frames(n)
+
+    def reading_done(self) -> None:
+        """Progress: the input is read; what is left (classifying, persons, writing) is compute."""
+
     def _images(self, group: ImageGroupTask) -> GroupResult:
         worker = self.worker_name()
         return GroupResult(tuple(replace(r, worker=worker) for r in analyze_images(group, self).results))
@@ -169,8 +182,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         with closing(PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames:
             for frame in frames:
                 # Counted from the frame in hand: the decode thread may be many frames ahead.
-                if analyzer.on_frames and frame.index + 1 - reported >= PROGRESS_EVERY:
-                    analyzer.on_frames(frame.index + 1 - reported)
+                if frame.index + 1 - reported >= PROGRESS_EVERY:
+                    analyzer.frames_read(frame.index + 1 - reported)
                     reported = frame.index + 1
                 faces = analyzer.detector.detect(frame.image)
                 track_ids = people.track(frame, faces)
@@ -182,9 +195,10 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                     pending.classify()
                 if pending.frames_waiting >= analyzer.max_frames_per_chunk:
                     pending.seal()
+        if reader.frames_decoded > reported:
+            analyzer.frames_read(reader.frames_decoded - reported)
+        analyzer.reading_done()
         pending.seal()
-        if analyzer.on_frames and reader.frames_decoded > reported:
-            analyzer.on_frames(reader.frames_decoded - reported)
         if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
             raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
         shots = labels.shots_seen if labels else 1

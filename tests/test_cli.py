@@ -23,6 +23,7 @@ def test_help_reads_well():
     ["analyze", "x", "--out", "o", "--batch-size", "0"],
     ["analyze", "x", "--out", "o", "--workers", "0"],
     ["analyze", "x", "--out", "o", "--gpus-per-worker", "-1"],
+    ["analyze", "x", "--out", "o", "--stall-timeout", "-5"],
     ["analyze", "x", "--out", "o", "--fps", "2", "--every-frame"],
     ["analyze", "x"],
     ["train", "d", "--out", "m.keras", "--teacher", "t.keras", "--teacher-weight", "1.5"],

@@ -107,3 +107,57 @@ def test_train_job_asks_for_one_nodes_cpus(two_nodes):
 
     assert ray.cluster_resources()["CPU"] == 2  # a task asking for both would never schedule
     assert largest_node_cpus(ray.nodes()) == 1
+
+
+def freezing_analyzer_class(frozen: str):
+    """Workers that stop their whole process (SIGSTOP) on ``stall.mp4``, as a node that hangs: no
+    thread of theirs runs, Ray's own included. ``frozen`` gets the stopped process's pid."""
+    import os
+    import signal
+
+    from emovid.distributed import RayVideoAnalyzer
+
+    class Freezes(RayVideoAnalyzer):
+        def __call__(self, task, *args):
+            if task.video_id == "stall.mp4":
+                with open(frozen, "w") as fh:
+                    fh.write(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGSTOP)
+            return super().__call__(task, *args)
+
+    return Freezes
+
+
+def test_a_worker_that_stops_responding_is_replaced_and_the_run_goes_on(two_nodes, tmp_path):
+    import time
+
+    from emovid.api import driver_settings
+    from emovid.config import AnalyzeConfig, RunOptions
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+    from tests.helpers import write_video
+
+    (tmp_path / "out").mkdir()
+    names = ["a.mp4", "stall.mp4", "b.mp4", "c.mp4"]
+    tasks = [VideoTask(str(write_video(tmp_path / n, 12)), n, str(tmp_path / "out" / f"{n}.parquet")) for n in names]
+    config, results = AnalyzeConfig(), {}
+    run_tasks(tasks, config, RunOptions(stall_timeout_s=3), lambda t, r: results.__setitem__(r.video_id, r) or [],
+              analyzer_cls=freezing_analyzer_class(str(tmp_path / "frozen")),
+              expected_settings=driver_settings(config), out_dir=str(tmp_path / "out"))
+    assert {n: r.status for n, r in results.items()} == {"a.mp4": "ok", "stall.mp4": "failed", "b.mp4": "ok",
+                                                         "c.mp4": "ok"}
+    assert results["stall.mp4"].error.startswith("no progress for 3 s")
+    # Ray ends the stopped process (its kill escalates to SIGKILL): it holds no CPU of the cluster
+    frozen = int((tmp_path / "frozen").read_text())
+    deadline = time.monotonic() + 60
+    while _alive(frozen) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(frozen)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return "zombie" not in fh.read()
+    except FileNotFoundError:
+        return False

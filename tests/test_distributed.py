@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -297,3 +299,60 @@ def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_
         run_tasks([task], AnalyzeConfig(fps=None, segment_s=1.5), RunOptions(workers=2),
                   lambda t, r: segmented.handle(t, r)[0], analyzer_cls=SecondWorkerFails)
     assert starts.read_text() == "xx"
+
+
+def test_a_video_whose_reading_stalls_fails_and_the_run_goes_on_with_a_new_worker(ray_local, tmp_path):
+    import time
+
+    from emovid.distributed import run_tasks
+    from emovid.pipeline import VideoTask
+    from tests.stalling import feed_half, stalling_analyzer_class
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fed = feed_half(write_video(tmp_path / "whole.mp4", 40), tmp_path / "cut.fifo.mp4")
+    names = ["cut.fifo.mp4", "a.mp4", "b.mp4"]
+    for name in names[1:]:
+        write_video(tmp_path / name, 12)
+    tasks = [VideoTask(str(tmp_path / n), n, str(out / f"{n}.parquet")) for n in names]
+    results, frames = {}, []
+    started = time.monotonic()
+    # one worker: the videos after the stalled one can only run on its replacement
+    run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=1, stall_timeout_s=3),
+              lambda task, r: results.__setitem__(r.video_id, r) or [], analyzer_cls=stalling_analyzer_class(),
+              on_frames=frames.append)
+    assert time.monotonic() - started < 120  # liveness, not speed: without the watchdog this never returns
+    assert fed.is_set()  # FFmpeg did read the first half, then waited in C for more
+    assert results["cut.fifo.mp4"].status == "failed"
+    assert results["cut.fifo.mp4"].error.startswith("no progress for 3 s while reading")
+    assert results["a.mp4"].status == results["b.mp4"].status == "ok"
+    assert sum(frames) == 24  # the stalled video read no frame the driver was told of
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4.parquet", "b.mp4.parquet"]
+
+
+def test_a_photo_whose_reading_stalls_fails_alone(ray_local, tmp_path):
+    import cv2
+
+    from emovid.distributed import run_tasks
+    from emovid.photos import ImageTask, group_images
+    from tests.stalling import stalling_analyzer_class
+
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(tmp_path / "cut.fifo.jpg")  # no writer ever comes: open() blocks
+    names = ["a.jpg", "cut.fifo.jpg", "b.jpg"]
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.full((60, 80, 3), 128, np.uint8))
+    group = group_images([ImageTask(str(tmp_path / n), n, str(out / f"{n}.parquet")) for n in names])
+    assert len(group) == 1
+    results = {}
+
+    def record(task, result):
+        results.update({r.video_id: r for r in result.results})
+        return []
+
+    run_tasks(group, AnalyzeConfig(), RunOptions(workers=1, stall_timeout_s=3), record,
+              analyzer_cls=stalling_analyzer_class())
+    # the group stalled, so its photos were retried one by one: only the blocked one fails
+    assert {n: r.status for n, r in results.items()} == {"a.jpg": "ok", "cut.fifo.jpg": "failed", "b.jpg": "ok"}
+    assert results["cut.fifo.jpg"].error.startswith("no progress for 3 s")
