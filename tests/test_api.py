@@ -249,6 +249,7 @@ def test_pipes_devices_and_broken_links_named_like_media_fail_with_a_plain_reaso
     os.mkfifo(root / "pipe.mp4")
     os.symlink("/dev/zero", root / "zero.mp4")
     os.symlink(root / "gone.mp4", root / "dangling.mp4")
+    (root / "folder.mp4").mkdir()
     # videos only, with the progress bars on: sizing the frame bar once opened every video on the driver
     subprocess.run([sys.executable, "-m", "emovid", "analyze", str(root), "--out", str(tmp_path / "out"),
                     "--in-process"], timeout=120, capture_output=True)
@@ -258,6 +259,7 @@ def test_pipes_devices_and_broken_links_named_like_media_fail_with_a_plain_reaso
     assert errors["pipe.mp4"] == "not a regular file: named pipe"
     assert errors["zero.mp4"] == "not a regular file: character device"
     assert errors["dangling.mp4"].startswith("broken symbolic link")
+    assert errors["folder.mp4"] == "not a regular file: directory"
 
 
 def test_a_photo_that_is_a_pipe_fails_without_opening_it(tmp_path):
