@@ -1,8 +1,12 @@
-"""Cross-domain accuracy: every bundled model and the fer peer on FER+ Valid, the wild photos
-and the seed photos, side by side (accuracy, mean recall, ECE, per-class recall).
+"""Cross-domain accuracy: the shipped model (or --models files) and the fer peer on FER+ Valid,
+the wild photos and the seed photos, side by side (accuracy, mean recall, ECE, per-class recall).
 
     python benchmarks/accuracy.py                    # the table for the model card and README
-    python benchmarks/accuracy.py --sweep emovid_fer7_v4   # prior sweep + temperature of one model
+    python benchmarks/accuracy.py --models old/emovid_fer7_v6.keras   # an older model, out of git history
+    python benchmarks/accuracy.py --sweep my.keras   # prior sweep + temperature of one model
+
+Older models: `git show 617c5e4:models/emovid_fer7_v6.keras > old/emovid_fer7_v6.keras` (see the
+model card).
 
 Needs ../shared (the data is not shipped). Photos go through YuNet and the model's own crop,
 as `emovid analyze` does.
@@ -30,7 +34,7 @@ TAUS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0]
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="*", help="models to score (default: every bundled model)")
+    p.add_argument("--models", nargs="*", help="model files to score (default: the shipped model)")
     p.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder (default ../shared)")
     p.add_argument("--sweep", metavar="MODEL", help="print the prior sweep and fitted temperature of MODEL instead")
     p.add_argument("--write", action="store_true",

@@ -123,13 +123,11 @@ def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]
     configure_tensorflow(threads)
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
     rates = {}
-    # the default (one network) and the ensemble
-    classifiers = {name: EmotionClassifier.load(name) for name in ("emovid_fer7_v6", "emovid_fer7_v2")}
-    for name, clf in classifiers.items():
-        members = max(1, len(clf.info.training.get("ensemble_of", [])))
-        passes = members * (2 if clf.info.flip_average else 1)
-        rates[f"{name} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
-    rates["one network pass per crop"] = _rates(one_pass_classifier(classifiers["emovid_fer7_v6"]), crops, batch)
+    # the shipped model (network + mirror pass) and one network pass
+    clf = EmotionClassifier.load()
+    passes = 2 if clf.info.flip_average else 1
+    rates[f"{clf.info.tag} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
+    rates["one network pass per crop"] = _rates(one_pass_classifier(clf), crops, batch)
     return rates
 
 
@@ -333,7 +331,7 @@ def main() -> None:
         one_core = result.frames_decoded / wall
         rows.append(("2. the same, decoding inline (1 worker on exactly one core)", f"{one_core:.0f} frames/s",
                      f"the decode thread adds {e2e[1] / one_core - 1:+.0%}"))
-        for threads, model in ((1, None), (2, None), (1, "emovid_fer7_v2")):
+        for threads, model in ((1, None), (2, None)):
             wall_s, result_s = emovid_run(args.video, 4.0, tmp, threads, model=model)
             video_s = result_s.frames_decoded / (result_s.fps or 1)
             label = (f"3. the same with `--model {model}` (1 thread)" if model else

@@ -1,6 +1,6 @@
 """The emotion CNN in onnxruntime vs TensorFlow on this machine: start-up and crops/s, side by side.
 
-    python benchmarks/classifier_backends.py [--model emovid_fer7_v6] [--seconds 5] [--repeats 3]
+    python benchmarks/classifier_backends.py [--model emovid_fer7_v7] [--seconds 5] [--repeats 3]
 
 Each figure comes from a fresh process per backend, the two backends taking turns, and is
 the median of ``--repeats``:
@@ -56,7 +56,7 @@ def _child(backend: str, model: str, seconds: float, threads: int, started: floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="emovid_fer7_v6")
+    parser.add_argument("--model", default="emovid_fer7_v7")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())

@@ -4,8 +4,11 @@
     python benchmarks/wild_cv.py --out runs/wild_cv --final models/emovid_fer7_v5.keras   # + the shipped model
     python benchmarks/wild_cv.py --out runs/wild_cv --eval-only     # tables from the saved fold logits
     python benchmarks/wild_cv.py --out runs/soup_cv ... --fold-members 1   # + each fold's soup of 2 (v7's recipe)
-    python benchmarks/wild_cv.py --out runs/seed_cv --init-from emovid_fer7_v5 --all-wild --seed-repeat 16 \
-        --epochs 2 --learning-rate 2e-4 --baseline emovid_fer7_v5 --final models/emovid_fer7_v6.keras   # v6
+    python benchmarks/wild_cv.py --out runs/seed_cv --init-from old/emovid_fer7_v5.keras --all-wild \
+        --seed-repeat 16 --epochs 2 --learning-rate 2e-4 --baseline old/emovid_fer7_v5.keras --final models/emovid_fer7_v6.keras   # v6
+
+The v3-v6 starting points are in git history: `git show 617c5e4:models/emovid_fer7_v3.keras >
+old/emovid_fer7_v3.keras` (the model card lists them); pass the files as --init-from/--baseline.
 
 Each fold fine-tunes v3's network on FER+ Train plus the wild photos of the other folds (each
 repeated ``--repeat`` times per epoch, labels smoothed by 0.1), then scores its own fold's photos.
@@ -54,12 +57,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed-repeat", type=int, default=0,
                    help="also train on the seed training photos, N copies each per epoch, split in folds like the "
                         "wild photos and scored out of fold (0: never trained on, as v5)")
-    p.add_argument("--init-from", default="emovid_fer7_v3", help="starting weights (a bundled name or file)")
+    p.add_argument("--init-from", default="emovid_fer7_v7", help="starting weights (a model file; default the shipped model)")
     p.add_argument("--all-wild", action="store_true",
                    help="every fold model trains on every wild photo (for an --init-from that already saw them, "
                         "e.g. emovid_fer7_v5): the wild scores are then in-sample, and --final keeps the starting "
                         "model's temperature and prior instead of the sweep's")
-    p.add_argument("--baseline", default="emovid_fer7_v4", help="the model compared at its shipped settings")
+    p.add_argument("--baseline", default="emovid_fer7_v7", help="the model compared at its shipped settings (a file; default the shipped model)")
     p.add_argument("--final", type=Path, help="also train the model on every wild photo and write it here")
     p.add_argument("--members", type=int, default=0,
                    help="with --final: train N more models like it, with other shuffling seeds (MEMBERn.keras "

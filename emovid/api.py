@@ -66,8 +66,11 @@ def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overw
             clashes.append((item.video_id, describe_difference(existing.settings, settings)))
     if clashes:
         first_id, diff = clashes[0]
+        model_hint = (", or pass the model they were made with as --model (emovid's older models are in git "
+                      "history: see models/MODEL_CARD.md)" if "model" in diff else "")
         raise OutputError(f"{len(clashes)} input(s) in {out} were analysed with other settings "
-                          f"(e.g. {first_id}: {diff}); rerun with --overwrite to redo them, or use another --out")
+                          f"(e.g. {first_id}: {diff}); rerun with --overwrite to redo them, or use another "
+                          f"--out{model_hint}")
     return [*videos, *group_images(photos)], done
 
 
@@ -109,10 +112,8 @@ def analyze(
         out: output folder; one ``<video id>.parquet`` per video plus ``_manifest.csv``.
         fps: frames analysed per second of video. every_frame: analyse all frames instead.
         batch_size: face crops per classifier call (None: 256 on CPU, 1024 on a GPU worker).
-        model: ``.keras`` emotion model, or a bundled model's name (``emovid_fer7_v2``: the
-            earlier three-network ensemble, 2.7x slower); default the bundled ``emovid_fer7_v7``
-            (v3's network fine-tuned on FER+ plus in-the-wild and posed photos, six such runs'
-            weights averaged; calibrated, prior 0.4).
+        model: ``.keras`` emotion model file; default the shipped ``emovid_fer7_v7`` (v6's
+            recipe run six times, weights averaged; calibrated, prior 0.4).
         score_threshold, min_face, max_side, align: face detection and cropping; track,
             track_gap_s: face tracking; shots, shot_threshold: shot-cut detection (tracks end at
             cuts); persons: person ids by face identity; prior: the emotion decision's class

@@ -30,12 +30,12 @@ def bundled(name: str) -> Path:
 
 
 def bundled_names() -> list[str]:
-    """Names of the bundled emotion models (``emovid_fer7_v1`` ...), oldest first."""
+    """Names of the bundled emotion models (``emovid_fer7_v7``), oldest first."""
     return sorted(p.stem for p in bundled(DEFAULT_MODEL_NAME).parent.glob("emovid_*.keras"))
 
 
 def _bundled_name(model: str | Path) -> str | None:
-    """The bundled file name ``model`` refers to (``emovid_fer7_v1``, ``emovid_fer7_v1.keras``, or
+    """The bundled file name ``model`` refers to (``emovid_fer7_v7``, ``emovid_fer7_v7.keras``, or
     the path of a bundled file), or None."""
     text = str(model)
     if "/" in text or "\\" in text:
@@ -54,7 +54,7 @@ def _bundled_name(model: str | Path) -> str | None:
 
 def resolve_model(model: str | Path | None) -> Path | None:
     """A model argument as a path: an existing file, or the name of a bundled model
-    (``emovid_fer7_v1`` or ``emovid_fer7_v1.keras``); None stays None (the default model)."""
+    (``emovid_fer7_v7`` or ``emovid_fer7_v7.keras``); None stays None (the default model)."""
     if model is None or Path(model).is_file():
         return None if model is None else Path(model)
     name = _bundled_name(model)

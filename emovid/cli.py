@@ -71,13 +71,8 @@ def _add_analyze(sub) -> None:
     sampling.add_argument("--every-frame", action="store_true", help="analyse every frame")
     p.add_argument("--batch-size", type=_positive_int,
                    help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
-    p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`soup`/`ensemble`, or a bundled "
-                                   "name: emovid_fer7_v7 (default: six runs of v6's recipe, weights averaged), "
-                                   "emovid_fer7_v6 (also trained on in-the-wild and posed photos), "
-                                   "emovid_fer7_v5 (in-the-wild photos, not posed), emovid_fer7_v4 (FER+ only), "
-                                   "emovid_fer7_v3 (v4's network at v3's operating point), "
-                                   "emovid_fer7_v2 (3-network ensemble, 2.7x slower) "
-                                   "or emovid_fer7_v1 (the first model)")
+    p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`soup`/`ensemble` "
+                                   "(default: the shipped emovid_fer7_v7)")
     p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
     p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
     p.add_argument("--max-side", type=_positive_int, metavar="PX",

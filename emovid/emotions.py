@@ -246,7 +246,7 @@ class EmotionClassifier:
     def load(cls, path: str | Path | None = None, prior_tau: float | None = None, backend: str = "auto",
              num_threads: int | None = None, use_gpu: bool = False) -> "EmotionClassifier":
         """Load a model saved by ``emovid train`` (the bundled model when ``path`` is None; a bundled
-        model's name, e.g. ``"emovid_fer7_v1"``, also works).
+        model's name, ``"emovid_fer7_v7"``, also works).
 
         ``prior_tau``: the operating point, the share of the training class prior to undo
         (:func:`emovid.config.parse_prior`); None keeps the model's default. ``backend``: see

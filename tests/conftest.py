@@ -40,3 +40,12 @@ def analyzer_at():
         return made[fps]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def small_model_file(tmp_path_factory):
+    """A tiny model file without an ONNX graph (TensorFlow runs it), with a prior correction."""
+    from tests.helpers import small_model
+
+    return small_model(tmp_path_factory.mktemp("models") / "small.keras",
+                       logit_offsets=[0.2, -0.1, 0.0, 0.1, 0.0, -0.2, 0.3])

@@ -255,3 +255,25 @@ def crossing_scene(n=60):
         positions.append(placed)
         truth.append(placed)
     return positions, truth
+
+
+def small_model(path: Path, *, version: str = "1", onnx: bool = False, logit_offsets=None,
+                flip_average: bool = True, seed: int = 0) -> Path:
+    """A tiny emotion CNN with seeded random weights, saved as ``emovid train`` saves models (without
+    ``onnx``, no ONNX graph inside: it runs on TensorFlow). For tests of loading, runtimes and model
+    identity, where what it predicts does not matter; it also stands in for a teacher."""
+    import keras
+
+    from emovid.labels import EMOTIONS
+    from emovid.model_file import ModelInfo, write_model
+    from training.model import make_model
+
+    keras.utils.set_random_seed(seed)
+    network = make_model((48, 48, 1), len(EMOTIONS), widths=(4, 8))
+    logits = network.get_layer("emotion_logits")
+    kernel, bias = logits.get_weights()
+    logits.set_weights([kernel * 50, bias])  # at initial scale every face gets ~1/7 per class
+    info = ModelInfo("emovid-small", version, EMOTIONS, 48, 0.1, flip_average=flip_average,
+                     logit_offsets=None if logit_offsets is None else tuple(logit_offsets))
+    write_model(network, info, path, onnx=onnx)
+    return path

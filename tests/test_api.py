@@ -117,30 +117,31 @@ def test_manifest_keeps_videos_of_earlier_runs(tmp_path):
     assert sorted(read_manifest(out)["video_id"]) == ["one.mp4", "two.mp4"]
 
 
-def test_another_model_under_the_bundled_models_name_is_not_taken_for_it(tmp_path):
-    """A retrained model that kept the bundled v1's name and version (what `emovid train` wrote
-    before --name) must not count as done over v1's results."""
+def test_another_model_under_the_same_name_is_not_taken_for_it(small_model_file, tmp_path):
+    """A retrained model that kept another's name and version (what `emovid train` wrote before
+    --name) must not count as done over that model's results; the refusal names the difference."""
     import keras
     import numpy as np
 
-    from emovid.assets import bundled
     from emovid.model_file import read_model_info, write_model
 
-    info = read_model_info(bundled("emovid_fer7_v1.keras"))
-    net = keras.saving.load_model(bundled("emovid_fer7_v1.keras"), compile=False)
+    info = read_model_info(small_model_file)
+    net = keras.saving.load_model(small_model_file, compile=False)
     last = net.layers[-1]
     last.set_weights([w + np.float32(0.05) for w in last.get_weights()])
     mine = tmp_path / "mine.keras"
-    write_model(net, info, mine)
-    assert read_model_info(mine).tag == info.tag == "emovid-fer7:1"
+    write_model(net, info, mine, onnx=False)
+    assert read_model_info(mine).tag == info.tag
     videos = tmp_path / "in"
     videos.mkdir()
     face_video(videos / "a.mp4", n_frames=6)
     out = tmp_path / "out"
-    run(videos, out, model="emovid_fer7_v1")
-    with pytest.raises(OutputError, match="model_sha256"):
+    run(videos, out, model=small_model_file)
+    with pytest.raises(OutputError, match="model_sha256.*--overwrite"):
         run(videos, out, model=mine)
-    assert not run(videos, out, model="emovid_fer7_v1")["reused"].eq(False).any()  # v1 itself: done
+    assert not run(videos, out, model=small_model_file)["reused"].eq(False).any()  # the same file: done
+    with pytest.raises(OutputError, match="model: 'emovid-small:1' -> 'emovid-fer7:7'.*pass the model they were"):
+        run(videos, out)  # the shipped model on a folder made with another
 
 
 def test_changed_settings_are_refused(videos, tmp_path):

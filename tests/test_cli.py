@@ -107,6 +107,6 @@ def test_train_and_evaluate_commands(tmp_path, capsys):
     assert main(["evaluate", str(data), "--model", str(model), "--out", str(tmp_path / "eval")]) == 0
     assert "accuracy" in capsys.readouterr().out
     assert (tmp_path / "eval" / "report.txt").is_file()
-    # a bundled model by name, as `analyze --model` takes it
-    assert main(["evaluate", str(data), "--model", "emovid_fer7_v1", "--out", str(tmp_path / "eval_v1")]) == 0
-    assert (tmp_path / "eval_v1" / "metrics.json").is_file()
+    # the shipped model by name, as `analyze --model` takes it
+    assert main(["evaluate", str(data), "--model", "emovid_fer7_v7", "--out", str(tmp_path / "eval_v7")]) == 0
+    assert (tmp_path / "eval_v7" / "metrics.json").is_file()

@@ -87,7 +87,7 @@ def test_relative_paths_work_when_workers_run_in_another_folder(two_nodes, tmp_p
     assert ray.get(worker_cwd.remote()) != str(tmp_path)
     (tmp_path / "in").mkdir()
     face_video(tmp_path / "in" / "v.mp4", n_frames=6)
-    manifest = emovid.analyze("in", "out", progress=False, model="emovid_fer7_v1")
+    manifest = emovid.analyze("in", "out", progress=False, model="emovid_fer7_v7")
     assert list(manifest["status"]) == ["ok"], manifest["error"].tolist()
     assert manifest["path"][0] == str(tmp_path / "in" / "v.mp4") and manifest["output"][0].startswith(str(tmp_path))
     assert len(emovid.read_results("out")) == manifest["frames_sampled"][0] == 2
@@ -97,7 +97,7 @@ def test_relative_paths_work_when_workers_run_in_another_folder(two_nodes, tmp_p
     from emovid.schema import read_metadata
 
     settings = read_metadata(pq.read_schema(tmp_path / "out" / "v.mp4.parquet"))["settings"]
-    assert settings["model"] == "emovid-fer7:1" and len(settings["model_sha256"]) == 16
+    assert settings["model"] == "emovid-fer7:7" and len(settings["model_sha256"]) == 16
 
 
 def test_train_job_asks_for_one_nodes_cpus(two_nodes):

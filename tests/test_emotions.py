@@ -65,10 +65,10 @@ def test_batching_does_not_change_results(classifier):
     assert classifier.predict_proba([]).shape == (0, 7)
 
 
-def test_graph_is_traced_once_at_load():
+def test_graph_is_traced_once_at_load(small_model_file):
     # a fresh classifier: the first video must not pay for tracing, and no batch size retraces
-    clf = EmotionClassifier.load("emovid_fer7_v1")
-    assert clf.backend == "tensorflow"  # v1 carries no ONNX graph
+    clf = EmotionClassifier.load(small_model_file)
+    assert clf.backend == "tensorflow"  # no ONNX graph inside
     assert clf._network.graph.experimental_get_tracing_count() == 1
     for n in (1, 7, 300):
         clf.predict_proba(np.zeros((n, 48, 48), np.uint8))
@@ -92,18 +92,18 @@ def test_onnxruntime_and_tensorflow_agree_on_real_faces(classifier):
     assert agree > (0.98 if bf16 else 0.995), agree
 
 
-def test_classifier_backend_choice(tmp_path, monkeypatch):
-    from emovid.assets import bundled
+def test_classifier_backend_choice(small_model_file, monkeypatch):
+    from emovid.assets import DEFAULT_MODEL_NAME, bundled
     from emovid.emotions import classifier_backend
 
-    assert classifier_backend(bundled("emovid_fer7_v7.keras")) == "onnxruntime"
-    assert classifier_backend(bundled("emovid_fer7_v1.keras")) == "tensorflow"  # no graph inside
-    monkeypatch.setenv("EMOVID_CLASSIFIER", "tensorflow")
-    assert classifier_backend(bundled("emovid_fer7_v4.keras")) == "tensorflow"
+    assert classifier_backend(bundled(DEFAULT_MODEL_NAME)) == "onnxruntime"
+    assert classifier_backend(small_model_file) == "tensorflow"  # no graph inside
     with pytest.raises(ValueError, match="classifier backend"):
-        classifier_backend(bundled("emovid_fer7_v4.keras"), "cuda")
+        classifier_backend(bundled(DEFAULT_MODEL_NAME), "cuda")
     with pytest.raises(ModelError, match="no ONNX graph inside"):
-        EmotionClassifier.load("emovid_fer7_v1", backend="onnxruntime")
+        EmotionClassifier.load(small_model_file, backend="onnxruntime")
+    monkeypatch.setenv("EMOVID_CLASSIFIER", "tensorflow")
+    assert classifier_backend(bundled(DEFAULT_MODEL_NAME)) == "tensorflow"
 
 
 @pytest.mark.parametrize("faces", [[np.zeros((4, 4, 2), np.uint8)], [np.zeros(0, np.uint8)]])
@@ -163,44 +163,22 @@ def test_models_with_code_are_refused(tmp_path):
         EmotionClassifier.load(path)
 
 
-def test_bundled_models_load_by_name(tmp_path):
+def test_the_shipped_model_loads_by_name_and_a_model_file_runs_end_to_end(small_model_file, tmp_path):
     import emovid
+    from emovid.schema import read_metadata
+    from tests.helpers import face_video
 
     default = EmotionClassifier.load()
-    v3 = EmotionClassifier.load("emovid_fer7_v3")
-    ensemble = EmotionClassifier.load("emovid_fer7_v2")
-    fast = EmotionClassifier.load("emovid_fer7_v1")
-    # v7: the weight mean of six fine-tunes by v6's recipe; v6: v5 fine-tuned with the seed photos too;
-    # v5: v3's network fine-tuned on FER+ plus the wild
-    # photos; v4: v3's weights at a measured operating point (v3 itself is the weight mean of two
-    # checkpoints); v2: three networks
-    assert default.info.version == "7" and default.info.training["wild_photos"] > 1000
-    members = default.info.training["weight_average_of"]
-    assert len(members) == 6 and all(m["seed_photos"] for m in members)
-    assert len({m["config"]["seed"] for m in members}) == 6  # six runs, not one saved six times
-    assert default.info.training["seed_photos"] == 54  # the training photos; never the live-test ones
-    v4_tf = EmotionClassifier.load("emovid_fer7_v4", backend="tensorflow")
-    assert len(v4_tf.info.training["v3_training"]["weight_average_of"]) == 2
-    assert [w.tolist() for w in v4_tf._network.model.get_weights()] == [w.tolist() for w in v3._network.model.get_weights()]
-    assert (v4_tf.info.temperature, v4_tf.info.prior_tau) != (v3.info.temperature, v3.info.prior_tau)
-    default_tf = EmotionClassifier.load(backend="tensorflow")
-    assert len(default_tf._network.model.get_weights()) == len(v3._network.model.get_weights())  # same architecture
-    assert not np.allclose(default_tf._network.model.get_weights()[0], v3._network.model.get_weights()[0])
-    assert not any(isinstance(layer, keras.Model) for layer in default_tf._network.model.layers)
-    assert ensemble.info.version == "2" and len(ensemble.info.training["ensemble_of"]) == 3
-    assert default.offsets is not None and fast.info.version == "1" and fast.offsets is None
-    face = [np.zeros((48, 48), np.uint8)]
-    assert fast.predict_proba(face).shape == default.predict_proba(face).shape == ensemble.predict_proba(face).shape
+    assert EmotionClassifier.load("emovid_fer7_v7").path == default.path
     with pytest.raises(ModelError, match="not found"):
-        EmotionClassifier.load("emovid_fer7_v9")
-    manifest = emovid.analyze(shared_video("single_face.mp4"), tmp_path / "out", model="emovid_fer7_v1",
-                              in_process=True, progress=False)
-    assert list(manifest["status"]) == ["ok"]
-    from emovid.schema import read_metadata
-
-    meta = read_metadata(pq.read_schema(tmp_path / "out" / "single_face.mp4.parquet"))
-    assert meta["settings"]["model"] == "emovid-fer7:1"  # the named model did the work
-    assert meta["operating_point"] == {"temperature": 1.0, "prior_tau": None, "logit_offsets": None}
+        EmotionClassifier.load("emovid_fer7_v6")  # older models live in git history, not in the package
+    # a model file of the user's own, on TensorFlow, through the whole pipeline
+    manifest = emovid.analyze(face_video(tmp_path / "face.mp4", n_frames=6), tmp_path / "out",
+                              model=small_model_file, in_process=True, progress=False)
+    assert list(manifest["status"]) == ["ok"] and manifest["faces"][0] > 0
+    meta = read_metadata(pq.read_schema(tmp_path / "out" / "face.mp4.parquet"))
+    assert meta["settings"]["model"] == "emovid-small:1"  # the named model did the work
+    assert meta["operating_point"]["logit_offsets"] == [0.2, -0.1, 0.0, 0.1, 0.0, -0.2, 0.3]
     assert meta["classifier_runtime"]["backend"] == "tensorflow" and not meta["classifier_runtime"]["gpu"]
     assert "classifier_backend" not in meta["settings"]  # runtimes agree to 1e-6: not a result setting
 
