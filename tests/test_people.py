@@ -8,7 +8,7 @@ import pytest
 
 import emovid
 from emovid.people.shots import ShotDetector, content_score, thumbnail_hsv
-from tests.helpers import (VIDEOS, needs_shared, people_heads, recolour, room_background, shot_background,
+from tests.helpers import (people_heads, recolour, room_background, shared_video, shot_background,
                            shots_video, write_video)
 
 PER_SHOT = 14
@@ -43,7 +43,6 @@ def _assert_people_hold(faces, n_cuts, true_persons=None):
         assert faces["person_id"].nunique() == true_persons
 
 
-@needs_shared
 @pytest.mark.parametrize("look, fps", [("grey", 4.0), ("sepia", None), ("low saturation", 2.0)])
 def test_colourless_cuts_where_new_people_take_the_old_places(tmp_path, look, fps):
     heads = people_heads()
@@ -52,7 +51,6 @@ def test_colourless_cuts_where_new_people_take_the_old_places(tmp_path, look, fp
     _assert_people_hold(faces, n_cuts=3, true_persons=8)
 
 
-@needs_shared
 def test_shot_reverse_shot_in_one_room_in_grey_links_each_person_again(tmp_path):
     heads = people_heads()
     room = room_background(0, (1100, 360))
@@ -62,7 +60,6 @@ def test_shot_reverse_shot_in_one_room_in_grey_links_each_person_again(tmp_path)
     _assert_people_hold(faces, n_cuts=5, true_persons=2)
 
 
-@needs_shared
 @pytest.mark.parametrize("fps", [4.0, None])
 def test_a_cut_no_frame_detector_sees_still_ends_the_track(tmp_path, fps):
     # one set and one camera: each cut swaps only the face in the middle of the picture
@@ -76,13 +73,12 @@ def test_a_cut_no_frame_detector_sees_still_ends_the_track(tmp_path, fps):
     assert faces["person_id"].nunique() == 3  # and the woman who comes back is linked again
 
 
-@needs_shared
 def test_real_clips_in_grey_joined_by_cuts(tmp_path):
     # a man (single_face.mp4 is the start of face_noface.mov, from another moment), a woman, him, her
     frames, truth = [], []
     for name, start, who in [("face_noface.mov", 0, "man"), ("WolfgangLanger_Pexels.mp4", 40, "woman"),
                              ("single_face.mp4", 30, "man"), ("WolfgangLanger_Pexels.mp4", 300, "woman")]:
-        capture = cv2.VideoCapture(str(VIDEOS / name))
+        capture = cv2.VideoCapture(str(shared_video(name)))
         capture.set(cv2.CAP_PROP_POS_FRAMES, start)
         for _ in range(24):
             frames.append(recolour(cv2.resize(capture.read()[1], (480, 270)), "grey"))
