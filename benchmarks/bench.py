@@ -194,7 +194,7 @@ def peak_rss_mb(path: Path, tmp: Path) -> tuple[float, float]:
     """
     code = ("from emovid.config import AnalyzeConfig; from emovid.pipeline import VideoAnalyzer, VideoTask; "
             "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024; "
-            "a = VideoAnalyzer(AnalyzeConfig(fps=None, segment_s=None), num_threads=1); loaded = hwm(); "
+            "a = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1); loaded = hwm(); "
             f"a(VideoTask({str(path)!r}, 'v', {str(tmp / (path.name + '.rss.parquet'))!r})); "
             "print(loaded, hwm())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

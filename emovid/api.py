@@ -13,8 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emovid.assets import model_path
-from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_STALL_TIMEOUT_S,
-                           DEFAULT_START_TIMEOUT_S, AnalyzeConfig, RunOptions, settings_hash)
+from emovid.config import AnalyzeConfig, RunOptions, option_docs, option_signature, settings_hash, split_options
 from emovid.discover import MediaInput, find_inputs, output_path
 from emovid.errors import OutputError
 from emovid.manifest import ManifestWriter, to_frame
@@ -40,10 +39,12 @@ def driver_settings(config: AnalyzeConfig) -> dict:
 
 
 def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overwrite: bool,
-               settings: dict | None = None) -> tuple[list[VideoTask | ImageGroupTask], list[VideoResult]]:
+               settings: dict | None = None, split_s: float | None = None,
+               ) -> tuple[list[VideoTask | ImageGroupTask], list[VideoResult]]:
     """Split the inputs into work to do (one task per video, photos in groups of
     :data:`~emovid.photos.IMAGES_PER_TASK`) and inputs already done with these settings
-    (``settings``: :func:`driver_settings`, computed when not given).
+    (``settings``: :func:`driver_settings`, computed when not given). ``split_s``: videos longer
+    than 1.5x this are analysed in segments (:attr:`RunOptions.segment_s`; None: whole).
 
     Raises:
         OutputError: results made with other settings are in ``out`` and ``overwrite`` is off.
@@ -58,7 +59,7 @@ def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overw
             if item.kind == "image":
                 photos.append(ImageTask(path, item.video_id, output))
             else:
-                videos.append(VideoTask(path, item.video_id, output))
+                videos.append(VideoTask(path, item.video_id, output, split_s=split_s))
         elif existing.settings_hash == wanted:
             done.append(VideoResult(item.video_id, path, "skipped", error="already analysed with these settings",
                                     attempts=0, output=output, reused=True, kind=item.kind))
@@ -74,82 +75,30 @@ def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overw
     return [*videos, *group_images(photos)], done
 
 
-def analyze(
-    paths: str | os.PathLike | Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    *,
-    fps: float | None = DEFAULT_FPS,
-    every_frame: bool = False,
-    batch_size: int | None = None,
-    model: str | os.PathLike | None = None,
-    score_threshold: float = 0.7,
-    min_face: int = 20,
-    max_side: int | None = None,
-    align: bool = False,
-    track: bool = True,
-    track_gap_s: float = 1.0,
-    shots: bool = True,
-    shot_threshold: float = DEFAULT_SHOT_THRESHOLD,
-    persons: bool = True,
-    prior: str | float | None = None,
-    segment_s: float | None = DEFAULT_SEGMENT_S,
-    workers: int | None = None,
-    cpus_per_worker: float = 1.0,
-    gpus_per_worker: float = 0.0,
-    address: str | None = None,
-    overwrite: bool = False,
-    retries: int = 2,
-    start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
-    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
-    in_process: bool = False,
-    progress: bool = True,
-    verbose: bool = False,
-) -> pd.DataFrame:
-    """Analyse videos into per-video Parquet files under ``out``; returns the run manifest.
+def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
+            every_frame: bool = False, **options) -> pd.DataFrame:
+    """Analyse videos and photos into per-input Parquet files under ``out``; returns the run manifest.
 
     Args:
-        paths: video files and/or folders (searched recursively).
-        out: output folder; one ``<video id>.parquet`` per video plus ``_manifest.csv``.
-        fps: frames analysed per second of video. every_frame: analyse all frames instead.
-        batch_size: face crops per classifier call (None: 256 on CPU, 1024 on a GPU worker).
-        model: ``.keras`` emotion model file; default the shipped ``emovid_fer7_v7`` (v6's
-            recipe run six times, weights averaged; calibrated, prior 0.4).
-        score_threshold, min_face, max_side, align: face detection and cropping; track,
-            track_gap_s: face tracking; shots, shot_threshold: shot-cut detection (tracks end at
-            cuts); persons: person ids by face identity; prior: the emotion decision's class
-            prior (``"ferplus"``, ``"balanced"`` or 0..1.5; None: the model's default); see
-            :class:`~emovid.config.AnalyzeConfig`.
-        segment_s: analyse videos longer than 1.5x this many seconds in parallel segments
-            (None: never split); see :mod:`emovid.segments`.
-        workers, cpus_per_worker, gpus_per_worker, address: Ray execution, see
-            :class:`~emovid.config.RunOptions`.
-        overwrite: redo videos that already have results (default: skip them).
-        retries: extra attempts for a video whose worker process died.
-        start_timeout_s: seconds to wait for the first Ray worker before failing.
-        stall_timeout_s: fail an input whose reading makes no progress for this many seconds
-            and replace its worker (0: never); see :class:`~emovid.config.RunOptions`.
-        in_process: run in this process without Ray (debugging, notebooks). Nothing there
-            can stop an input that blocks (no watchdog, and Ctrl-C waits for the C call).
-        progress: show a progress bar. verbose: log details of errors.
+        paths: video files, photos and/or folders (searched recursively).
+        out: output folder; one ``<video id>.parquet`` per input plus ``_manifest.csv``.
+        every_frame: analyse every frame (the same as ``fps=None``).
+        **options: any field of :class:`~emovid.config.AnalyzeConfig` (what changes the
+            results) or :class:`~emovid.config.RunOptions` (how the run executes), by name:
+            the options of ``emovid analyze``, declared once there. They are listed below.
 
     Returns:
-        The manifest as a DataFrame: one row per input with status ok/partial/failed. A video
+        The manifest as a DataFrame: one row per input with status ok/partial/failed. An input
         whose results were already there keeps the row of the run that made them, with
         ``reused`` True (``skipped`` only when that row is gone from ``_manifest.csv``).
 
     Raises:
-        ValueError: an invalid argument or input path (checked before Ray starts).
+        TypeError: an unknown option.
+        ValueError: an invalid option value or input path (checked before Ray starts).
         OutputError: ``out`` is locked by another run or holds results of other settings.
         ModelError: the model file is unusable.
     """
-    config = AnalyzeConfig(fps=None if every_frame else fps, batch_size=batch_size,
-                           model=None if model is None else os.fspath(model),
-                           score_threshold=score_threshold, min_face=min_face, max_side=max_side, align=align,
-                           track=track, track_gap_s=track_gap_s, shots=shots, shot_threshold=shot_threshold,
-                           persons=persons, prior=prior, segment_s=segment_s)
-    options = RunOptions(workers=workers, cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
-                         address=address, overwrite=overwrite, retries=retries, verbose=verbose, progress=progress,
-                         start_timeout_s=start_timeout_s, stall_timeout_s=stall_timeout_s)
+    config, options = split_options({**options, **({"fps": None} if every_frame else {})})
     inputs = find_inputs(paths)  # input errors surface before the output folder is touched
     out_dir = prepare_out_dir(out)
     rows: list[dict] = []
@@ -157,11 +106,11 @@ def analyze(
         if removed := remove_temp_files(out_dir):
             log.info("removed %d temp files of an interrupted run", removed)
         settings = driver_settings(config)
-        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings)
+        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings, options.segment_s or None)
         started = time.perf_counter()
         try:
             with ManifestWriter(out_dir) as manifest, tqdm(total=len(inputs), initial=len(done),
-                                                           unit="input", disable=not progress) as bar:
+                                                           unit="input", disable=not options.progress) as bar:
                 def record(result: VideoResult) -> None:
                     row = manifest.write(result)  # a reused video keeps its earlier status, counts and error
                     rows.append(row)
@@ -171,7 +120,7 @@ def analyze(
 
                 for result in done:
                     record(result)
-                _execute(todo, config, options, in_process, record, settings, os.fspath(out_dir))
+                _execute(todo, config, options, record, settings, os.fspath(out_dir))
         finally:
             remove_temp_files(out_dir)  # a worker killed mid-write leaves its temp file behind
         log.info("%d inputs in %.1fs", len(inputs) - len(done), time.perf_counter() - started)
@@ -182,10 +131,10 @@ def analyze(
 FRAME_BAR_MAX_VIDEOS = 4
 
 
-def _execute(tasks, config, options, in_process, record, settings: dict, out_dir: str) -> None:
+def _execute(tasks, config: AnalyzeConfig, options: RunOptions, record, settings: dict, out_dir: str) -> None:
     videos = sum(isinstance(t, VideoTask) for t in tasks)
     show_frames = options.progress and 0 < videos == len(tasks) and videos <= FRAME_BAR_MAX_VIDEOS
-    segmented = SegmentedVideos(config.segment_s, config.fps, config.track_gap_s if config.track else None)
+    segmented = SegmentedVideos(options.segment_s or None, config.fps, config.track_gap_s if config.track else None)
 
     def on_result(task: VideoTask | ImageGroupTask, result: VideoResult | GroupResult) -> list[VideoTask]:
         if isinstance(result, GroupResult):
@@ -202,10 +151,10 @@ def _execute(tasks, config, options, in_process, record, settings: dict, out_dir
     with tqdm(total=None, unit="frame", disable=not show_frames,
               position=1, leave=False) as frame_bar:
         on_frames = frame_bar.update if show_frames else None
-        if in_process:
+        if options.in_process:
             from emovid.pipeline import VideoAnalyzer
 
-            analyzer = VideoAnalyzer(config, num_threads=None, on_frames=on_frames)
+            analyzer = VideoAnalyzer(config, num_threads=None, on_frames=on_frames, batch_size=options.batch_size)
             queue = deque(tasks)
             while queue:
                 task = queue.popleft()
@@ -235,3 +184,7 @@ def summarize(manifest: pd.DataFrame) -> str:
     line = ", ".join(f"{counts[s]} {s}" for s in shown)
     reused = int(manifest["reused"].fillna(False).sum()) if len(manifest) else 0
     return f"{line} ({reused} reused from an earlier run)" if reused else line
+
+
+analyze.__signature__ = option_signature(analyze)
+analyze.__doc__ += option_docs()

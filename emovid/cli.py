@@ -7,10 +7,10 @@ import logging
 import os
 import signal
 import sys
+import typing
 
 from emovid import __version__
-from emovid.config import (DEFAULT_FPS, DEFAULT_SEGMENT_S, DEFAULT_SHOT_THRESHOLD, DEFAULT_STALL_TIMEOUT_S,
-                           DEFAULT_START_TIMEOUT_S, RENDER_CODECS, REPORT_SMOOTH_S)
+from emovid.config import RENDER_CODECS, REPORT_SMOOTH_S
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_USAGE = 2
@@ -65,57 +65,59 @@ def _add_analyze(sub) -> None:
     p.add_argument("inputs", nargs="+", help="video files, photos (jpg, png, bmp, webp, tiff) and/or folders "
                                              "(searched recursively)")
     p.add_argument("-o", "--out", required=True, help="output folder")
-    sampling = p.add_mutually_exclusive_group()
-    sampling.add_argument("--fps", type=_positive_float, default=DEFAULT_FPS,
-                          help=f"frames analysed per second of video (default {DEFAULT_FPS:g})")
-    sampling.add_argument("--every-frame", action="store_true", help="analyse every frame")
-    p.add_argument("--batch-size", type=_positive_int,
-                   help="face crops per classifier call (default 256 on CPU, 1024 on a GPU worker)")
-    p.add_argument("--model", help="emotion model: a .keras file from `emovid train`/`soup`/`ensemble` "
-                                   "(default: the shipped emovid_fer7_v7)")
-    p.add_argument("--min-face", type=int, default=20, help="smallest face side in pixels (default 20)")
-    p.add_argument("--score-threshold", type=float, default=0.7, help="face detection threshold 0..1 (default 0.7)")
-    p.add_argument("--max-side", type=_positive_int, metavar="PX",
-                   help="shrink frames to this longer side for face detection (default: from --min-face, "
-                        "so a --min-face face stays findable; 640 px video -> 320 px)")
-    p.add_argument("--align", action="store_true", help="rotate face crops so the eyes are level")
-    p.add_argument("--no-track", action="store_true", help="do not track faces (track_id stays null)")
-    p.add_argument("--track-gap", type=_non_negative_float, default=1.0, metavar="SECONDS",
-                   help="how long a face may go undetected and keep its track id (default 1.0)")
-    p.add_argument("--no-shots", action="store_true",
-                   help="do not detect shot cuts (default: tracks end at every cut; rows carry a shot index)")
-    p.add_argument("--shot-threshold", type=_positive_float, default=DEFAULT_SHOT_THRESHOLD, metavar="SCORE",
-                   help=f"colour or structure change (0..255) that makes a cut; lower finds softer cuts "
-                        f"(default {DEFAULT_SHOT_THRESHOLD:g})")
-    p.add_argument("--prior", type=_prior, metavar="PRIOR",
-                   help="how the emotion decision weighs rare emotions: ferplus (FER+'s class shares: mostly "
-                        "neutral), balanced (every emotion equally likely) or a number 0..1.5 between them "
-                        "(default: the model's measured operating point, see the model card)")
-    p.add_argument("--no-persons", action="store_true",
-                   help="do not group tracks into person ids by face identity (person_id = track_id)")
-    ray_opts = p.add_argument_group("execution (Ray)")
-    ray_opts.add_argument("--address", help="join a Ray cluster (`auto`, `ray://host:10001`); default: start Ray here")
-    ray_opts.add_argument("--workers", type=_positive_int,
-                          help="max parallel workers (default: what the cluster's CPUs hold at --cpus-per-worker; "
-                               "more is capped on a Ray started here, kept on a joined cluster that may scale up)")
-    ray_opts.add_argument("--cpus-per-worker", type=_positive_float, default=1.0, help="CPUs per worker (default 1)")
-    ray_opts.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0,
-                          help="GPUs per worker, fractions share a GPU (default 0: CPU only)")
-    ray_opts.add_argument("--segment-s", type=_non_negative_float, default=DEFAULT_SEGMENT_S, metavar="SECONDS",
-                          help=f"split videos longer than 1.5x this into segments analysed in parallel "
-                               f"(default {DEFAULT_SEGMENT_S:g}; 0: never split)")
-    ray_opts.add_argument("--in-process", action="store_true", help="run in this process without Ray")
-    ray_opts.add_argument("--retries", type=int, default=2, help="retries for a video whose worker died (default 2)")
-    ray_opts.add_argument("--start-timeout", type=_positive_float, default=DEFAULT_START_TIMEOUT_S, metavar="SECONDS",
-                          help=f"give up when no worker has started after this long, e.g. on a busy cluster "
-                               f"(default {DEFAULT_START_TIMEOUT_S:g})")
-    ray_opts.add_argument("--stall-timeout", type=_non_negative_float, default=DEFAULT_STALL_TIMEOUT_S,
-                          metavar="SECONDS",
-                          help=f"fail an input whose reading makes no progress for this long (a stalled mount, a "
-                               f"file still being written) and replace its worker (default "
-                               f"{DEFAULT_STALL_TIMEOUT_S:g}; 0: never)")
-    p.add_argument("--overwrite", action="store_true", help="redo inputs that already have results")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from emovid.config import AnalyzeConfig, RunOptions
+
+    add_options(p.add_argument_group("analysis (changes the results)"), AnalyzeConfig)
+    add_options(p.add_argument_group("execution (never changes the results)"), RunOptions, skip={"verbose"})
+
+
+def add_options(group, cls, skip=frozenset()) -> None:
+    """One flag per declared option of ``cls`` (see :func:`emovid.config.option`): its help,
+    default and check come from the declaration; a value the check refuses is a usage error.
+    Unset flags stay out of the namespace, so the declared default applies."""
+    import typing
+    from dataclasses import fields
+
+    from emovid.config import default_text
+
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        meta, dashed = f.metadata, f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            flag = meta["flag"] or (f"--no-{dashed}" if f.default else f"--{dashed}")
+            group.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true",
+                               default=argparse.SUPPRESS,
+                               help=f"{meta['help']} (default {default_text(f)}; this flag turns it "
+                                    f"{'off' if f.default else 'on'})")
+            continue
+        target = group.add_mutually_exclusive_group() if meta["none_flag"] else group
+        target.add_argument(meta["flag"] or f"--{dashed}", dest=f.name, type=_option_parser(f, hints[f.name]),
+                            metavar=meta["metavar"], default=argparse.SUPPRESS,
+                            help=f"{meta['help']} (default {default_text(f)})")
+        if meta["none_flag"]:
+            target.add_argument(meta["none_flag"], dest=f.name, action="store_const", const=None,
+                                default=argparse.SUPPRESS, help=f"analyse {meta['none_means']} (fps None)")
+
+
+def _option_parser(f, hint):
+    """Text -> the option's value, checked by its declared check (refusals are usage errors)."""
+    kinds = [k for k in typing.get_args(hint) or (hint,) if k is not type(None)]
+    kind = str if str in kinds else kinds[0]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        check = f.metadata["check"]
+        try:
+            return check(f.name, value) if check else value
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{f.name}: ")) from None
+    return parse
 
 
 def _add_train(sub) -> None:
@@ -276,18 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_analyze(args) -> int:
-    from emovid.api import analyze, summarize
+    from dataclasses import fields
 
-    manifest = analyze(
-        args.inputs, args.out, fps=args.fps, every_frame=args.every_frame, batch_size=args.batch_size,
-        model=args.model, score_threshold=args.score_threshold, min_face=args.min_face, max_side=args.max_side, align=args.align,
-        track=not args.no_track, track_gap_s=args.track_gap, shots=not args.no_shots,
-        shot_threshold=args.shot_threshold, persons=not args.no_persons, prior=args.prior, segment_s=args.segment_s or None,
-        workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-        address=args.address, overwrite=args.overwrite, retries=args.retries, start_timeout_s=args.start_timeout,
-        stall_timeout_s=args.stall_timeout, in_process=args.in_process,
-        progress=not args.no_progress, verbose=args.verbose,
-    )
+    from emovid.api import analyze, summarize
+    from emovid.config import AnalyzeConfig, RunOptions
+
+    names = [f.name for cls in (AnalyzeConfig, RunOptions) for f in fields(cls)]
+    options = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    manifest = analyze(args.inputs, args.out, **options)  # -v is the global --verbose
     for row in manifest[manifest["status"].isin(["failed", "partial"])].itertuples():
         print(f"{row.status}: {row.video_id}: {row.error}", file=sys.stderr)
     print(f"{summarize(manifest)} -> {args.out}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 
 from emovid.schema import SCHEMA_VERSION
 
@@ -65,74 +65,110 @@ def parse_prior(value) -> float | None:
     return None if tau is None else float(tau)
 
 
-def _check_range(name: str, value, low, high=math.inf, *, low_open: bool = False) -> None:
-    ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bound = f"> {low}" if low_open else f">= {low}"
-        raise ValueError(f"{name}: expected {bound}{'' if high == math.inf else f' and <= {high}'}, got {value!r}")
+def option(default, help: str, *, flag: str | None = None, metavar: str | None = None, check=None,
+           none_means: str | None = None, none_flag: str | None = None):
+    """A field of :class:`AnalyzeConfig` or :class:`RunOptions`, declared once: its default, its
+    help (the CLI's and :func:`emovid.analyze`'s), its command-line flag and its check.
+
+    Args:
+        flag: the CLI flag (default ``--name-with-dashes``); a bool defaulting to True gets
+            ``--no-...``.
+        check: ``check(name, value)`` returns the value to keep (normalised) or raises
+            ValueError; it runs in ``__post_init__``, for the CLI and the API alike. A None value
+            skips it where the default is None.
+        none_means: what None (the default) does, for the help text.
+        none_flag: a CLI flag that sets the field to None (``--every-frame`` for ``fps``).
+    """
+    return field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar, "check": check,
+                                            "none_means": none_means, "none_flag": none_flag})
+
+
+def in_range(low, high=math.inf, *, low_open: bool = False, zero_ok: bool = False, whole: bool = False):
+    """A check: a number (not a bool) within the bounds; ``zero_ok``: 0 too (0 = off)."""
+    bound = f"> {low}" if low_open else f">= {low}"
+    wanted = (f"{'a whole number' if whole else 'a number'} {bound}{'' if high == math.inf else f' and <= {high}'}"
+              f"{' (or 0)' if zero_ok else ''}")
+
+    def check(name: str, value):
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if number and whole and value != int(value):
+            number = False
+        if not number or not ((zero_ok and value == 0)
+                              or ((value > low if low_open else value >= low) and value <= high)):
+            raise ValueError(f"{name}: expected {wanted}, got {value!r}")
+        return int(value) if whole else value
+    return check
+
+
+def _prior(name: str, value):
+    return parse_prior(value)
+
+
+def _model(name: str, value):
+    from emovid.assets import model_reference
+
+    return model_reference(value)
+
+
+def _address(name: str, value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name}: expected `auto` or a Ray address such as ray://host:10001, got {value!r}")
+    return value
+
+
+def _flag(name: str, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return value
+
+
+def _check_fields(obj) -> None:
+    """Run each field's declared check (see :func:`option`); keep what it returns."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if value is None and (f.default is None or f.metadata.get("none_means")):
+            continue
+        check = f.metadata.get("check") or (_flag if isinstance(f.default, bool) else None)
+        if check is not None:
+            object.__setattr__(obj, f.name, check(f.name, value))
 
 
 @dataclass(frozen=True, slots=True)
 class AnalyzeConfig:
-    """How each video is analysed. Everything but ``batch_size`` and ``segment_s`` changes the results.
+    """How each input is analysed: every field changes the results (and the settings hash), so a
+    folder never mixes results of two configs. How a run executes is :class:`RunOptions`.
 
-    Attributes:
-        fps: frames analysed per second of video; None analyses every frame.
-        batch_size: face crops per classifier call (speed only); None: 256 on CPU workers,
-            1024 on workers with a GPU.
-        model: ``.keras`` emotion model or a bundled model's name; None uses the default.
-            Kept as :func:`~emovid.assets.model_reference` makes it: bundled names stay names
-            (each worker resolves them in its own install), other files become absolute paths.
-        score_threshold: minimum face detection score (0..1).
-        min_face: minimum face side in pixels of the original frame.
-        max_side: frames are shrunk to this longer side for detection (boxes are mapped back);
-            None sizes detection by ``min_face`` (see :class:`~emovid.faces.FaceDetector`).
-        align: rotate each face crop so the eyes are level.
-        track: give faces a ``track_id`` that follows a person across frames.
-        track_gap_s: seconds a track survives without a detection before its id ends.
-        shots: detect shot cuts on every decoded frame; tracks end at each cut and rows carry
-            the ``shot`` index (off: one shot, tracks may run across cuts).
-        shot_threshold: colour or structure score a frame needs to be a cut (see :mod:`emovid.people.shots`).
-        prior: the emotion decision's class prior, as :func:`parse_prior` reads it (None: the
-            model's measured default; see the model card).
-        persons: group each video's tracks into ``person_id`` by face identity (with tracking
-            on; needs the identity model, else ``person_id`` equals ``track_id``).
-        segment_s: videos longer than 1.5x this are analysed in segments of about this many
-            seconds, in parallel (speed only); None analyses every video in one piece.
+    Each field's help is in its declaration below (``emovid analyze --help`` shows the same).
     """
 
-    fps: float | None = DEFAULT_FPS
-    batch_size: int | None = None
-    model: str | None = None
-    score_threshold: float = 0.7
-    min_face: int = 20
-    max_side: int | None = None
-    align: bool = False
-    track: bool = True
-    track_gap_s: float = 1.0
-    shots: bool = True
-    shot_threshold: float = DEFAULT_SHOT_THRESHOLD
-    persons: bool = True
-    prior: float | None = None
-    segment_s: float | None = DEFAULT_SEGMENT_S
+    fps: float | None = option(DEFAULT_FPS, "frames analysed per second of video", check=in_range(0, 1000, low_open=True),
+                               none_means="every frame", none_flag="--every-frame")
+    model: str | None = option(None, "emotion model: a .keras file from `emovid train`/`soup`/`ensemble`",
+                               check=_model, none_means="the shipped emovid_fer7_v7")
+    score_threshold: float = option(0.7, "face detection threshold", metavar="SCORE", check=in_range(0, 1, low_open=True))
+    min_face: int = option(20, "smallest face side in pixels of the original frame", metavar="PX",
+                           check=in_range(0, whole=True))
+    max_side: int | None = option(None, "shrink frames to this longer side for face detection (boxes are mapped "
+                                        "back)", metavar="PX", check=in_range(64, whole=True),
+                                  none_means="from --min-face, so such a face stays findable; 640 px video -> 320 px")
+    align: bool = option(False, "rotate face crops so the eyes are level")
+    track: bool = option(True, "follow faces across frames (track_id); off: track_id stays null")
+    track_gap_s: float = option(1.0, "how long a face may go undetected and keep its track id", flag="--track-gap",
+                                metavar="SECONDS", check=in_range(0))
+    shots: bool = option(True, "detect shot cuts on every decoded frame: tracks end at each cut and rows carry "
+                               "the shot index; off: one shot, tracks may run across cuts")
+    shot_threshold: float = option(DEFAULT_SHOT_THRESHOLD, "colour or structure change (0..255) that makes a cut; "
+                                                           "lower finds softer cuts", metavar="SCORE",
+                                   check=in_range(0, 255, low_open=True))
+    persons: bool = option(True, "group each video's tracks into person_id by face identity (needs tracking and "
+                                 "the identity model; off: person_id = track_id)")
+    prior: float | str | None = option(None, "how the emotion decision weighs rare emotions: ferplus (FER+'s class "
+                                       "shares: mostly neutral), balanced (every emotion equally likely) or a "
+                                       f"number 0..{MAX_PRIOR_TAU:g} between them", metavar="PRIOR", check=_prior,
+                                 none_means="the model's measured operating point, see the model card")
 
     def __post_init__(self) -> None:
-        _check_range("track_gap_s", self.track_gap_s, 0)
-        _check_range("shot_threshold", self.shot_threshold, 0, 255, low_open=True)
-        object.__setattr__(self, "prior", parse_prior(self.prior))
-        if self.segment_s is not None:
-            _check_range("segment_s", self.segment_s, 1)
-        if self.fps is not None:
-            _check_range("fps", self.fps, 0, 1000, low_open=True)
-        if self.batch_size is not None:
-            _check_range("batch_size", self.batch_size, 1)
-        _check_range("score_threshold", self.score_threshold, 0, 1, low_open=True)
-        _check_range("min_face", self.min_face, 0)
-        if self.max_side is not None:
-            _check_range("max_side", self.max_side, 64)
-        from emovid.assets import model_reference
-
-        object.__setattr__(self, "model", model_reference(self.model))
+        _check_fields(self)
 
     def settings(self, model_tag: str, classes: tuple[str, ...], model_sha256: str,
                  detector_backend: str | None = None) -> dict:
@@ -150,12 +186,11 @@ class AnalyzeConfig:
         from emovid.yunet import auto_backend
 
         fields = asdict(self)
-        fields.pop("batch_size")
-        fields.pop("segment_s")
         fields["model"] = model_tag
         # tracks use the identity model too (their jumps in look are checked with it)
         fields["identity"] = identity_backend() if self.track else "none"
-        return {"people_rules": PEOPLE_RULES, "sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256, "classes": list(classes),
+        return {"people_rules": PEOPLE_RULES, "sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256,
+                "classes": list(classes),
                 "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),
                 "emovid_version": __version__, "schema_version": SCHEMA_VERSION}
 
@@ -172,41 +207,87 @@ def settings_hash(settings: dict) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """How a run is executed (never changes results).
+    """How a run executes: never changes results. Each field's help is in its declaration."""
 
-    Attributes:
-        workers: maximum parallel video workers; None = cluster CPUs // cpus_per_worker. A
-            larger number is capped at that on a Ray started here and kept on a joined
-            cluster, which may scale up (both with a warning; see ``distributed.pool_size``).
-        cpus_per_worker: CPUs Ray reserves per worker (also its TF/OpenCV thread count).
-        gpus_per_worker: GPUs per worker; fractions share a GPU; 0 = CPU only.
-        address: Ray cluster to join (``auto``, ``ray://host:10001``); None starts Ray embedded.
-        overwrite: redo videos that already have results.
-        retries: extra attempts for a video whose worker process died.
-        verbose: log full error details.
-        progress: show tqdm bars.
-        start_timeout_s: seconds to wait for the first worker to start before failing.
-        stall_timeout_s: seconds an input may be read with no progress before its worker is
-            replaced and the input failed ("no progress for N s"); 0 never. Reading only:
-            classifying, person grouping and writing after the last frame are not timed.
-    """
-
-    workers: int | None = None
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    address: str | None = None
-    overwrite: bool = False
-    retries: int = 2
-    verbose: bool = False
-    progress: bool = True
-    start_timeout_s: float = DEFAULT_START_TIMEOUT_S
-    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    batch_size: int | None = option(None, "face crops per classifier call", metavar="N", check=in_range(1, whole=True),
+                                    none_means="256 on CPU, 1024 on a GPU worker")
+    segment_s: float = option(DEFAULT_SEGMENT_S, "split videos longer than 1.5x this into segments of about this "
+                                                 "many seconds, analysed in parallel (0: never split)",
+                              metavar="SECONDS", check=in_range(1, zero_ok=True))
+    address: str | None = option(None, "join a Ray cluster (`auto`, `ray://host:10001`)", metavar="ADDRESS", check=_address,
+                                 none_means="start Ray here")
+    workers: int | None = option(None, "max parallel workers; more is capped on a Ray started here and kept on a "
+                                       "joined cluster, which may scale up", metavar="N", check=in_range(1, whole=True),
+                                 none_means="what the cluster's CPUs hold at --cpus-per-worker")
+    cpus_per_worker: float = option(1.0, "CPUs Ray reserves per worker (also its classifier and OpenCV threads)",
+                                    metavar="CPUS", check=in_range(0, low_open=True))
+    gpus_per_worker: float = option(0.0, "GPUs per worker; fractions share a GPU (0: CPU only)", metavar="GPUS", check=in_range(0))
+    in_process: bool = option(False, "run in this process without Ray (debugging: no watchdog, and Ctrl-C waits "
+                                     "for a blocked read)")
+    retries: int = option(2, "extra attempts for an input whose worker process died", metavar="N", check=in_range(0, whole=True))
+    start_timeout_s: float = option(DEFAULT_START_TIMEOUT_S, "end the run when no worker has started after this "
+                                                             "long, e.g. on a busy cluster", flag="--start-timeout",
+                                    metavar="SECONDS", check=in_range(0, low_open=True))
+    stall_timeout_s: float = option(DEFAULT_STALL_TIMEOUT_S, "fail an input whose reading makes no progress for "
+                                                             "this long (a stalled mount, a file still being "
+                                                             "written) and replace its worker (0: never)",
+                                    flag="--stall-timeout", metavar="SECONDS", check=in_range(0))
+    overwrite: bool = option(False, "redo inputs that already have results")
+    progress: bool = option(True, "show progress bars")
+    verbose: bool = option(False, "log details and tracebacks", flag="--verbose")
 
     def __post_init__(self) -> None:
-        _check_range("start_timeout_s", self.start_timeout_s, 0, low_open=True)
-        _check_range("stall_timeout_s", self.stall_timeout_s, 0)
-        if self.workers is not None:
-            _check_range("workers", self.workers, 1)
-        _check_range("cpus_per_worker", self.cpus_per_worker, 0, low_open=True)
-        _check_range("gpus_per_worker", self.gpus_per_worker, 0)
-        _check_range("retries", self.retries, 0)
+        _check_fields(self)
+
+
+def option_fields(cls) -> list:
+    """The declared options of ``cls`` (:class:`AnalyzeConfig` or :class:`RunOptions`), in order."""
+    return list(fields(cls))
+
+
+def split_options(options: dict) -> tuple[AnalyzeConfig, RunOptions]:
+    """Keyword options (any field of either class) into the two types.
+
+    Raises:
+        TypeError: a name that is no option.
+        ValueError: a value its check refuses.
+    """
+    names = {cls: {f.name for f in fields(cls)} for cls in (AnalyzeConfig, RunOptions)}
+    if unknown := set(options) - names[AnalyzeConfig] - names[RunOptions]:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return (AnalyzeConfig(**{k: v for k, v in options.items() if k in names[AnalyzeConfig]}),
+            RunOptions(**{k: v for k, v in options.items() if k in names[RunOptions]}))
+
+
+def default_text(f) -> str:
+    """How a field's default reads in help: its value, or what None means."""
+    if f.default is None:
+        return f.metadata.get("none_means") or "none"
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    return f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+
+
+def option_signature(func):
+    """``func``'s signature with its ``**options`` spelled out as the declared keyword options,
+    so ``help()`` and editors show each with its default."""
+    import inspect
+    import typing
+
+    params = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    for cls in (AnalyzeConfig, RunOptions):
+        hints = typing.get_type_hints(cls)
+        params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                     annotation=hints[f.name]) for f in fields(cls)]
+    return inspect.signature(func).replace(parameters=params)
+
+
+def option_docs() -> str:
+    """The declared options as a docstring section (appended to :func:`emovid.analyze`'s)."""
+    lines = []
+    for cls, title in ((AnalyzeConfig, "Options that change the results (AnalyzeConfig)"),
+                       (RunOptions, "Options of the run (RunOptions)")):
+        lines += ["", f"    {title}:"]
+        for f in fields(cls):
+            lines.append(f"        {f.name}: {f.metadata['help']} (default {default_text(f)}).")
+    return "\n".join(lines) + "\n"

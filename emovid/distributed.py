@@ -63,11 +63,12 @@ class RayVideoAnalyzer(VideoAnalyzer):
     so Ray can restart a crashed worker from them.
     """
 
-    def __init__(self, config: AnalyzeConfig, num_threads: int, progress_name: str | None = None) -> None:
+    def __init__(self, config: AnalyzeConfig, num_threads: int, progress_name: str | None = None,
+                 batch_size: int | None = None) -> None:
         self._progress = ray.get_actor(progress_name) if progress_name else None
         self._task_key = ""
         self._reports: list = []  # progress calls not yet known to have landed
-        super().__init__(config, num_threads, use_gpu=bool(ray.get_gpu_ids()))
+        super().__init__(config, num_threads, use_gpu=bool(ray.get_gpu_ids()), batch_size=batch_size)
 
     def __call__(self, task: VideoTask | ImageGroupTask, overlap_decode: bool = True) -> VideoResult | GroupResult:
         self._task_key = task.key
@@ -205,7 +206,7 @@ class _Pool:
         self.cluster_cpus = ray.cluster_resources().get("CPU", 1)
         self.expected_settings = expected_settings
         self.out_dir = out_dir
-        self._args = (config, max(1, math.floor(options.cpus_per_worker)), progress_name)
+        self._args = (config, max(1, math.floor(options.cpus_per_worker)), progress_name, options.batch_size)
         self._cls = ray.remote(analyzer_cls).options(
             num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker,
             max_restarts=-1, max_task_retries=0,  # a dead worker comes back; the driver decides on retries

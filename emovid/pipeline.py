@@ -65,10 +65,13 @@ class VideoAnalyzer:
             :meth:`frames_read`.
         use_gpu: run detection and classification on the GPU (sized for it: batches of 1024);
             None uses one when the classifier's runtime sees CUDA.
+        batch_size: face crops per classifier call (:attr:`RunOptions.batch_size`); None sizes
+            it for the device.
     """
 
     def __init__(self, config: AnalyzeConfig, num_threads: int | None = None,
-                 on_frames: Callable[[int], None] | None = None, use_gpu: bool | None = None) -> None:
+                 on_frames: Callable[[int], None] | None = None, use_gpu: bool | None = None,
+                 batch_size: int | None = None) -> None:
         self.on_frames = on_frames  # called with counts of newly read frames (progress bars)
         self.num_threads = num_threads
         if num_threads:
@@ -83,7 +86,7 @@ class VideoAnalyzer:
         self.classifier = EmotionClassifier.load(model, config.prior, backend, num_threads, want_gpu)
         self.use_gpu = self.classifier.on_gpu if use_gpu is None else use_gpu
         # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
-        self.batch_size = config.batch_size or (GPU_BATCH_SIZE if self.use_gpu else CPU_BATCH_SIZE)
+        self.batch_size = batch_size or (GPU_BATCH_SIZE if self.use_gpu else CPU_BATCH_SIZE)
         self.max_frames_per_chunk = max(MAX_FRAMES_PER_CHUNK, self.batch_size)
         # The early small batch keeps a CPU worker busy while decoding lags; on a GPU it would
         # fire before the batch ever reached the size the GPU needs.
@@ -229,11 +232,11 @@ def prefetch_depth(info: VideoInfo) -> int:
 
 
 def _split_answer(task: VideoTask, reader: VideoReader, config: AnalyzeConfig) -> VideoResult | None:
-    """A "split" result when ``task`` is a whole video longer than ``config.segment_s``."""
+    """A "split" result when ``task`` is a whole video longer than 1.5x ``task.split_s``."""
     info = reader.info
-    if task.segment is not None or not task.split or not config.segment_s or not (info.fps and info.duration_s):
+    if task.segment is not None or not task.split_s or not (info.fps and info.duration_s):
         return None
-    count = len(plan_segments(info.duration_s, config.segment_s, config.fps))
+    count = len(plan_segments(info.duration_s, task.split_s, config.fps))
     if count == 1:
         return None
     return VideoResult(task.video_id, task.path, "split", duration_s=info.duration_s, fps=info.fps,

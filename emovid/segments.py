@@ -157,7 +157,7 @@ class SegmentedVideos:
         parts = [part_path(video.task.output, i) for i in range(len(results))]
         try:
             if any(r.status == "unsplittable" for r in results):
-                return [replace(video.task, split=False)], None
+                return [replace(video.task, split_s=None)], None
             if failed := next((r for r in results if r.status == "failed"), None):
                 return [], self._combined(video.task, results, "failed", f"segment: {failed.error}")
             offsets = np.cumsum([0] + [r.frames_decoded for r in results[:-1]]).tolist()

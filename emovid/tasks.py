@@ -16,21 +16,22 @@ class VideoTask:
     """One input video: where it is, its id (path relative to the input root) and its output file.
 
     ``segment``: analyse only this time range of the video (see :mod:`emovid.segments`).
-    ``split``: whether a worker may answer "split" for a long video instead of analysing it.
+    ``split_s``: a worker answers "split" for a video longer than 1.5x this many seconds instead
+    of analysing it (None: analyse it whole).
     """
 
     path: str
     video_id: str
     output: str
     segment: Segment | None = None
-    split: bool = True
+    split_s: float | None = None
 
     @property
     def key(self) -> str:
         """Unique per unit of work: the video id, plus the segment index for a segment."""
         if self.segment is not None:
             return f"{self.video_id}#{self.segment.index}"
-        return self.video_id if self.split else f"{self.video_id}#whole"
+        return self.video_id
 
     def failed(self, error: str, attempts: int) -> "VideoResult":
         """The result of this task when it could not run (its worker died on each attempt)."""

@@ -8,6 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from emovid.labels import EMOTIONS
+from emovid.model_file import ModelInfo
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FERPLUS = SHARED / "data" / "ferplus"
 SEED = SHARED / "data" / "seed"
@@ -280,3 +283,78 @@ def small_model(path: Path, *, version: str = "1", onnx: bool = False, logit_off
                      logit_offsets=None if logit_offsets is None else tuple(logit_offsets))
     write_model(network, info, path, onnx=onnx)
     return path
+
+
+# Training data, models and videos built for tests
+
+def write_ferplus(folder, votes, size=48):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, row in enumerate(votes):
+        name = f"fer{i:07d}.png"
+        cv2.imwrite(str(folder / name), rng.integers(0, 255, (size, size), dtype=np.uint8))
+        lines.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, row)))
+    (folder / "label.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+VOTES = [
+    [10, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # neutral
+    [0, 6, 4, 0, 0, 0, 0, 0, 0, 0],   # joy, soft
+    [0, 0, 0, 0, 0, 0, 0, 0, 10, 0],  # unknown: dropped
+    [0, 0, 0, 0, 5, 5, 0, 0, 0, 0],   # tie anger/disgust: trained on, not evaluated
+    [0, 0, 0, 0, 0, 0, 3, 7, 0, 0],   # contempt majority: dropped
+    [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],   # not a face: dropped
+    [0, 0, 0, 0, 0, 2, 8, 0, 0, 0],   # fear
+]
+
+
+def rotated_phone_video(tmp_path):
+    """A clip stored sideways with a display matrix saying "rotate 90 degrees" (as phones write)."""
+    import struct
+
+    photo = cv2.imread(str(shared_video("single_face.jpg")))
+    photo = cv2.resize(photo, (320, int(320 * photo.shape[0] / photo.shape[1])))
+    path = write_video(tmp_path / "phone.mp4", [cv2.rotate(photo, cv2.ROTATE_90_CLOCKWISE)] * 5, fps=5)
+    data = bytearray(path.read_bytes())
+    tkhd = data.find(b"tkhd")
+    assert data[tkhd + 4] == 0  # version 0 track header
+    matrix = tkhd + 4 + 4 + 20 + 8 + 8
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, -0x10000, 0, 0x10000, 0, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))
+    return path, photo.shape[:2]
+
+
+def randomise_batch_norms(model, seed: int) -> None:
+    """Non-trivial statistics, as after training (fresh BNs are the identity)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
+                               rng.uniform(0.2, 3, n)])
+
+
+#: Model metadata for models the tests build.
+INFO = ModelInfo(name="t", version="1", classes=EMOTIONS, input_size=48, crop_margin=0.1, training={"seed": 0})
+
+
+def saved_model(path, seed, info=None):
+    """A full-size emotion CNN with seeded weights and batch-norm statistics, saved with ``info``."""
+    from dataclasses import replace
+
+    import keras
+
+    from emovid.model_file import write_model_info
+    from training.model import make_model
+
+    info = info or INFO
+    keras.utils.set_random_seed(seed)
+    model = make_model((48, 48, 1), len(info.classes))
+    randomise_batch_norms(model, seed)
+    model.save(path)
+    write_model_info(path, replace(info, training={"seed": seed}))
+    return model

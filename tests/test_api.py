@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -198,12 +199,12 @@ def test_out_that_is_a_file_is_refused(videos, tmp_path):
 
 
 def test_real_sample_folder(tmp_path):
-    src = shared_video("WolfgangLanger_Pexels.mp4").parent
     out = tmp_path / "out"
-    manifest = run([src / "WolfgangLanger_Pexels.mp4", src / "no_face.mp4"], out)
+    manifest = run([shared_video("WolfgangLanger_Pexels.mp4"), shared_video("no_face.mp4")], out)
     assert list(manifest["status"]) == ["ok", "ok"]
     df = emovid.read_results(out)
-    assert df.groupby("video_id").size().to_dict() == {"WolfgangLanger_Pexels.mp4": 79, "no_face.mp4": 16}
+    sizes = {Path(video_id).name: n for video_id, n in df.groupby("video_id").size().items()}
+    assert sizes == {"sample.mp4": 79, "no_face.mp4": 16}
     shutil.rmtree(out)
 
 

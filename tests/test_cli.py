@@ -98,7 +98,7 @@ def test_console_script_is_installed():
 
 
 def test_train_and_evaluate_commands(tmp_path, capsys):
-    from tests.test_training_data import VOTES, write_ferplus
+    from tests.helpers import VOTES, write_ferplus
 
     data = write_ferplus(tmp_path / "split", VOTES * 3)
     model = tmp_path / "m.keras"

@@ -243,8 +243,8 @@ def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
     from tests.helpers import crossing_scene
 
     video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
-    task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "split" / "crossing.mp4.parquet"))
-    config = AnalyzeConfig(fps=None, segment_s=1.5)
+    task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "split" / "crossing.mp4.parquet"), split_s=1.5)
+    config = AnalyzeConfig(fps=None)
     segmented, finals, seen = SegmentedVideos(1.5, None, config.track_gap_s), [], []
 
     def on_result(t, result):
@@ -259,7 +259,7 @@ def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
     assert [r.status for r in seen] == ["split", "ok", "ok", "ok", "ok"]
     assert len({r.worker for r in seen[1:]}) == 2  # the pool grew from one worker (one video) to two
     assert [(r.status, r.segments, r.frames_decoded) for r in finals] == [("ok", 4, 60)]
-    emovid.analyze(video, tmp_path / "whole", segment_s=None, every_frame=True, in_process=True, progress=False)
+    emovid.analyze(video, tmp_path / "whole", segment_s=0, every_frame=True, in_process=True, progress=False)
     pd.testing.assert_frame_equal(pd.read_parquet(task.output), pd.read_parquet(tmp_path / "whole" / "crossing.mp4.parquet"),
                                   check_exact=False, atol=1e-3)
 
@@ -292,11 +292,11 @@ def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_
             return super().__call__(task, *args)
 
     video = moving_faces_video(tmp_path / "crossing.mp4", crossing_scene()[0], fps=10)
-    task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "out" / "crossing.mp4.parquet"))
+    task = VideoTask(str(video), "crossing.mp4", str(tmp_path / "out" / "crossing.mp4.parquet"), split_s=1.5)
     segmented = SegmentedVideos(1.5, None, None)
     with pytest.raises(EmovidError, match="failed to start: RuntimeError: model file missing on this node"):
         # one video: one worker at first; its segments make the pool grow, and the new worker fails
-        run_tasks([task], AnalyzeConfig(fps=None, segment_s=1.5), RunOptions(workers=2),
+        run_tasks([task], AnalyzeConfig(fps=None), RunOptions(workers=2),
                   lambda t, r: segmented.handle(t, r)[0], analyzer_cls=SecondWorkerFails)
     assert starts.read_text() == "xx"
 

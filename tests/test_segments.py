@@ -57,7 +57,7 @@ def test_segment_reads_add_up_to_the_whole_video(name, sample_fps, segment_s):
 
 
 def run_pair(tmp_path, video, **kwargs):
-    whole = emovid.analyze(video, tmp_path / "whole", segment_s=None, in_process=True, progress=False, **kwargs)
+    whole = emovid.analyze(video, tmp_path / "whole", segment_s=0, in_process=True, progress=False, **kwargs)
     split = emovid.analyze(video, tmp_path / "split", segment_s=1.5, in_process=True, progress=False, **kwargs)
     return whole, split
 
@@ -153,7 +153,7 @@ def write_part(task: VideoTask) -> None:
 
 
 def test_driver_bookkeeping_merges_fails_or_falls_back(tmp_path):
-    task = VideoTask("v.mp4", "v.mp4", str(tmp_path / "v.mp4.parquet"))
+    task = VideoTask("v.mp4", "v.mp4", str(tmp_path / "v.mp4.parquet"), split_s=10.0)
     for outcome in ("ok", "failed", "unsplittable"):
         videos = SegmentedVideos(segment_s=10.0, sample_fps=None, track_gap_s=1.0)
         segments, final = videos.handle(task, fake_result(task, "split", segments=3))
@@ -170,7 +170,7 @@ def test_driver_bookkeeping_merges_fails_or_falls_back(tmp_path):
         elif outcome == "failed":
             assert follow_up == [] and final.status == "failed" and "boom" in final.error
         else:  # redo the whole video in one piece
-            assert final is None and follow_up == [VideoTask(task.path, task.video_id, task.output, split=False)]
+            assert final is None and follow_up == [VideoTask(task.path, task.video_id, task.output, split_s=None)]
         Path(task.output).unlink(missing_ok=True)
 
 

@@ -4,31 +4,8 @@ import numpy as np
 import pytest
 
 from emovid.labels import EMOTIONS
-from tests.helpers import SEED, needs_shared
+from tests.helpers import SEED, VOTES, needs_shared, write_ferplus
 from training.data import DatasetError, ferplus_targets, load_class_folders, load_dataset, load_ferplus
-
-
-def write_ferplus(folder, votes, size=48):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    lines = []
-    for i, row in enumerate(votes):
-        name = f"fer{i:07d}.png"
-        cv2.imwrite(str(folder / name), rng.integers(0, 255, (size, size), dtype=np.uint8))
-        lines.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, row)))
-    (folder / "label.csv").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-VOTES = [
-    [10, 0, 0, 0, 0, 0, 0, 0, 0, 0],  # neutral
-    [0, 6, 4, 0, 0, 0, 0, 0, 0, 0],   # joy, soft
-    [0, 0, 0, 0, 0, 0, 0, 0, 10, 0],  # unknown: dropped
-    [0, 0, 0, 0, 5, 5, 0, 0, 0, 0],   # tie anger/disgust: trained on, not evaluated
-    [0, 0, 0, 0, 0, 0, 3, 7, 0, 0],   # contempt majority: dropped
-    [1, 0, 0, 0, 0, 0, 0, 0, 0, 9],   # not a face: dropped
-    [0, 0, 0, 0, 0, 2, 8, 0, 0, 0],   # fear
-]
 
 
 def test_ferplus_targets_follow_the_protocol():

@@ -9,7 +9,7 @@ from emovid.errors import ModelError
 from emovid.labels import EMOTIONS
 from emovid.model_file import read_model_info
 from tests.helpers import multi_face_crops
-from tests.test_training_data import VOTES, write_ferplus
+from tests.helpers import VOTES, write_ferplus
 from training.augment import make_augmenter, make_dataset
 from training.distill import consistent_targets, mixup, teacher_probabilities, training_maps
 from training.train import TrainConfig, train

@@ -2,7 +2,6 @@
 
 from dataclasses import replace
 
-import keras
 import numpy as np
 import pytest
 
@@ -10,21 +9,9 @@ from emovid.cli import main
 from emovid.emotions import EmotionClassifier, to_model_input
 from emovid.errors import ModelError
 from emovid.labels import EMOTIONS
-from emovid.model_file import ModelInfo, read_model_info, write_model_info
-from tests.test_inference_graph import randomise_batch_norms
+from emovid.model_file import read_model_info
+from tests.helpers import INFO, saved_model
 from training.ensemble import average_models, prior_offsets
-from training.model import make_model
-
-INFO = ModelInfo(name="t", version="1", classes=EMOTIONS, input_size=48, crop_margin=0.1, training={"seed": 0})
-
-
-def saved_model(path, seed, info=INFO):
-    keras.utils.set_random_seed(seed)
-    model = make_model((48, 48, 1), len(info.classes))
-    randomise_batch_norms(model, seed)
-    model.save(path)
-    write_model_info(path, replace(info, training={"seed": seed}))
-    return model
 
 
 def test_ensemble_outputs_the_mean_of_its_members(tmp_path):

@@ -8,7 +8,7 @@ from emovid.cli import main
 from emovid.emotions import EmotionClassifier
 from emovid.errors import ModelError
 from emovid.model_file import read_model_info, write_model_info
-from tests.test_training_ensemble import saved_model
+from tests.helpers import saved_model
 from training.model import make_model
 from training.soup import average_weights, recalibrate_batch_norm, recalibration_batches, soup_models
 
@@ -137,7 +137,7 @@ def test_soup_file_is_a_normal_model(tmp_path):
 
 
 def test_soup_command(tmp_path, capsys):
-    from tests.test_training_data import write_ferplus
+    from tests.helpers import write_ferplus
 
     one_per_class = [[10 * (column == c) for column in range(10)] for c in range(7)]
     data = write_ferplus(tmp_path / "fer", one_per_class * 2)
@@ -155,7 +155,7 @@ def test_soup_command(tmp_path, capsys):
 def test_soup_warns_about_checkpoints_of_different_runs(tmp_path, caplog):
     from dataclasses import replace
 
-    from tests.test_training_ensemble import INFO
+    from tests.helpers import INFO
 
     for i, seed in enumerate(["7", "7", "1337"]):
         saved_model(tmp_path / f"m{i}.keras", i)

@@ -5,7 +5,7 @@ import pytest
 
 from emovid.emotions import EmotionClassifier
 from emovid.labels import EMOTIONS
-from tests.test_training_data import VOTES, write_ferplus
+from tests.helpers import VOTES, write_ferplus
 from training.evaluate import EvalReport, evaluate_folder
 from training.model import make_model
 from training.train import TrainConfig, class_weights, train

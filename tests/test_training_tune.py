@@ -11,7 +11,7 @@ import pytest
 
 from emovid.cli import main
 from emovid.model_file import read_model_info
-from tests.test_training_data import VOTES, write_ferplus
+from tests.helpers import VOTES, write_ferplus
 from training.search_space import SEARCH_SPACE, build_space, parse_override
 from training.tune import TuneOptions
 

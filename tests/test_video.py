@@ -6,7 +6,7 @@ import pytest
 
 from emovid.errors import VideoOpenError
 from emovid.video import VideoReader
-from tests.helpers import shared_video, write_video
+from tests.helpers import rotated_phone_video, shared_video, write_video
 
 
 def test_timestamps_come_from_the_container_and_increase():
@@ -206,24 +206,6 @@ def test_timestamp_fallbacks(fps, expected):
         previous = reader._timestamp(i, previous)
         times.append(previous)
     np.testing.assert_allclose(times, expected)
-
-
-def rotated_phone_video(tmp_path):
-    """A clip stored sideways with a display matrix saying "rotate 90 degrees" (as phones write)."""
-    import struct
-
-    from tests.helpers import shared_video
-
-    photo = cv2.imread(str(shared_video("single_face.jpg")))
-    photo = cv2.resize(photo, (320, int(320 * photo.shape[0] / photo.shape[1])))
-    path = write_video(tmp_path / "phone.mp4", [cv2.rotate(photo, cv2.ROTATE_90_CLOCKWISE)] * 5, fps=5)
-    data = bytearray(path.read_bytes())
-    tkhd = data.find(b"tkhd")
-    assert data[tkhd + 4] == 0  # version 0 track header
-    matrix = tkhd + 4 + 4 + 20 + 8 + 8
-    data[matrix:matrix + 36] = struct.pack(">9i", 0, -0x10000, 0, 0x10000, 0, 0, 0, 0, 0x40000000)
-    path.write_bytes(bytes(data))
-    return path, photo.shape[:2]
 
 
 def test_rotation_metadata_is_applied(tmp_path):
