@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from emovid.assets import bundled_names, resolve_model
-from emovid.emotions import EmotionClassifier
-from emovid.model_file import read_model_info, write_model_info
-from training.crossdomain import (SetCache, fit_temperature, operating_point, prior_sweep, score_table,
+from emovid.classify.emotions import EmotionClassifier
+from emovid.classify.model_file import read_model_info, write_model_info
+from crossdomain import (SetCache, fit_temperature, operating_point, prior_sweep, score_table,
                                   standard_sets)
-from training.evaluate import PEER_CROP_MARGIN, PEER_INPUT_SIZE, EvalReport, predict_peer
+from emovid.training.evaluate import PEER_CROP_MARGIN, PEER_INPUT_SIZE, EvalReport, predict_peer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAUS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0]

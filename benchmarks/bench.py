@@ -52,7 +52,7 @@ def emovid_run(path: Path, fps: float | None, out: Path, threads: int = 1, model
     """The fastest of ``repeat`` runs of one worker's pipeline on ``path`` (after one warm-up run)."""
     from emovid.assets import resolve_model
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer, VideoTask
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
 
     config = AnalyzeConfig(fps=fps, **({"model": str(resolve_model(model))} if model else {}), **settings)
     analyzer = VideoAnalyzer(config, num_threads=threads)
@@ -106,7 +106,7 @@ def one_pass_classifier(clf):
 
     import keras
 
-    from emovid.emotions import EmotionClassifier
+    from emovid.classify.emotions import EmotionClassifier
 
     model = keras.saving.load_model(clf.path, compile=False, safe_mode=True)
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
@@ -118,7 +118,7 @@ def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]
 
     Call in a fresh process: TensorFlow's thread count is fixed by its first use.
     """
-    from emovid.emotions import EmotionClassifier, configure_tensorflow
+    from emovid.classify.emotions import EmotionClassifier, configure_tensorflow
 
     configure_tensorflow(threads)
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
@@ -192,7 +192,7 @@ def peak_rss_mb(path: Path, tmp: Path) -> tuple[float, float]:
     Read from VmHWM: ``ru_maxrss`` survives fork+exec on Linux, so it would report the
     benchmark process's own size instead of the worker's.
     """
-    code = ("from emovid.config import AnalyzeConfig; from emovid.pipeline import VideoAnalyzer, VideoTask; "
+    code = ("from emovid.config import AnalyzeConfig; from emovid.run.pipeline import VideoAnalyzer, VideoTask; "
             "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]) / 1024; "
             "a = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1); loaded = hwm(); "
             f"a(VideoTask({str(path)!r}, 'v', {str(tmp / (path.name + '.rss.parquet'))!r})); "
@@ -243,11 +243,11 @@ def _per_call_ms(fn, items) -> float:
 def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     """Row 8: what shots, appearance and identity cost, per frame / face and end to end."""
     from emovid.people.appearance import describe
-    from emovid.faces import FaceDetector
+    from emovid.detect.faces import FaceDetector
     from emovid.people.identity import FaceEmbedder, identity_backend
     import pyarrow.parquet as pq
 
-    from emovid.schema import read_metadata
+    from emovid.store.schema import read_metadata
     from emovid.people.shots import ShotDetector, structure_change, thumbnail_bgr
 
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])

@@ -32,7 +32,7 @@ def _child(backend: str, model: str, seconds: float, threads: int, started: floa
 
     import numpy as np
 
-    from emovid.emotions import EmotionClassifier, configure_tensorflow
+    from emovid.classify.emotions import EmotionClassifier, configure_tensorflow
 
     if backend == "tensorflow":
         configure_tensorflow(threads)

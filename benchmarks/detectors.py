@@ -23,7 +23,7 @@ PHOTOS = ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-p
 
 class Yunet:
     def __init__(self, max_side: int | None = None, backend: str = "onnxruntime"):
-        from emovid.faces import FaceDetector
+        from emovid.detect.faces import FaceDetector
 
         self.detector = FaceDetector(max_side=max_side, backend=backend)
         size = f"{max_side} px" if max_side else "emovid default (from min face: 320 px here)"

@@ -44,7 +44,7 @@ def measure(video: Path, seconds: float, use_gpu: bool) -> dict:
     import numpy as np
 
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer, VideoTask
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
 
     analyzer = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=os.cpu_count(), use_gpu=use_gpu)
     classifier, detector = analyzer.classifier, analyzer.detector

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from emovid.schema import read_metadata  # noqa: E402
+from emovid.store.schema import read_metadata  # noqa: E402
 from tests.helpers import (VIDEOS, paste, people_heads, recolour, room_background, same_person_heads,  # noqa: E402
                            shot_background, textured_background, write_video)
 
@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="run only the videos whose names contain one of these")
     args = parser.parse_args()
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer, VideoTask
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
 
     heads, jo = people_heads(), same_person_heads()
     rows = []

@@ -37,7 +37,7 @@ import people  # noqa: E402  (benchmarks/people.py: the generated scenarios)
 def ours(path: Path) -> tuple[list[int], float, int]:
     from emovid.people.labels import PREROLL_SHOT_S, ShotLabels
     from emovid.people.shots import ShotDetector
-    from emovid.video import VideoReader
+    from emovid.media.video import VideoReader
 
     start = time.perf_counter()
     with VideoReader(path, None, decode_threads=1, context_s=PREROLL_SHOT_S) as reader:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.helpers import LIVE_TEST, SEED, _head, paste, shot_background, write_video  # noqa: E402
 
 import emovid  # noqa: E402
-from emovid.labels import canonical_emotion  # noqa: E402
+from emovid.classify.labels import canonical_emotion  # noqa: E402
 
 rng = np.random.default_rng(0)
 segments = []  # (patch, label, seconds, shot)

@@ -58,8 +58,8 @@ class GapRecorder:
 
 def longest_gap(path: Path, fps: float | None, segment) -> tuple[float, int]:
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer, analyze_video
-    from emovid.tasks import VideoTask
+    from emovid.run.pipeline import VideoAnalyzer, analyze_video
+    from emovid.run.tasks import VideoTask
 
     analyzer = VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=len(os.sched_getaffinity(0)))
     gaps = GapRecorder()
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=4.0, help="sampling rate of the pipeline")
     args = parser.parse_args()
     from emovid.config import DEFAULT_STALL_TIMEOUT_S
-    from emovid.video import Segment
+    from emovid.media.time_segments import Segment
 
     folder = Path(tempfile.gettempdir()) / "emovid-stall-bench"
     folder.mkdir(exist_ok=True)

@@ -123,7 +123,7 @@ def main() -> None:
     import imageio_ffmpeg
 
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer, VideoTask
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
 
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     analyzers = {fps: VideoAnalyzer(AnalyzeConfig(fps=fps or None), num_threads=2) for fps in args.fps}

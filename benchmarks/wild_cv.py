@@ -32,15 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from emovid.assets import resolve_model
-from emovid.emotions import EmotionClassifier
-from emovid.labels import EMOTIONS
-from emovid.model_file import read_model_info, write_model_info
-from training.crossdomain import fit_temperature, operating_point
-from training.crossval import FoldLogits, cv_sweep, stratified_folds, subset, write_json
-from training.data import LabelledFaces, load_ferplus
-from training.evaluate import EvalReport, load_labelled
-from training.soup import soup_models
-from training.train import TrainConfig, fit, recalibrate, save, with_mix
+from emovid.classify.emotions import EmotionClassifier
+from emovid.classify.labels import EMOTIONS
+from emovid.classify.model_file import read_model_info, write_model_info
+from crossdomain import fit_temperature, operating_point
+from crossval import FoldLogits, cv_sweep, stratified_folds, subset, write_json
+from emovid.training.data import LabelledFaces, load_ferplus
+from emovid.training.evaluate import EvalReport, load_labelled
+from emovid.training.soup import soup_models
+from emovid.training.train import TrainConfig, fit, recalibrate, save, with_mix
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TAUS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0]

@@ -7,29 +7,37 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# Installed, ``training/`` and ``models/`` are emovid.training and emovid.models (pyproject maps
+# them). Run from a source tree that is not installed (a Ray job's working_dir), they sit beside
+# this package: look for them there too.
+_beside = __import__("pathlib").Path(__file__).resolve().parent.parent
+if (_beside / "training" / "__init__.py").is_file() and (_beside / "models").is_dir():
+    __path__.append(str(_beside))
+
 _LAZY = {
     "analyze": "emovid.api",
-    "read_results": "emovid.results",
-    "read_manifest": "emovid.manifest",
-    "EmotionClassifier": "emovid.emotions",
-    "FaceDetector": "emovid.faces",
-    "FaceDetections": "emovid.faces",
+    "read_results": "emovid.store.results",
+    "read_manifest": "emovid.store.manifest",
+    "EmotionClassifier": "emovid.classify.emotions",
+    "FaceDetector": "emovid.detect.faces",
+    "FaceDetections": "emovid.detect.faces",
     "AnalyzeConfig": "emovid.config",
-    "VideoAnalyzer": "emovid.pipeline",
-    "VideoTask": "emovid.pipeline",
+    "VideoAnalyzer": "emovid.run.pipeline",
+    "VideoTask": "emovid.run.tasks",
+    "RunOptions": "emovid.config",
     "EmovidError": "emovid.errors",
     "ModelError": "emovid.errors",
     "VideoError": "emovid.errors",
     "OutputError": "emovid.errors",
-    "EMOTIONS": "emovid.labels",
-    "smooth": "emovid.timelines",
-    "track_timelines": "emovid.timelines",
-    "track_summary": "emovid.timelines",
-    "person_summary": "emovid.timelines",
-    "resample": "emovid.timelines",
-    "emotion_shares": "emovid.timelines",
-    "build_report": "emovid.report",
-    "render": "emovid.rendering",
+    "EMOTIONS": "emovid.classify.labels",
+    "smooth": "emovid.report.timelines",
+    "track_timelines": "emovid.report.timelines",
+    "track_summary": "emovid.report.timelines",
+    "person_summary": "emovid.report.timelines",
+    "resample": "emovid.report.timelines",
+    "emotion_shares": "emovid.report.timelines",
+    "build_report": "emovid.report.page",
+    "render": "emovid.report.render",
     "ImageError": "emovid.errors",
     "FaceTracker": "emovid.people.tracker",
 }

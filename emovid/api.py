@@ -14,14 +14,14 @@ from tqdm.auto import tqdm
 
 from emovid.assets import model_path
 from emovid.config import AnalyzeConfig, RunOptions, option_docs, option_signature, settings_hash, split_options
-from emovid.discover import MediaInput, find_inputs, output_path
+from emovid.media.discover import MediaInput, find_inputs, output_path
 from emovid.errors import OutputError
-from emovid.manifest import ManifestWriter, to_frame
-from emovid.model_file import model_digest, read_model_info
-from emovid.outdir import OutputLock, describe_difference, existing_output, prepare_out_dir, remove_temp_files
-from emovid.photos import GroupResult, ImageGroupTask, ImageTask, group_images
-from emovid.pipeline import VideoResult, VideoTask
-from emovid.segments import SegmentedVideos
+from emovid.store.manifest import ManifestWriter, to_frame
+from emovid.classify.model_file import model_digest, read_model_info
+from emovid.store.outdir import OutputLock, describe_difference, existing_output, prepare_out_dir, remove_temp_files
+from emovid.run.tasks import GroupResult, ImageGroupTask, ImageTask, group_images
+from emovid.run.pipeline import VideoResult, VideoTask
+from emovid.run.segments import SegmentedVideos
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overw
                settings: dict | None = None, split_s: float | None = None,
                ) -> tuple[list[VideoTask | ImageGroupTask], list[VideoResult]]:
     """Split the inputs into work to do (one task per video, photos in groups of
-    :data:`~emovid.photos.IMAGES_PER_TASK`) and inputs already done with these settings
+    :data:`~emovid.run.tasks.IMAGES_PER_TASK`) and inputs already done with these settings
     (``settings``: :func:`driver_settings`, computed when not given). ``split_s``: videos longer
     than 1.5x this are analysed in segments (:attr:`RunOptions.segment_s`; None: whole).
 
@@ -152,7 +152,7 @@ def _execute(tasks, config: AnalyzeConfig, options: RunOptions, record, settings
               position=1, leave=False) as frame_bar:
         on_frames = frame_bar.update if show_frames else None
         if options.in_process:
-            from emovid.pipeline import VideoAnalyzer
+            from emovid.run.pipeline import VideoAnalyzer
 
             analyzer = VideoAnalyzer(config, num_threads=None, on_frames=on_frames, batch_size=options.batch_size)
             queue = deque(tasks)
@@ -164,7 +164,7 @@ def _execute(tasks, config: AnalyzeConfig, options: RunOptions, record, settings
 
 
 def _execute_on_ray(tasks, config, options, on_result, on_frames, settings, out_dir) -> None:
-    from emovid import distributed
+    from emovid.run import distributed
 
     started_ray = distributed.connect(options)
     try:

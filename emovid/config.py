@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from emovid.schema import SCHEMA_VERSION
+from emovid.store.schema import SCHEMA_VERSION
 
 DEFAULT_FPS = 4.0
 #: Segment length for long videos: at 4 fps about 10-20 s of work per segment on one CPU.
@@ -183,7 +183,7 @@ class AnalyzeConfig:
         from emovid import __version__
         from emovid.assets import YUNET_NAME
         from emovid.people.identity import identity_backend  # imports OpenCV: not at config import
-        from emovid.yunet import auto_backend
+        from emovid.detect.yunet import auto_backend
 
         fields = asdict(self)
         fields["model"] = model_tag

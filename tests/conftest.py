@@ -21,7 +21,7 @@ def ray_local():
 def analyzer():
     """A VideoAnalyzer (bundled model, default settings) loaded once for the whole session."""
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer
+    from emovid.run.pipeline import VideoAnalyzer
 
     return VideoAnalyzer(AnalyzeConfig(), num_threads=2)
 
@@ -30,7 +30,7 @@ def analyzer():
 def analyzer_at():
     """``analyzer_at(fps)``: a VideoAnalyzer sampling at ``fps`` (None: every frame), one per rate."""
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer
+    from emovid.run.pipeline import VideoAnalyzer
 
     made = {}
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emovid.labels import EMOTIONS
-from emovid.model_file import ModelInfo
+from emovid.classify.labels import EMOTIONS
+from emovid.classify.model_file import ModelInfo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FERPLUS = SHARED / "data" / "ferplus"
@@ -70,7 +70,7 @@ def face_video(path: Path, n_frames: int = 12, fps: float = 12.0) -> Path:
 
 def multi_face_crops() -> list[np.ndarray]:
     """The five faces of multi_face.jpg as BGR patches (about 100 px), left to right."""
-    from emovid.faces import FaceDetector
+    from emovid.detect.faces import FaceDetector
 
     image = cv2.imread(str(shared_video("multi_face.jpg")))
     faces = FaceDetector().detect(image)
@@ -107,7 +107,7 @@ LIVE_TEST = SEED / "live-test"
 
 def _head(image: np.ndarray, height: int = 130) -> np.ndarray:
     """The largest face of a photo with some hair and chin around it, ``height`` px tall."""
-    from emovid.faces import FaceDetector
+    from emovid.detect.faces import FaceDetector
 
     faces = FaceDetector().detect(image)
     if not len(faces):
@@ -270,9 +270,9 @@ def small_model(path: Path, *, version: str = "1", onnx: bool = False, logit_off
     identity, where what it predicts does not matter; it also stands in for a teacher."""
     import keras
 
-    from emovid.labels import EMOTIONS
-    from emovid.model_file import ModelInfo, write_model
-    from training.model import make_model
+    from emovid.classify.labels import EMOTIONS
+    from emovid.classify.model_file import ModelInfo, write_model
+    from emovid.training.model import make_model
 
     keras.utils.set_random_seed(seed)
     network = make_model((48, 48, 1), len(EMOTIONS), widths=(4, 8))
@@ -348,8 +348,8 @@ def saved_model(path, seed, info=None):
 
     import keras
 
-    from emovid.model_file import write_model_info
-    from training.model import make_model
+    from emovid.classify.model_file import write_model_info
+    from emovid.training.model import make_model
 
     info = info or INFO
     keras.utils.set_random_seed(seed)

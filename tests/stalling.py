@@ -19,21 +19,22 @@ STALLING = ".fifo."
 
 
 def stalling_analyzer_class():
-    """A :class:`~emovid.distributed.RayVideoAnalyzer` that reads ``*.fifo.*`` inputs as files.
+    """A :class:`~emovid.run.workers.RayVideoAnalyzer` that reads ``*.fifo.*`` inputs as files.
 
     Made in a function: Ray then ships the class by value, so workers need not import tests/.
     """
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class ReadsPipes(RayVideoAnalyzer):
         def __init__(self, *args):
             super().__init__(*args)
-            import emovid.photos
-            import emovid.pipeline
-            import emovid.video
+            import emovid.media.video
+            import emovid.run.photos
+            import emovid.run.pipeline
 
-            real_kind, real_check = emovid.video.not_a_file, emovid.video.check_video_file
-            real_read = emovid.photos.read_image
+            # patched where they are looked up: the modules that call them
+            real_kind, real_check = emovid.run.pipeline.not_a_file, emovid.media.video.check_video_file
+            real_read = emovid.run.photos.read_image
 
             def not_a_file(path):
                 return None if STALLING in os.fspath(path) else real_kind(path)
@@ -47,8 +48,8 @@ def stalling_analyzer_class():
                     os.close(os.open(path, os.O_RDONLY))  # blocks in open(): no writer comes
                 return real_read(path)
 
-            emovid.pipeline.not_a_file, emovid.video.check_video_file = not_a_file, check_video_file
-            emovid.photos.read_image = read_image
+            emovid.run.pipeline.not_a_file, emovid.media.video.check_video_file = not_a_file, check_video_file
+            emovid.run.photos.read_image = read_image
 
     return ReadsPipes
 
@@ -92,7 +93,7 @@ def main(argv: list[str]) -> int:
     (:func:`sigterm_inside_ray_init`)."""
     import signal
 
-    import emovid.distributed
+    import emovid.run.distributed
     from emovid.cli import main as cli_main
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as a shell gives a foreground job
@@ -102,9 +103,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--feed"]:
         feed_half(Path(argv[1]), Path(argv[2]))
         argv = argv[3:]
-    run_tasks = emovid.distributed.run_tasks
+    run_tasks = emovid.run.distributed.run_tasks
     analyzer_cls = stalling_analyzer_class()
-    emovid.distributed.run_tasks = lambda *args, **kwargs: run_tasks(*args, **{**kwargs, "analyzer_cls": analyzer_cls})
+    emovid.run.distributed.run_tasks = lambda *args, **kwargs: run_tasks(*args, **{**kwargs, "analyzer_cls": analyzer_cls})
     return cli_main(argv)
 
 

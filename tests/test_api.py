@@ -9,8 +9,8 @@ import pytest
 
 import emovid
 from emovid.errors import OutputError
-from emovid.manifest import read_manifest
-from emovid.outdir import LOCK_NAME, OutputLock
+from emovid.store.manifest import read_manifest
+from emovid.store.outdir import LOCK_NAME, OutputLock
 from tests.helpers import face_video, shared_video, write_video
 
 
@@ -124,7 +124,7 @@ def test_another_model_under_the_same_name_is_not_taken_for_it(small_model_file,
     import keras
     import numpy as np
 
-    from emovid.model_file import read_model_info, write_model
+    from emovid.classify.model_file import read_model_info, write_model
 
     info = read_model_info(small_model_file)
     net = keras.saving.load_model(small_model_file, compile=False)
@@ -229,7 +229,7 @@ def test_unicode_names_and_4k_frames(tmp_path):
 def test_model_with_wrong_classes_stops_before_any_video(videos, tmp_path):
     from emovid.assets import DEFAULT_MODEL_NAME, bundled
     from emovid.errors import ModelError
-    from emovid.model_file import ModelInfo, read_model_info, write_model_info
+    from emovid.classify.model_file import ModelInfo, read_model_info, write_model_info
 
     model = tmp_path / "wrong.keras"
     shutil.copy(bundled(DEFAULT_MODEL_NAME), model)
@@ -266,7 +266,7 @@ def test_pipes_devices_and_broken_links_named_like_media_fail_with_a_plain_reaso
 
 def test_a_photo_that_is_a_pipe_fails_without_opening_it(tmp_path):
     from emovid.errors import ImageError
-    from emovid.photos import read_image
+    from emovid.media.images import read_image
 
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file: named pipe"):

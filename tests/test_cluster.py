@@ -34,7 +34,7 @@ def both_workers_start_first_class(starts: str):
     is ready, and tiny videos would otherwise all go to the first one up."""
     import time
 
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class WaitForTwo(RayVideoAnalyzer):
         def __init__(self, *args):
@@ -56,8 +56,8 @@ def test_videos_are_spread_over_both_nodes(two_nodes, tmp_path):
 
     from emovid.api import driver_settings
     from emovid.config import AnalyzeConfig, RunOptions
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
 
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     (tmp_path / "out").mkdir()
@@ -94,7 +94,7 @@ def test_relative_paths_work_when_workers_run_in_another_folder(two_nodes, tmp_p
     # a bundled model travels by name, resolved in each worker's own install
     import pyarrow.parquet as pq
 
-    from emovid.schema import read_metadata
+    from emovid.store.schema import read_metadata
 
     settings = read_metadata(pq.read_schema(tmp_path / "out" / "v.mp4.parquet"))["settings"]
     assert settings["model"] == "emovid-fer7:7" and len(settings["model_sha256"]) == 16
@@ -115,7 +115,7 @@ def freezing_analyzer_class(frozen: str):
     import os
     import signal
 
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class Freezes(RayVideoAnalyzer):
         def __call__(self, task, *args):
@@ -133,8 +133,8 @@ def test_a_worker_that_stops_responding_is_replaced_and_the_run_goes_on(two_node
 
     from emovid.api import driver_settings
     from emovid.config import AnalyzeConfig, RunOptions
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
     from tests.helpers import write_video
 
     (tmp_path / "out").mkdir()

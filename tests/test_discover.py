@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from emovid.discover import find_inputs, output_path
+from emovid.media.discover import find_inputs, output_path
 
 
 def touch(path: Path) -> Path:

@@ -35,7 +35,7 @@ def test_analyze_on_ray_matches_in_process(ray_local, folder, tmp_path):
 
 
 def test_pool_size_follows_cpus_and_caps(ray_local, caplog):
-    from emovid.distributed import pool_size
+    from emovid.run.distributed import pool_size
 
     assert pool_size(RunOptions()) == 2  # 2 CPUs, 1 per worker
     assert pool_size(RunOptions(workers=1)) == 1
@@ -49,7 +49,7 @@ def test_pool_size_follows_cpus_and_caps(ray_local, caplog):
 
 
 def test_a_joined_cluster_may_scale_up_so_its_pool_is_not_capped(ray_local, caplog):
-    from emovid.distributed import pool_size
+    from emovid.run.distributed import pool_size
 
     # --address: a cluster that may autoscale; pending workers are what make it add nodes
     assert pool_size(RunOptions(address="auto", workers=8)) == 8
@@ -83,7 +83,7 @@ def test_a_cluster_too_busy_to_start_a_worker_times_out(ray_local, folder, tmp_p
 
 def other_release_analyzer_class():
     """A worker whose emovid would make other results (as another release on one node would)."""
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class OtherRelease(RayVideoAnalyzer):
         def __init__(self, *args):
@@ -95,8 +95,8 @@ def other_release_analyzer_class():
 
 def test_worker_with_other_settings_than_the_driver_is_refused(ray_local, folder, tmp_path):
     from emovid.api import driver_settings
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
 
     config = AnalyzeConfig()
     task = VideoTask(str(folder / "f0.mp4"), "f0.mp4", str(tmp_path / "f0.mp4.parquet"))
@@ -107,8 +107,8 @@ def test_worker_with_other_settings_than_the_driver_is_refused(ray_local, folder
 
 
 def test_worker_that_cannot_see_the_output_folder_is_refused(ray_local, folder, tmp_path):
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
 
     task = VideoTask(str(folder / "f0.mp4"), "f0.mp4", str(tmp_path / "gone" / "f0.mp4.parquet"))
     with pytest.raises(EmovidError, match="cannot see the output folder .*gone: inputs and --out must be on a filesystem"):
@@ -120,7 +120,7 @@ def test_worker_that_cannot_see_the_output_folder_is_refused(ray_local, folder, 
     (1, 0.5, 2, 0, True), (2, 0.5, 2, 0, False),  # a busy worker uses a whole core whatever it reserved
     (4, 4, 16, 1, True)])  # GPU workers leave their CPUs mostly free
 def test_decode_overlaps_only_while_a_cpu_is_free(busy, cpus_each, cluster, gpus_each, expected):
-    from emovid.distributed import decode_overlaps
+    from emovid.run.distributed import decode_overlaps
 
     assert decode_overlaps(busy, cpus_each, cluster, gpus_each) is expected
 
@@ -131,7 +131,7 @@ def overlap_recording_analyzer_class(log: str, hold_v0_until: str | None = None)
     however fast this host analyses it."""
     import time
 
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class Recording(RayVideoAnalyzer):
         def __call__(self, task, overlap_decode=True):
@@ -148,8 +148,8 @@ def overlap_recording_analyzer_class(log: str, hold_v0_until: str | None = None)
 
 @pytest.mark.parametrize("workers, expected", [(1, "True"), (2, "False")])
 def test_driver_overlaps_decoding_only_with_a_spare_cpu(ray_local, tmp_path, workers, expected):
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
 
     # v0 still runs when v2 is dispatched (held for it with 2 workers), so the driver must count it as busy
     videos = [write_video(tmp_path / f"v{i}.mp4", 300 if i == 0 else 4) for i in range(3)]
@@ -164,7 +164,7 @@ def test_driver_overlaps_decoding_only_with_a_spare_cpu(ray_local, tmp_path, wor
 
 
 def test_gpu_request_without_gpus_is_a_clear_error(ray_local):
-    from emovid.distributed import pool_size
+    from emovid.run.distributed import pool_size
 
     with pytest.raises(EmovidError, match="GPUs"):
         pool_size(RunOptions(gpus_per_worker=0.5))
@@ -175,7 +175,7 @@ def crashing_analyzer_class():
 
     Built in a function so cloudpickle ships it to the workers by value.
     """
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class CrashingAnalyzer(RayVideoAnalyzer):
         def __call__(self, task, *args):
@@ -190,8 +190,8 @@ def crashing_analyzer_class():
 
 
 def test_worker_death_is_retried_then_reported(ray_local, folder, tmp_path):
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
 
     out = tmp_path / "out"
     tasks = [VideoTask(str(folder / f"f{i}.mp4"), f"f{i}.mp4", str(out / f"f{i}.mp4.parquet")) for i in range(3)]
@@ -218,7 +218,7 @@ def two_worker_analyzer_class(started: str):
     which worker takes a segment is otherwise a race with worker start-up."""
     import time
 
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class WaitsForSecondWorker(RayVideoAnalyzer):
         def __init__(self, *args):
@@ -236,9 +236,9 @@ def two_worker_analyzer_class(started: str):
 
 
 def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
-    from emovid.segments import SegmentedVideos
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
+    from emovid.run.segments import SegmentedVideos
     from tests.helpers import moving_faces_video
     from tests.helpers import crossing_scene
 
@@ -267,9 +267,10 @@ def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
 def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_path):
     import time
 
-    from emovid.distributed import RayVideoAnalyzer, run_tasks
-    from emovid.pipeline import VideoTask
-    from emovid.segments import SegmentedVideos
+    from emovid.run.distributed import run_tasks
+    from emovid.run.workers import RayVideoAnalyzer
+    from emovid.run.pipeline import VideoTask
+    from emovid.run.segments import SegmentedVideos
     from tests.helpers import moving_faces_video
     from tests.helpers import crossing_scene
 
@@ -304,8 +305,8 @@ def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_
 def test_a_video_whose_reading_stalls_fails_and_the_run_goes_on_with_a_new_worker(ray_local, tmp_path):
     import time
 
-    from emovid.distributed import run_tasks
-    from emovid.pipeline import VideoTask
+    from emovid.run.distributed import run_tasks
+    from emovid.run.pipeline import VideoTask
     from tests.stalling import feed_half, stalling_analyzer_class
 
     out = tmp_path / "out"
@@ -333,8 +334,8 @@ def test_a_video_whose_reading_stalls_fails_and_the_run_goes_on_with_a_new_worke
 def test_a_photo_whose_reading_stalls_fails_alone(ray_local, tmp_path):
     import cv2
 
-    from emovid.distributed import run_tasks
-    from emovid.photos import ImageTask, group_images
+    from emovid.run.distributed import run_tasks
+    from emovid.run.tasks import ImageTask, group_images
     from tests.stalling import stalling_analyzer_class
 
     out = tmp_path / "out"

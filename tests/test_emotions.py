@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from emovid.emotions import EmotionClassifier, to_model_input
+from emovid.classify.emotions import EmotionClassifier, to_model_input
 from emovid.errors import ModelError
-from emovid.labels import EMOTIONS
-from emovid.model_file import ModelInfo, read_model_info, write_model_info
+from emovid.classify.labels import EMOTIONS
+from emovid.classify.model_file import ModelInfo, read_model_info, write_model_info
 from tests.helpers import FERPLUS, shared_video
 
 
@@ -36,7 +36,7 @@ def test_bundled_model_loads_without_network(monkeypatch):
 
 @pytest.mark.parametrize("name", ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg"])
 def test_predict_proba_on_real_face_photos(classifier, name):
-    from emovid.faces import FaceDetector, crop_faces
+    from emovid.detect.faces import FaceDetector, crop_faces
 
     image = cv2.imread(str(shared_video(name)))
     faces = FaceDetector().detect(image).largest()
@@ -49,7 +49,7 @@ def test_predict_proba_on_real_face_photos(classifier, name):
 
 
 def test_happy_photo_is_joy(classifier):
-    from emovid.faces import FaceDetector, crop_faces
+    from emovid.detect.faces import FaceDetector, crop_faces
 
     image = cv2.imread(str(shared_video("0-f15-hao-ph.jpg")))  # posed happy, open mouth
     crop = crop_faces(image, FaceDetector().detect(image).largest(), classifier.info.crop_margin, 48)
@@ -77,7 +77,7 @@ def test_graph_is_traced_once_at_load(small_model_file):
 def test_onnxruntime_and_tensorflow_agree_on_real_faces(classifier):
     """The default model runs in onnxruntime from the ONNX graph in its file; TensorFlow runs the
     Keras network of the same file: equal to float rounding, on real crops and their mirror."""
-    from training.evaluate import load_labelled
+    from emovid.training.evaluate import load_labelled
 
     if not (FERPLUS / "FER2013Valid").is_dir():
         pytest.skip(f"FER+ Valid not found under {FERPLUS}")
@@ -93,7 +93,7 @@ def test_onnxruntime_and_tensorflow_agree_on_real_faces(classifier):
 
 def test_classifier_backend_choice(small_model_file, monkeypatch):
     from emovid.assets import DEFAULT_MODEL_NAME, bundled
-    from emovid.emotions import classifier_backend
+    from emovid.classify.emotions import classifier_backend
 
     assert classifier_backend(bundled(DEFAULT_MODEL_NAME)) == "onnxruntime"
     assert classifier_backend(small_model_file) == "tensorflow"  # no graph inside
@@ -164,7 +164,7 @@ def test_models_with_code_are_refused(tmp_path):
 
 def test_the_shipped_model_loads_by_name_and_a_model_file_runs_end_to_end(small_model_file, tmp_path):
     import emovid
-    from emovid.schema import read_metadata
+    from emovid.store.schema import read_metadata
     from tests.helpers import face_video
 
     default = EmotionClassifier.load()
@@ -185,7 +185,7 @@ def test_the_shipped_model_loads_by_name_and_a_model_file_runs_end_to_end(small_
 @pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason=f"FER+ Valid not found under {FERPLUS}")
 def test_default_model_on_ferplus_valid(classifier):
     """The shipped model reproduces its model card on FER+ Valid (82.7%, every class recalled), no class collapsed."""
-    from training.evaluate import load_labelled
+    from emovid.training.evaluate import load_labelled
 
     faces = load_labelled(FERPLUS / "FER2013Valid", classifier.input_size, classifier.info.crop_margin)
     predicted = classifier.predict_proba(faces.images).argmax(axis=1)

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emovid.faces import FaceDetections, FaceDetector, crop_faces
+from emovid.detect.faces import FaceDetections, FaceDetector, crop_faces
 from tests.helpers import shared_video
 
 
@@ -70,7 +70,7 @@ def test_crop_faces_shape_dtype_and_padding():
 def test_square_crop_equals_resampling_with_replicated_border(box):
     import cv2
 
-    from emovid.faces import crop_transforms
+    from emovid.detect.faces import crop_transforms
 
     frame = np.random.default_rng(0).integers(0, 256, (100, 120), dtype=np.uint8)
     faces = detections([box])

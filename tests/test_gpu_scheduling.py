@@ -19,7 +19,7 @@ def ray_with_fake_gpu():
 
 
 def test_pool_size_respects_gpus(ray_with_fake_gpu):
-    from emovid.distributed import pool_size
+    from emovid.run.distributed import pool_size
 
     assert pool_size(RunOptions(gpus_per_worker=1)) == 1
     assert pool_size(RunOptions(gpus_per_worker=0.5)) == 2  # two workers share the GPU
@@ -27,7 +27,8 @@ def test_pool_size_respects_gpus(ray_with_fake_gpu):
 
 
 def test_workers_are_placed_on_the_gpu(ray_with_fake_gpu, tmp_path):
-    from emovid.distributed import RayVideoAnalyzer, _Pool
+    from emovid.run.distributed import _Pool
+    from emovid.run.workers import RayVideoAnalyzer
 
     ray = ray_with_fake_gpu
     pool = _Pool(AnalyzeConfig(), RunOptions(gpus_per_worker=0.5), 2, RayVideoAnalyzer, None)

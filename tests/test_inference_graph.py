@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from emovid.inference_graph import all_layers, fold_batch_norms
-from training.model import make_model
+from emovid.classify.inference_graph import all_layers, fold_batch_norms
+from emovid.training.model import make_model
 from tests.helpers import randomise_batch_norms
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import emovid
-from emovid.manifest import MANIFEST_NAME
+from emovid.store.manifest import MANIFEST_NAME
 from tests.helpers import face_video, write_video
 
 

@@ -76,13 +76,13 @@ def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
     job = submit(address, env, ["python", "jobs/train.py", str(data), "--out", str(model), "--smoke-test",
                                 "--batch-size", "8"])
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-    from emovid.emotions import EmotionClassifier
+    from emovid.classify.emotions import EmotionClassifier
 
     assert EmotionClassifier.load(model).classes[0] == "neutral"
 
 
 def test_submit_tune_job_to_a_local_cluster(ray_head, tmp_path):
-    from emovid.model_file import read_model_info
+    from emovid.classify.model_file import read_model_info
     from tests.helpers import VOTES, write_ferplus
 
     address, env = ray_head

@@ -1,7 +1,7 @@
 import pytest
 
-from emovid.manifest import COLUMNS, MANIFEST_NAME, ManifestWriter, read_manifest
-from emovid.tasks import VideoResult
+from emovid.store.manifest import COLUMNS, MANIFEST_NAME, ManifestWriter, read_manifest
+from emovid.run.tasks import VideoResult
 
 
 def test_rows_are_on_disk_as_soon_as_written(tmp_path):

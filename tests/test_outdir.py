@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from emovid.errors import OutputError
-from emovid.outdir import LOCK_NAME, OutputLock, existing_output, prepare_out_dir, remove_temp_files
+from emovid.store.outdir import LOCK_NAME, OutputLock, existing_output, prepare_out_dir, remove_temp_files
 
 
 def test_lock_is_exclusive_and_released(tmp_path):

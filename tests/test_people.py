@@ -122,7 +122,7 @@ def test_each_people_switch_end_to_end(two_people_three_shots, tmp_path, switch)
 
     import pyarrow.parquet as pq
 
-    from emovid.schema import read_metadata
+    from emovid.store.schema import read_metadata
 
     # the CLI, as a user runs it; without the identity wheels, as on a machine without them
     program = ["-c", NO_IDENTITY_MODEL] if switch == "no identity model" else ["-m", "emovid"]

@@ -6,8 +6,8 @@ import pytest
 
 from emovid.people.identity import identity_backend
 from emovid.people.persons import PERSON_DISTANCE, cluster_persons, co_occurring
-from emovid.pipeline import VideoTask
-from emovid.schema import read_metadata
+from emovid.run.pipeline import VideoTask
+from emovid.store.schema import read_metadata
 from tests.helpers import needs_shared, people_heads, recolour, same_person_heads, shots_video
 
 needs_identity = pytest.mark.skipif(identity_backend() == "none", reason="identity model wheels not installed")
@@ -52,7 +52,7 @@ def test_co_occurring_pairs():
 @needs_shared
 @needs_identity
 def test_identity_embedding_tells_people_apart_and_keeps_one_person_across_expressions():
-    from emovid.faces import FaceDetector
+    from emovid.detect.faces import FaceDetector
     from emovid.people.identity import FaceEmbedder
 
     detector, embedder = FaceDetector(), FaceEmbedder()
@@ -99,7 +99,7 @@ def test_person_comes_back_after_a_cut_with_another_expression(analyzer, tmp_pat
 
 
 def test_gallery_keeps_the_best_faces_small():
-    from emovid.faces import FaceDetections
+    from emovid.detect.faces import FaceDetections
     from emovid.people.identity import MAX_KEPT_FACE, SAMPLES_PER_TRACK, TrackGallery
 
     gallery = TrackGallery()
@@ -115,7 +115,7 @@ def test_gallery_keeps_the_best_faces_small():
 
 
 def test_gallery_forgets_the_faces_of_a_dissolve_and_keeps_the_ones_before():
-    from emovid.faces import FaceDetections
+    from emovid.detect.faces import FaceDetections
     from emovid.people.identity import RECENT_S, TrackGallery
 
     gallery = TrackGallery()
@@ -143,7 +143,7 @@ def test_gallery_forgets_the_faces_of_a_dissolve_and_keeps_the_ones_before():
 
 @pytest.mark.parametrize("fade_to", ["black", "white"])
 def test_gallery_skips_faces_in_a_fade_and_ranks_dim_or_washed_out_ones_lower(fade_to):
-    from emovid.faces import FaceDetections
+    from emovid.detect.faces import FaceDetections
     from emovid.people.identity import TrackGallery
 
     def level(value):  # a brightness on the way to black, or the same distance from white

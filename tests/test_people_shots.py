@@ -6,11 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import emovid
-from emovid.schema import read_metadata
+from emovid.store.schema import read_metadata
 from emovid.people.labels import PREROLL_SHOT_S, ShotLabels
 from emovid.people.shots import ShotDetector, content_score, thumbnail_hsv
 from emovid.people.transitions import CUT_DELAY_FRAMES
-from emovid.video import VideoReader
+from emovid.media.video import VideoReader
 from tests.helpers import paste, people_heads, shared_video, shot_background, shots_video, write_video
 
 

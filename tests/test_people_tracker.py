@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from emovid.faces import FaceDetections
+from emovid.detect.faces import FaceDetections
 from emovid.people.tracker import FaceTracker, iou_matrix
 from tests.helpers import crossing_scene, moving_faces_video
 
@@ -75,7 +75,7 @@ def track_ids_by_face(df, truth):
 @pytest.mark.parametrize("sample_fps", [None, 3.0])
 def test_generated_crossing_video_keeps_ids(analyzer, tmp_path, sample_fps):
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer, VideoTask
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
 
     positions, truth = crossing_scene()
     path = moving_faces_video(tmp_path / "crossing.mp4", positions, fps=10)
@@ -95,7 +95,7 @@ def test_generated_crossing_video_keeps_ids(analyzer, tmp_path, sample_fps):
 
 
 def test_faceless_video_has_no_tracks(analyzer, tmp_path):
-    from emovid.pipeline import VideoTask
+    from emovid.run.pipeline import VideoTask
     from tests.helpers import shared_video
 
     out = tmp_path / "n.parquet"
@@ -136,7 +136,7 @@ def ground_truth_person(df, truth, positions, shot_len):
 
 @pytest.mark.parametrize("fps", [None, 2.0])
 def test_no_track_holds_two_people_when_new_people_take_old_places(analyzer_at, tmp_path, fps):
-    from emovid.pipeline import VideoTask
+    from emovid.run.pipeline import VideoTask
     from tests.helpers import people_heads, shots_video
 
     heads = people_heads()
@@ -158,7 +158,7 @@ def test_no_track_holds_two_people_when_new_people_take_old_places(analyzer_at, 
 
 @pytest.mark.parametrize("sample_fps", [None, 4.0, 2.0])  # 2 fps: 75 px between samples, faces 75 px wide
 def test_faces_that_swap_places_keep_their_ids(analyzer_at, tmp_path, sample_fps):
-    from emovid.pipeline import VideoTask
+    from emovid.run.pipeline import VideoTask
     from tests.helpers import paste, people_heads, shot_background, write_video
 
     a, b = people_heads()[1], people_heads()[3]

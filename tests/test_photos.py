@@ -9,10 +9,11 @@ import pytest
 
 import emovid
 from emovid.config import AnalyzeConfig, RunOptions
-from emovid.discover import find_inputs
-from emovid.manifest import read_manifest
+from emovid.media.discover import find_inputs
+from emovid.store.manifest import read_manifest
 from emovid.errors import ImageError
-from emovid.photos import IMAGES_PER_TASK, read_image
+from emovid.run.tasks import IMAGES_PER_TASK
+from emovid.media.images import read_image
 from tests.helpers import LIVE_TEST, write_video
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.mp4"
@@ -123,7 +124,7 @@ def test_seed_live_test_photos_give_sensible_rows(tmp_path):
 
 def recording_analyzer_class(log: str):
     """A worker class that logs each call's task key (shipped to workers by value)."""
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class Recording(RayVideoAnalyzer):
         def __call__(self, task, *args):
@@ -136,8 +137,8 @@ def recording_analyzer_class(log: str):
 
 def test_many_photos_travel_in_few_ray_tasks(ray_local, tmp_path, face_photo):
     from emovid.api import plan_tasks
-    from emovid.distributed import run_tasks
-    from emovid.photos import GroupResult
+    from emovid.run.distributed import run_tasks
+    from emovid.run.tasks import GroupResult
 
     small = cv2.resize(face_photo, (320, 180))
     n = IMAGES_PER_TASK + 8
@@ -165,7 +166,7 @@ def photo_crashing_analyzer_class():
     """A worker class whose process dies on any group holding a photo with a ``.crash`` file beside it."""
     import os
 
-    from emovid.distributed import RayVideoAnalyzer
+    from emovid.run.workers import RayVideoAnalyzer
 
     class PhotoCrasher(RayVideoAnalyzer):
         def __call__(self, task, *args):
@@ -178,7 +179,7 @@ def photo_crashing_analyzer_class():
 
 def test_a_photo_that_kills_its_worker_fails_alone(ray_local, tmp_path, face_photo):
     from emovid.api import plan_tasks
-    from emovid.distributed import run_tasks
+    from emovid.run.distributed import run_tasks
 
     (tmp_path / "in").mkdir()
     for name in ("a.jpg", "b.jpg", "c.jpg"):
@@ -199,7 +200,7 @@ def test_a_photo_that_kills_its_worker_fails_alone(ray_local, tmp_path, face_pho
 
 
 def test_a_photo_gone_before_its_worker_reads_it_fails_with_the_shared_filesystem_hint(analyzer, tmp_path, face_photo):
-    from emovid.photos import ImageGroupTask, ImageTask
+    from emovid.run.tasks import ImageGroupTask, ImageTask
 
     cv2.imwrite(str(tmp_path / "here.jpg"), face_photo)
     group = ImageGroupTask((ImageTask(str(tmp_path / "gone.jpg"), "gone.jpg", str(tmp_path / "out" / "gone.jpg.parquet")),

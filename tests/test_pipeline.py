@@ -5,8 +5,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from emovid.pipeline import VideoTask
-from emovid.schema import face_schema, read_metadata
+from emovid.run.pipeline import VideoTask
+from emovid.store.schema import face_schema, read_metadata
 from tests.helpers import face_video, shared_video, write_video
 
 
@@ -52,7 +52,7 @@ def test_face_then_no_face_mov(analyzer, tmp_path):
 
 def test_generated_face_video_every_frame(tmp_path):
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import VideoAnalyzer
+    from emovid.run.pipeline import VideoAnalyzer
 
     analyzer = VideoAnalyzer(AnalyzeConfig(fps=None), num_threads=1, batch_size=4)
     path = face_video(tmp_path / "face.mp4", n_frames=12)
@@ -92,7 +92,7 @@ def test_frame_progress_callback_counts_every_decoded_frame(tmp_path, monkeypatc
     import time
 
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import PROGRESS_EVERY, VideoAnalyzer
+    from emovid.run.pipeline import PROGRESS_EVERY, VideoAnalyzer
 
     reports = []
     analyzer = VideoAnalyzer(AnalyzeConfig(fps=2), num_threads=1, on_frames=reports.append)
@@ -121,9 +121,9 @@ def test_rotated_phone_video_is_analysed_upright(analyzer, tmp_path):
 
 
 def test_classifier_batch_is_larger_on_gpu_workers(caplog):
-    from emovid import pipeline
+    from emovid.run import pipeline
     from emovid.config import AnalyzeConfig
-    from emovid.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+    from emovid.classify.emotions import CPU_BATCH_SIZE, GPU_BATCH_SIZE
 
     assert pipeline.VideoAnalyzer(AnalyzeConfig()).batch_size == CPU_BATCH_SIZE  # this machine has no GPU
     assert pipeline.VideoAnalyzer(AnalyzeConfig(), batch_size=64).batch_size == 64
@@ -143,8 +143,8 @@ def test_inline_decoding_gives_the_same_rows(analyzer, tmp_path):
 
 def test_a_decode_bound_video_is_classified_while_it_decodes(analyzer, tmp_path, monkeypatch):
     """When the next frame is not decoded yet, the faces waiting are classified instead of idling."""
-    from emovid.pipeline import EAGER_BATCH
-    from emovid.video import PrefetchedFrames
+    from emovid.run.pipeline import EAGER_BATCH
+    from emovid.media.prefetch import PrefetchedFrames
 
     path = shared_video("WolfgangLanger_Pexels.mp4")
     inline_out = tmp_path / "inline.parquet"
@@ -173,9 +173,10 @@ def test_a_decode_bound_video_is_classified_while_it_decodes(analyzer, tmp_path,
 def test_a_gpu_worker_fills_its_batch_instead_of_classifying_early(tmp_path, monkeypatch):
     """On a GPU worker the early small batch would fire first and the GPU would never see a
     batch of its size; the CPU-only bf16 rewrite stays off there too."""
-    from emovid import emotions, pipeline
+    from emovid.classify import emotions
+    from emovid.run import pipeline
     from emovid.config import AnalyzeConfig
-    from emovid.video import PrefetchedFrames
+    from emovid.media.prefetch import PrefetchedFrames
 
     assert not emotions.cpu_bf16_wanted(["/physical_device:GPU:0"])
     # No GPU here: onnxruntime runs on the CPU, but the worker sizes itself as the GPU one Ray made it.
@@ -193,7 +194,7 @@ def test_a_gpu_worker_fills_its_batch_instead_of_classifying_early(tmp_path, mon
 def test_row_groups_follow_frames_not_classifier_batches(tmp_path):
     """Small classifier batches still give one Parquet row group per chunk of frames, with the same rows."""
     from emovid.config import AnalyzeConfig
-    from emovid.pipeline import MAX_FRAMES_PER_CHUNK, VideoAnalyzer
+    from emovid.run.pipeline import MAX_FRAMES_PER_CHUNK, VideoAnalyzer
 
     path = shared_video("WolfgangLanger_Pexels.mp4")
     tables = []
@@ -210,8 +211,8 @@ def test_row_groups_follow_frames_not_classifier_batches(tmp_path):
 
 @pytest.mark.parametrize("width, height, depth", [(640, 360, 64), (1920, 1080, 10), (3840, 2160, 8), (0, 0, 64)])
 def test_prefetch_depth_keeps_about_64_mb_of_frames(width, height, depth):
-    from emovid.pipeline import prefetch_depth
-    from emovid.video import VideoInfo
+    from emovid.run.pipeline import prefetch_depth
+    from emovid.media.video import VideoInfo
 
     info = VideoInfo(width=width, height=height, fps=25.0, frame_count=10, codec="h264")
     assert prefetch_depth(info) == depth

@@ -7,7 +7,7 @@ import pytest
 
 import emovid
 from emovid.cli import main
-from emovid.rendering import FacePlan
+from emovid.report.render import FacePlan
 from tests.helpers import face_video, shared_video, write_video
 
 

@@ -62,7 +62,7 @@ def test_report_writes_plots_summary_and_html(results):
 
 
 def test_report_on_empty_folder(tmp_path):
-    from emovid.report import build_report
+    from emovid.report.page import build_report
 
     report = build_report(tmp_path)
     assert report.videos == 0 and report.index.is_file()

@@ -2,11 +2,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from emovid.faces import FaceDetections
-from emovid.labels import EMOTIONS
+from emovid.detect.faces import FaceDetections
+from emovid.classify.labels import EMOTIONS
 from emovid.people.stage import count_persons, with_person_ids
-from emovid.rows import FrameFaces, to_record_batch
-from emovid.schema import face_schema
+from emovid.store.rows import FrameFaces, to_record_batch
+from emovid.store.schema import face_schema
 
 
 def faces(n):

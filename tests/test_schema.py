@@ -1,7 +1,7 @@
 import pyarrow as pa
 
-from emovid.labels import EMOTIONS
-from emovid.schema import FACE_COLUMNS, MANIFEST_SCHEMA, face_schema, read_metadata
+from emovid.classify.labels import EMOTIONS
+from emovid.store.schema import FACE_COLUMNS, MANIFEST_SCHEMA, face_schema, read_metadata
 
 
 def test_face_schema_has_declared_columns_and_one_prob_per_class():

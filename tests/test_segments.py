@@ -9,10 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import emovid
-from emovid.pipeline import VideoResult, VideoTask
-from emovid.schema import face_schema, read_metadata
-from emovid.segments import SegmentedVideos, TrackStitcher, part_path
-from emovid.video import Segment, VideoReader, plan_segments
+from emovid.run.pipeline import VideoResult, VideoTask
+from emovid.store.schema import face_schema, read_metadata
+from emovid.run.segments import SegmentedVideos, TrackStitcher, part_path
+from emovid.media.time_segments import Segment, plan_segments
+from emovid.media.video import VideoReader
 from tests.helpers import crossing_scene, moving_faces_video, shared_video
 
 

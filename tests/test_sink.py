@@ -2,8 +2,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emovid.schema import face_schema
-from emovid.sink import ParquetSink
+from emovid.store.schema import face_schema
+from emovid.store.sink import ParquetSink
 
 
 def _batch(schema, n=2):

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emovid.labels import EMOTIONS
-from emovid.timelines import person_summary, smooth, track_summary, track_timelines
+from emovid.classify.labels import EMOTIONS
+from emovid.report.timelines import person_summary, smooth, track_summary, track_timelines
 
 
 def frame(rows, persons=None):
@@ -72,7 +72,7 @@ def test_summary_of_faceless_results_is_empty():
 
 
 def test_resample_to_fixed_windows_per_track():
-    from emovid.timelines import resample
+    from emovid.report.timelines import resample
 
     df = frame([("a", 0, 0.1, 1), ("a", 0, 0.6, 3), ("a", 0, 1.2, 3), ("a", 1, 0.2, 6), ("a", None, 2.5, None)])
     out = resample(df, step_s=1.0)
@@ -83,7 +83,7 @@ def test_resample_to_fixed_windows_per_track():
 
 
 def test_emotion_shares():
-    from emovid.timelines import emotion_shares
+    from emovid.report.timelines import emotion_shares
 
     df = frame([("a", 0, 0.0, 1), ("a", 0, 1.0, 1), ("a", 0, 2.0, 4), ("b", 0, 0.0, 0), ("b", None, 1.0, None)])
     shares = emotion_shares(df).set_index("video_id")

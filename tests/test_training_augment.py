@@ -1,6 +1,6 @@
 import numpy as np
 
-from training.augment import make_augmenter, make_dataset
+from emovid.training.augment import make_augmenter, make_dataset
 
 
 def test_augmented_batches_keep_shape_dtype_range_and_labels():

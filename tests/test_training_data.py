@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emovid.labels import EMOTIONS
+from emovid.classify.labels import EMOTIONS
 from tests.helpers import SEED, VOTES, needs_shared, write_ferplus
-from training.data import DatasetError, ferplus_targets, load_class_folders, load_dataset, load_ferplus
+from emovid.training.data import DatasetError, ferplus_targets, load_class_folders, load_dataset, load_ferplus
 
 
 def test_ferplus_targets_follow_the_protocol():

@@ -4,15 +4,15 @@ import pytest
 import tensorflow as tf
 
 from emovid.assets import DEFAULT_MODEL_NAME, bundled
-from emovid.emotions import EmotionClassifier
+from emovid.classify.emotions import EmotionClassifier
 from emovid.errors import ModelError
-from emovid.labels import EMOTIONS
-from emovid.model_file import read_model_info
+from emovid.classify.labels import EMOTIONS
+from emovid.classify.model_file import read_model_info
 from tests.helpers import multi_face_crops
 from tests.helpers import VOTES, write_ferplus
-from training.augment import make_augmenter, make_dataset
-from training.distill import consistent_targets, mixup, teacher_probabilities, training_maps
-from training.train import TrainConfig, train
+from emovid.training.augment import make_augmenter, make_dataset
+from emovid.training.distill import consistent_targets, mixup, teacher_probabilities, training_maps
+from emovid.training.train import TrainConfig, train
 
 
 #: A teacher whose predictions follow the pixels (a random small network's barely do).

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from emovid.cli import main
-from emovid.emotions import EmotionClassifier, to_model_input
+from emovid.classify.emotions import EmotionClassifier, to_model_input
 from emovid.errors import ModelError
-from emovid.labels import EMOTIONS
-from emovid.model_file import read_model_info
+from emovid.classify.labels import EMOTIONS
+from emovid.classify.model_file import read_model_info
 from tests.helpers import INFO, saved_model
-from training.ensemble import average_models, prior_offsets
+from emovid.training.ensemble import average_models, prior_offsets
 
 
 def test_ensemble_outputs_the_mean_of_its_members(tmp_path):

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from emovid.cli import main
-from emovid.emotions import EmotionClassifier
+from emovid.classify.emotions import EmotionClassifier
 from emovid.errors import ModelError
-from emovid.model_file import read_model_info, write_model_info
+from emovid.classify.model_file import read_model_info, write_model_info
 from tests.helpers import saved_model
-from training.model import make_model
-from training.soup import average_weights, recalibrate_batch_norm, recalibration_batches, soup_models
+from emovid.training.model import make_model
+from emovid.training.soup import average_weights, recalibrate_batch_norm, recalibration_batches, soup_models
 
 
 def crops(n, seed=0, size=48):

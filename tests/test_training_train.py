@@ -3,12 +3,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from emovid.emotions import EmotionClassifier
-from emovid.labels import EMOTIONS
+from emovid.classify.emotions import EmotionClassifier
+from emovid.classify.labels import EMOTIONS
 from tests.helpers import VOTES, write_ferplus
-from training.evaluate import EvalReport, evaluate_folder
-from training.model import make_model
-from training.train import TrainConfig, class_weights, train
+from emovid.training.evaluate import EvalReport, evaluate_folder
+from emovid.training.model import make_model
+from emovid.training.train import TrainConfig, class_weights, train
 
 
 def test_make_model_outputs_logits_for_raw_pixels():
@@ -99,8 +99,8 @@ def test_fine_tuning_starts_from_given_weights(tmp_path, plain):
 def test_training_ends_with_batch_norm_statistics_of_the_clean_training_crops(tmp_path, recalibrate):
     import keras
 
-    from training.data import load_ferplus
-    from training.soup import recalibrate_batch_norm
+    from emovid.training.data import load_ferplus
+    from emovid.training.soup import recalibrate_batch_norm
 
     root = tmp_path / "fer"
     write_ferplus(root / "FER2013Train", VOTES * 4)
@@ -121,8 +121,8 @@ def test_training_ends_with_batch_norm_statistics_of_the_clean_training_crops(tm
 
 
 def test_with_mix_repeats_the_photos_with_smoothed_labels():
-    from training.data import LabelledFaces
-    from training.train import with_mix
+    from emovid.training.data import LabelledFaces
+    from emovid.training.train import with_mix
 
     main = LabelledFaces(np.zeros((5, 48, 48), np.uint8), np.full((5, 7), 1 / 7, np.float32),
                          np.array(["m"] * 5, dtype=object), np.zeros(5, int))
@@ -137,7 +137,7 @@ def test_with_mix_repeats_the_photos_with_smoothed_labels():
 def test_training_with_mix_adds_class_folder_photos_but_keeps_the_main_prior(tmp_path, plain):
     import cv2
 
-    from emovid.model_file import read_model_info
+    from emovid.classify.model_file import read_model_info
 
     data, plain_model = plain
     for emotion in ("disgust", "fear"):

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from emovid.cli import main
-from emovid.model_file import read_model_info
+from emovid.classify.model_file import read_model_info
 from tests.helpers import VOTES, write_ferplus
-from training.search_space import SEARCH_SPACE, build_space, parse_override
-from training.tune import TuneOptions
+from emovid.training.search_space import SEARCH_SPACE, build_space, parse_override
+from emovid.training.tune import TuneOptions
 
 TINY = ["--space", "width=8", "--space", "depth=2", "--space", "dense_units=0,16", "--space", "input_size=32,40"]
 

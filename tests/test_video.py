@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from emovid.errors import VideoOpenError
-from emovid.video import VideoReader
+from emovid.media.video import VideoReader
 from tests.helpers import rotated_phone_video, shared_video, write_video
 
 
@@ -116,7 +116,7 @@ def test_capture_released_when_generator_stops_early(tmp_path):
 
 
 def test_prefetched_frames_yields_everything_in_order_and_stops_cleanly(tmp_path):
-    from emovid.video import PrefetchedFrames
+    from emovid.media.prefetch import PrefetchedFrames
 
     path = write_video(tmp_path / "v.mp4", 30)
     with VideoReader(path) as reader:
@@ -130,7 +130,7 @@ def test_prefetched_frames_yields_everything_in_order_and_stops_cleanly(tmp_path
 
 
 def test_prefetched_frames_passes_errors_to_the_consumer():
-    from emovid.video import PrefetchedFrames
+    from emovid.media.prefetch import PrefetchedFrames
 
     def broken():
         yield 1
@@ -146,7 +146,7 @@ def test_prefetched_frames_say_when_the_next_frame_is_ready():
     import threading
     import time
 
-    from emovid.video import PrefetchedFrames
+    from emovid.media.prefetch import PrefetchedFrames
 
     release = threading.Event()
 
@@ -196,7 +196,7 @@ class _NoTimestamps:
 
 @pytest.mark.parametrize("fps, expected", [(20.0, [0.0, 0.05, 0.1]), (None, [0.0, 1 / 30, 2 / 30])])
 def test_timestamp_fallbacks(fps, expected):
-    from emovid.video import VideoInfo
+    from emovid.media.video import VideoInfo
 
     reader = VideoReader("unused.mp4")
     reader._cap = _NoTimestamps()

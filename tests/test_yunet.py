@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from emovid.assets import YUNET_NAME, bundled
-from emovid.faces import FaceDetector
-from emovid.yunet import OnnxYuNet, OpenCVYuNet, make_yunet
+from emovid.detect.faces import FaceDetector
+from emovid.detect.yunet import OnnxYuNet, OpenCVYuNet, make_yunet
 from tests.helpers import shared_video
 
 
@@ -93,7 +93,7 @@ def test_unknown_backend_is_a_value_error():
 
 def test_auto_falls_back_to_opencv_when_onnxruntime_is_missing(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` raise ImportError
-    with caplog.at_level(logging.WARNING, logger="emovid.yunet"):
+    with caplog.at_level(logging.WARNING, logger="emovid.detect.yunet"):
         detector = FaceDetector(backend="auto")
     assert detector.backend == "opencv"
     assert "onnxruntime cannot be imported" in caplog.text
@@ -110,7 +110,7 @@ def test_asking_for_a_gpu_without_cuda_runs_on_cpu_with_a_warning(caplog):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine's onnxruntime has CUDA")
-    with caplog.at_level(logging.WARNING, logger="emovid.yunet"):
+    with caplog.at_level(logging.WARNING, logger="emovid.detect.yunet"):
         runner = OnnxYuNet(bundled(YUNET_NAME), 0.7, 0.3, 100, use_gpu=True)
     assert runner.providers == ("CPUExecutionProvider",)
     assert "runs on CPU" in caplog.text

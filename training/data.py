@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from emovid.errors import DatasetError, ImageError  # DatasetError is re-exported: defined with emovid's other errors
-from emovid.labels import EMOTIONS, FERPLUS_VOTE_COLUMNS, canonical_emotion
-from emovid.photos import IMAGE_SUFFIXES, read_image
+from emovid.classify.labels import EMOTIONS, FERPLUS_VOTE_COLUMNS, canonical_emotion
+from emovid.media.files import IMAGE_SUFFIXES
+from emovid.media.images import read_image
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def load_class_folders(root: str | Path, size: int, crop_margin: float) -> Label
     Raises:
         DatasetError: bad folder layout, unreadable image, or no usable face at all.
     """
-    from emovid.faces import FaceDetector, crop_faces  # needs the detector weights only for this layout
+    from emovid.detect.faces import FaceDetector, crop_faces  # needs the detector weights only for this layout
 
     detector = FaceDetector()
     images, targets, names, majority = [], [], [], []

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from emovid.emotions import EmotionClassifier
+from emovid.classify.emotions import EmotionClassifier
 from emovid.errors import ModelError
-from emovid.labels import EMOTIONS
+from emovid.classify.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
 

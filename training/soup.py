@@ -24,9 +24,9 @@ import keras
 import numpy as np
 
 from emovid.errors import ModelError
-from emovid.inference_graph import all_layers
-from emovid.model_file import ModelInfo, write_model
-from training.ensemble import read_members
+from emovid.classify.inference_graph import all_layers
+from emovid.classify.model_file import ModelInfo, write_model
+from emovid.training.ensemble import read_members
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ import keras
 import numpy as np
 
 from emovid import __version__
-from emovid.emotions import configure_tensorflow, enable_cpu_bf16
-from emovid.labels import EMOTIONS
-from emovid.model_file import ModelInfo, write_model
-from training.augment import make_augmenter, make_dataset
-from training.data import DatasetError, LabelledFaces, load_class_folders, load_dataset
-from training.distill import training_maps
-from training.model import make_model
-from training.soup import recalibrate_batch_norm
+from emovid.classify.emotions import configure_tensorflow, enable_cpu_bf16
+from emovid.classify.labels import EMOTIONS
+from emovid.classify.model_file import ModelInfo, write_model
+from emovid.training.augment import make_augmenter, make_dataset
+from emovid.training.data import DatasetError, LabelledFaces, load_class_folders, load_dataset
+from emovid.training.distill import training_maps
+from emovid.training.model import make_model
+from emovid.training.soup import recalibrate_batch_norm
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from emovid.errors import DatasetError
-from training.search_space import OBJECTIVES, Param, build_space, describe, stage_widths, to_tune
+from emovid.training.search_space import OBJECTIVES, Param, build_space, describe, stage_widths, to_tune
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ class TuneOptions:
 
 
 def _load(data: str, size: int, limit: int | None, seed: int):
-    from training.data import load_dataset
-    from training.train import split_validation
+    from emovid.training.data import load_dataset
+    from emovid.training.train import split_validation
 
     train, valid = load_dataset(Path(data), size, CROP_MARGIN)
     if limit:
@@ -100,13 +100,13 @@ def run_trial(config: dict, *, data: str, epochs: int, seed: int, limit: int | N
     import keras
     from ray import tune
 
-    from emovid.emotions import configure_tensorflow
-    from emovid.labels import EMOTIONS
-    from training.augment import make_augmenter, make_dataset
-    from training.evaluate import EvalReport
-    from training.model import make_model
-    from training.soup import recalibrate_batch_norm
-    from training.train import class_weights
+    from emovid.classify.emotions import configure_tensorflow
+    from emovid.classify.labels import EMOTIONS
+    from emovid.training.augment import make_augmenter, make_dataset
+    from emovid.training.evaluate import EvalReport
+    from emovid.training.model import make_model
+    from emovid.training.soup import recalibrate_batch_norm
+    from emovid.training.train import class_weights
 
     on_gpu = bool(configure_tensorflow(max(1, int(cpus))))
     keras.utils.set_random_seed(seed)
@@ -196,7 +196,7 @@ def tune_search(options: TuneOptions, progress: bool = True) -> TuneResult:
     from ray import tune
 
     from emovid.config import RunOptions
-    from emovid.distributed import connect
+    from emovid.run.distributed import connect
 
     started = connect(RunOptions(address=options.address))
     try:
@@ -255,8 +255,8 @@ def _save_best(best, checkpoint, options: TuneOptions, out: Path, class_prior: n
     metadata; returns its path and that checkpoint's scores."""
     import keras
 
-    from emovid.labels import EMOTIONS
-    from emovid.model_file import ModelInfo, write_model
+    from emovid.classify.labels import EMOTIONS
+    from emovid.classify.model_file import ModelInfo, write_model
 
     with checkpoint.as_directory() as folder:
         trained = keras.saving.load_model(Path(folder) / "model.keras", compile=False)

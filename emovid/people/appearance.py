@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emovid.faces import FaceDetections
+from emovid.detect.faces import FaceDetections
 from emovid.people.thumbnails import shrink
 
 HUE_BINS, SAT_BINS = 12, 4

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emovid.faces import FaceDetections
+from emovid.detect.faces import FaceDetections
 from emovid.people.persons import PERSON_DISTANCE
 from emovid.people.shots import MAX_DISSOLVE_S
 

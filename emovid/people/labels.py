@@ -1,6 +1,6 @@
 """Each sampled frame's shot, from every decoded frame: the people stage's view of the video.
 
-The reader hands over every decoded frame (:meth:`emovid.video.VideoReader.decoded`); the
+The reader hands over every decoded frame (:meth:`emovid.media.video.VideoReader.decoded`); the
 :class:`~emovid.people.shots.ShotDetector` sees them all, so a cut between two sampled frames still
 starts a new shot. A dissolve or wipe is seen ``CUT_DELAY_FRAMES`` frames after its new picture
 began, so sampled frames wait that many decoded frames here and move to the new shot when one is
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from emovid.people.shots import CUT_DELAY_FRAMES, MAX_DISSOLVE_S, MAX_FADE_IN_S, ShotDetector
-from emovid.video import Decoded, Frame
+from emovid.media.video import Decoded, Frame
 
 #: Seconds of frames before a segment's start the shot detector needs: the last one for a cut
 #: exactly at the segment's start, the last MAX_FADE_IN_S for a fade through black and
@@ -52,7 +52,7 @@ class ShotLabels:
         return (self._last_shot if self._last_shot is not None else self.detector.shot) + 1
 
     def frames(self, decoded: Iterable[Decoded], segment: bool = False) -> Iterator[Frame]:
-        """The sampled frames of ``decoded`` (a reader's :meth:`~emovid.video.VideoReader.decoded`),
+        """The sampled frames of ``decoded`` (a reader's :meth:`~emovid.media.video.VideoReader.decoded`),
         in order, each with its shot. ``segment``: the frames are a segment of a longer video (a
         dissolve whose new picture began before it is the previous segment's)."""
         detector = self.detector

@@ -85,7 +85,7 @@ class PeopleOfVideo:
 
     def track(self, frame, faces) -> np.ndarray | None:
         """Track ids (n,) of one sampled frame's faces (None with tracking off). ``frame``: a
-        :class:`~emovid.video.Frame` with its shot label."""
+        :class:`~emovid.media.video.Frame` with its shot label."""
         if self.tracker is None:
             return None
         if frame.shot != self._shot:

@@ -1,4 +1,4 @@
-"""Joining the tracks of a video's segments into the whole video's tracks (see :mod:`emovid.segments`).
+"""Joining the tracks of a video's segments into the whole video's tracks (see :mod:`emovid.run.segments`).
 
 At each segment boundary, tracks that end within ``track_gap_s`` before it are joined to tracks of
 the same shot that start after it, with the tracker's own motion score; ids are renumbered in

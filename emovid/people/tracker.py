@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from emovid.faces import FaceDetections
+from emovid.detect.faces import FaceDetections
 
 #: ``max_centre_shift`` is allowed per this many seconds since a track was last seen.
 SHIFT_PERIOD_S = 0.25

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from emovid.tasks import VideoResult
-from emovid.schema import MANIFEST_SCHEMA, STATUSES
+from emovid.run.tasks import VideoResult
+from emovid.store.schema import MANIFEST_SCHEMA, STATUSES
 
 MANIFEST_NAME = "_manifest.csv"
 COLUMNS = tuple(MANIFEST_SCHEMA.names)

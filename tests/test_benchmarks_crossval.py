@@ -1,8 +1,15 @@
+"""Cross-validation helpers of the model-card benchmarks: folds and the out-of-fold sweep."""
+
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from training.crossval import FoldLogits, cv_sweep, stratified_folds
-from training.data import LabelledFaces
+from emovid.training.data import LabelledFaces
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # as running a benchmark does
+from crossval import FoldLogits, cv_sweep, stratified_folds  # noqa: E402
 
 
 def _faces(labels, names=None):

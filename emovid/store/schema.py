@@ -10,7 +10,7 @@ import json
 
 import pyarrow as pa
 
-from emovid.labels import EMOTIONS
+from emovid.classify.labels import EMOTIONS
 
 SCHEMA_VERSION = "2"  # 2: shot and person_id columns
 METADATA_KEY = b"emovid"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from emovid.photos import IMAGE_SUFFIXES
-from emovid.video import VIDEO_SUFFIXES, image_format
+from emovid.media.files import IMAGE_SUFFIXES
+from emovid.media.files import VIDEO_SUFFIXES, image_format
 
 KINDS = ("video", "image")
 

@@ -1,13 +1,18 @@
 """Cross-domain evaluation helpers: temperature fitting, the prior sweep and the operating-point rule."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from emovid.labels import EMOTIONS
-from training.crossdomain import (LabelledSet, fit_temperature, operating_point, prior_sweep, score_table,
-                                  standard_sets)
-from training.evaluate import EvalReport, expected_calibration_error
+from emovid.classify.labels import EMOTIONS
+from emovid.training.evaluate import EvalReport, expected_calibration_error
 from tests.helpers import SEED, SHARED
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # as running a benchmark does
+from crossdomain import (LabelledSet, fit_temperature, operating_point, prior_sweep,  # noqa: E402
+                         score_table, standard_sets)
 
 
 def _sampled(logits, rng):
@@ -58,7 +63,7 @@ def test_score_table_lists_every_model_and_set():
 
 @pytest.mark.skipif(not (SEED / "live-test").is_dir(), reason=f"seed photos not found under {SEED}")
 def test_seed_photos_through_detection(tmp_path):
-    from emovid.emotions import EmotionClassifier
+    from emovid.classify.emotions import EmotionClassifier
 
     seed = next(s for s in standard_sets(SHARED) if s.name == "seed photos")
     assert isinstance(seed, LabelledSet) and seed.available()

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from emovid.labels import EMOTIONS
-from emovid.schema import face_schema, read_metadata
+from emovid.classify.labels import EMOTIONS
+from emovid.store.schema import face_schema, read_metadata
 
 
 def result_files(out: Path) -> list[Path]:
@@ -27,7 +27,7 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
     """All result rows under ``out_dir`` as one DataFrame.
 
     With ``smooth`` (seconds), ``smooth_prob_*`` and ``smooth_emotion`` columns hold a
-    per-track, time-aware moving average (see :func:`emovid.timelines.smooth`).
+    per-track, time-aware moving average (see :func:`emovid.report.timelines.smooth`).
 
     ``emotion`` is a categorical in the model's class order, ids are strings, face columns are
     nullable, and rows are ordered by video, timestamp and face. An empty folder gives an
@@ -53,7 +53,7 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
         table = face_schema(classes).empty_table()
     frame = to_frame(table, classes)
     if smooth is not None:
-        from emovid.timelines import smooth as smooth_tracks
+        from emovid.report.timelines import smooth as smooth_tracks
 
         frame = smooth_tracks(frame, smooth)
     return frame

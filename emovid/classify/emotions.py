@@ -19,7 +19,7 @@ import numpy as np
 
 from emovid.assets import DEFAULT_MODEL_NAME, bundled, resolve_model
 from emovid.errors import ModelError
-from emovid.model_file import ModelInfo, has_onnx, read_model_info, read_onnx
+from emovid.classify.model_file import ModelInfo, has_onnx, read_model_info, read_onnx
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class KerasNetwork:
     def __init__(self, model, info: ModelInfo) -> None:
         import tensorflow as tf
 
-        from emovid.inference_graph import fold_batch_norms  # imports Keras: not at package import
+        from emovid.classify.inference_graph import fold_batch_norms  # imports Keras: not at package import
 
         self.on_gpu = bool(tf.config.list_logical_devices("GPU"))
         self.bf16 = enable_cpu_bf16()
@@ -193,7 +193,7 @@ class OnnxNetwork:
                  use_gpu: bool = False) -> None:
         import onnxruntime as ort
 
-        from emovid.yunet import onnx_session
+        from emovid.detect.yunet import onnx_session
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or 0  # 0: onnxruntime's default, one per core

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import LabelledFaces
+from emovid.training.data import LabelledFaces
 
 
 def stratified_folds(faces: LabelledFaces, k: int, seed: int = 0) -> np.ndarray:
@@ -63,7 +63,7 @@ def cv_sweep(folds: list[FoldLogits], class_prior, taus: list[float], temperatur
     """:func:`~training.crossdomain.prior_sweep` rows for cross-validated models: the photos
     out of fold (all folds joined), FER+ Valid as the mean over fold models, and the seed photos
     joined over folds when each fold holds its own (``seed_out_of_fold``), else as the mean."""
-    from training.crossdomain import prior_sweep
+    from crossdomain import prior_sweep
 
     joined = {"wild (out of fold)": ("held_out", "held_out_labels")}
     averaged = {"FER+ Valid": ("valid", "valid_labels")}

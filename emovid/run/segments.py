@@ -1,7 +1,7 @@
 """Long videos in parallel: split into time segments, analyse each as its own task, merge.
 
 A worker that opens a video longer than ``AnalyzeConfig.segment_s`` answers "split" instead of
-analysing it; the driver queues one task per :class:`~emovid.video.Segment` (ahead of other
+analysing it; the driver queues one task per :class:`~emovid.media.video.Segment` (ahead of other
 videos, so the long video stops being a straggler) and, when all are in, merges their part
 files into the video's one Parquet file:
 
@@ -36,10 +36,11 @@ import pyarrow.parquet as pq
 from emovid.people.persons import assign_persons, co_occurring
 from emovid.people.stage import count_persons, with_person_ids
 from emovid.people.stitch import TrackStitcher
-from emovid.schema import read_metadata, with_metadata
-from emovid.sink import TEMP_MARKER, ParquetSink
-from emovid.tasks import VideoResult, VideoTask
-from emovid.video import Segment, plan_segments, truncation_message
+from emovid.store.schema import read_metadata, with_metadata
+from emovid.store.sink import TEMP_MARKER, ParquetSink
+from emovid.run.tasks import VideoResult, VideoTask
+from emovid.media.time_segments import Segment, plan_segments
+from emovid.media.video import truncation_message
 
 
 def part_path(output: str | os.PathLike, index: int) -> str:

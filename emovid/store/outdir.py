@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from emovid.discover import check_local_path
+from emovid.media.discover import check_local_path
 from emovid.errors import OutputError
-from emovid.schema import read_metadata
-from emovid.sink import TEMP_MARKER
+from emovid.store.schema import read_metadata
+from emovid.store.sink import TEMP_MARKER
 
 log = logging.getLogger(__name__)
 

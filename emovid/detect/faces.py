@@ -1,4 +1,4 @@
-"""Face detection (YuNet, see :mod:`emovid.yunet`) and the face crops fed to the CNN.
+"""Face detection (YuNet, see :mod:`emovid.detect.yunet`) and the face crops fed to the CNN.
 
 Training (class-folder photos) and ``analyze`` (video frames) both crop through
 :func:`crop_faces`, so the CNN sees faces framed the same way in both.
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from emovid.assets import YUNET_NAME, bundled
-from emovid.yunet import make_yunet
+from emovid.detect.yunet import make_yunet
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ class FaceDetector:
             (640 -> 320 px is ~3.5x) but loses faces under ``10 * long_side / max_side`` px.
         nms_threshold: overlap above which two detections are merged.
         model_path: YuNet ONNX weights; the bundled file by default.
-        backend: "onnxruntime", "opencv", or "auto" (onnxruntime when installed); see :mod:`emovid.yunet`.
+        backend: "onnxruntime", "opencv", or "auto" (onnxruntime when installed); see :mod:`emovid.detect.yunet`.
         use_gpu: run the network on CUDA when onnxruntime has it (``onnxruntime-gpu``).
     """
 

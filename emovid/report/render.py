@@ -25,12 +25,12 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from emovid.config import RENDER_CODECS
-from emovid.discover import output_path
+from emovid.media.discover import output_path
 from emovid.errors import EmovidError
-from emovid.labels import EMOTION_COLOURS, EMOTIONS
-from emovid.photos import read_image
-from emovid.results import result_files, to_frame
-from emovid.schema import read_metadata
+from emovid.classify.labels import EMOTION_COLOURS, EMOTIONS
+from emovid.media.images import read_image
+from emovid.store.results import result_files, to_frame
+from emovid.store.schema import read_metadata
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from emovid.faces import FaceDetections
-from emovid.schema import prob_column
+from emovid.detect.faces import FaceDetections
+from emovid.store.schema import prob_column
 
 
 @dataclass(frozen=True, slots=True)

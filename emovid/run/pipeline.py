@@ -22,21 +22,24 @@ import pyarrow as pa
 from emovid import __version__
 from emovid.config import AnalyzeConfig, settings_hash
 from emovid.assets import model_path
-from emovid.emotions import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, classifier_backend, configure_tensorflow,
-                             cuda_available)
+from emovid.classify.emotions import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, classifier_backend, configure_tensorflow, cuda_available)
 from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
-from emovid.faces import FaceDetector, crop_faces
-from emovid.model_file import model_digest
-from emovid.photos import GroupResult, ImageGroupTask, ImageTask, analyze_images
-from emovid.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
+from emovid.detect.faces import FaceDetector, crop_faces
+from emovid.classify.model_file import model_digest
+from emovid.run.tasks import GroupResult, ImageGroupTask, ImageTask
+from emovid.run.photos import analyze_images
+from emovid.run.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
 from emovid.people.identity import load_embedder
 from emovid.people.labels import PREROLL_SHOT_S, ShotLabels
 from emovid.people.shots import ShotDetector
 from emovid.people.stage import PeopleOfVideo
-from emovid.rows import FrameFaces, to_record_batch
-from emovid.schema import face_schema, read_metadata, with_metadata
-from emovid.sink import ParquetSink
-from emovid.video import PrefetchedFrames, VideoInfo, VideoReader, not_a_file, plan_segments
+from emovid.store.rows import FrameFaces, to_record_batch
+from emovid.store.schema import face_schema, read_metadata, with_metadata
+from emovid.store.sink import ParquetSink
+from emovid.media.prefetch import PrefetchedFrames
+from emovid.media.time_segments import plan_segments
+from emovid.media.video import VideoInfo, VideoReader
+from emovid.media.files import not_a_file
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ class VideoAnalyzer:
         ``overlap_decode``: decode in a background thread, overlapped with inference. That uses
         ~1.15-1.6 cores, which pays when CPUs are idle; when every CPU already has a worker,
         decoding inline is ~4% faster (no hand-offs), so the Ray driver turns it off then
-        (:func:`emovid.distributed.decode_overlaps`).
+        (:func:`emovid.run.distributed.decode_overlaps`).
         """
         if isinstance(task, ImageGroupTask):
             return self._images(task)

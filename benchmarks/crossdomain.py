@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emovid.labels import EMOTIONS
-from training.data import LabelledFaces
-from training.evaluate import EvalReport, load_labelled
+from emovid.classify.labels import EMOTIONS
+from emovid.training.data import LabelledFaces
+from emovid.training.evaluate import EvalReport, load_labelled
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from emovid.labels import EMOTION_COLOURS, EMOTIONS
-from emovid.manifest import MANIFEST_NAME, read_manifest
-from emovid.results import result_files, to_frame
-from emovid.schema import read_metadata
-from emovid.timelines import emotion_shares, person_summary, prob_columns, smooth as smooth_tracks, track_summary
+from emovid.classify.labels import EMOTION_COLOURS, EMOTIONS
+from emovid.store.manifest import MANIFEST_NAME, read_manifest
+from emovid.store.results import result_files, to_frame
+from emovid.store.schema import read_metadata
+from emovid.report.timelines import (emotion_shares, person_summary, prob_columns, smooth as smooth_tracks, track_summary)
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,8 @@ def _write_thumbnails(source: str | None, kind: str, best: pd.DataFrame, folder:
     import cv2
 
     from emovid.errors import EmovidError
-    from emovid.photos import read_image
-    from emovid.video import frames_at
+    from emovid.media.images import read_image
+    from emovid.media.video import frames_at
 
     wanted = {int(f): rows for f, rows in best.groupby("frame_index")}
     if kind == "image":

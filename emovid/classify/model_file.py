@@ -19,7 +19,7 @@ from emovid.errors import ModelError
 log = logging.getLogger(__name__)
 
 METADATA_MEMBER = "emovid.json"
-#: The network exported to ONNX (``emovid.inference_graph.to_onnx``), run by onnxruntime when
+#: The network exported to ONNX (``emovid.classify.inference_graph.to_onnx``), run by onnxruntime when
 #: it is installed; models without it run on TensorFlow.
 ONNX_MEMBER = "emovid.onnx"
 
@@ -162,7 +162,7 @@ def write_model(model, info: ModelInfo, path: str | Path, onnx: bool = True) -> 
         model.save(tmp)
         write_model_info(tmp, info)
         if onnx:
-            from emovid.inference_graph import to_onnx  # imports Keras and TensorFlow
+            from emovid.classify.inference_graph import to_onnx  # imports Keras and TensorFlow
 
             try:
                 write_onnx(tmp, to_onnx(model))

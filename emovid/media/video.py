@@ -8,10 +8,6 @@ the people stage (:class:`emovid.people.labels.ShotLabels`), every decoded frame
 from __future__ import annotations
 
 import math
-import os
-import queue
-import stat
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,8 +16,8 @@ import cv2
 import numpy as np
 
 from emovid.errors import SegmentError, VideoOpenError
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+from emovid.media.files import check_video_file
+from emovid.media.time_segments import Segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,92 +77,6 @@ class Decoded:
     image: np.ndarray | None
     sampled: bool
     where: str = "in"
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A time range of one video analysed as its own task (long videos are split into these).
-
-    Holds the frames with ``start_s <= t - t0 < end_s``, where ``t0`` is the video's first
-    timestamp. With sampling, bounds are whole sampling periods, so a sampling slot never
-    straddles two segments and the split run keeps exactly the frames an unsplit run keeps.
-    """
-
-    index: int
-    count: int
-    start_s: float
-    end_s: float  # math.inf for the last segment
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < self.count:
-            raise ValueError(f"index: expected 0..{self.count - 1}, got {self.index}")
-        if not 0 <= self.start_s < self.end_s:
-            raise ValueError(f"expected 0 <= start_s < end_s, got {self.start_s}, {self.end_s}")
-
-
-def plan_segments(duration_s: float, segment_s: float, sample_fps: float | None) -> list[Segment]:
-    """Cut a video of ``duration_s`` into segments of about ``segment_s`` (one if it is short).
-
-    Segments are 0.5-1.5x ``segment_s`` long; the last one is open-ended so frames beyond the
-    declared duration are still read.
-    """
-    if not segment_s > 0 or not duration_s >= 0:
-        raise ValueError(f"expected segment_s > 0 and duration_s >= 0, got {segment_s}, {duration_s}")
-    if sample_fps:  # a whole number of sampling periods per segment
-        segment_s = max(1, round(segment_s * sample_fps)) / sample_fps
-    count = max(1, round(duration_s / segment_s))
-    return [Segment(i, count, i * segment_s, (i + 1) * segment_s if i < count - 1 else math.inf)
-            for i in range(count)]
-
-
-_IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
-                b"MM\x00*": "TIFF"}
-
-
-def image_format(path: Path) -> str | None:
-    """The image format of ``path`` from its first bytes (FFmpeg would open it as a 1-frame video)."""
-    with path.open("rb") as fh:
-        head = fh.read(12)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return next((kind for magic, kind in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
-
-
-_FILE_TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"),
-               (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
-
-
-def not_a_file(path: Path) -> str | None:
-    """Why ``path`` (links followed) is no regular file, in a few words, or None if it is one or is
-    missing. Opening a named pipe with no writer blocks in C, where no signal reaches Python, so
-    nothing may open an input before this says it is a file."""
-    if path.is_symlink() and not path.exists():
-        return f"broken symbolic link (points to {os.readlink(path)})"
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    kind = next((name for test, name in _FILE_TYPES if test(mode)), None if stat.S_ISREG(mode) else "special file")
-    return None if kind is None else f"not a regular file: {kind}"
-
-
-def check_video_file(path: Path) -> None:
-    """Reject paths that cannot be a readable video, with a one-line reason.
-
-    Raises:
-        VideoOpenError: missing, not a regular file (a directory, a pipe, a device, a broken link),
-            unreadable, empty or an image.
-    """
-    if reason := not_a_file(path):
-        raise VideoOpenError(reason)
-    if not path.exists():
-        raise VideoOpenError("file not found")
-    if not os.access(path, os.R_OK):
-        raise VideoOpenError("permission denied")
-    if path.stat().st_size == 0:
-        raise VideoOpenError("empty file (0 bytes)")
-    if kind := image_format(path):
-        raise VideoOpenError(f"is a {kind} image, not a video")
 
 
 class VideoReader:
@@ -251,7 +161,7 @@ class VideoReader:
         """Yield the sampled frames in order; the others are only grabbed (no colour conversion).
 
         With ``segment``, only that time range is read (seeking to it) and ``Frame.index``
-        counts from the segment's first frame; :func:`emovid.segments.merge_segments` turns it
+        counts from the segment's first frame; :func:`emovid.run.segments.merge_segments` turns it
         into the index in the whole video.
 
         Raises:
@@ -377,78 +287,6 @@ def truncation_message(frames_decoded: int, frame_count: int | None) -> str | No
     if frame_count and frames_decoded < 0.95 * frame_count - 1:
         return f"stream ended after {frames_decoded} of {frame_count} frames (truncated or corrupt)"
     return None
-
-
-_DONE = object()
-
-
-class PrefetchedFrames:
-    """Decode ``frames`` in a background thread, at most ``depth`` ahead of the consumer.
-
-    Iterate it like ``frames``; :attr:`ready` says whether the next frame is already decoded, so
-    the consumer can do other work (classify buffered faces) instead of waiting. OpenCV releases
-    the GIL while decoding, as do face detection and TensorFlow, so decoding overlaps with
-    inference. The thread starts at once: always :meth:`close` it (``contextlib.closing``); that,
-    the end of the frames, or an error stops and joins the thread, and the source generator is
-    closed in the thread that ran it.
-    """
-
-    def __init__(self, frames: Iterator[Frame], depth: int = 8) -> None:
-        if depth < 1:
-            raise ValueError(f"depth: expected >= 1, got {depth}")
-        self._frames = frames
-        self._buffer: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(target=self._produce, name="emovid-decode", daemon=True)
-        self._thread.start()
-
-    @property
-    def ready(self) -> bool:
-        """True when :func:`next` would return (a frame, the end or an error) without waiting."""
-        return self._finished or not self._buffer.empty()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._buffer.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self) -> None:
-        try:
-            for frame in self._frames:
-                if not self._put(frame):
-                    break
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
-        finally:
-            try:
-                if hasattr(self._frames, "close"):  # a generator: release what it holds, in this thread
-                    self._frames.close()
-            finally:
-                self._put(_DONE)  # whatever happened, the consumer must not wait forever
-
-    def __iter__(self) -> "PrefetchedFrames":
-        return self
-
-    def __next__(self) -> Frame:
-        if self._finished:
-            raise StopIteration
-        item = self._buffer.get()
-        if item is _DONE or isinstance(item, BaseException):
-            self.close()
-            if item is _DONE:
-                raise StopIteration
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._finished = True
-        self._stop.set()
-        self._thread.join()
 
 
 def frames_at(path: str | Path, indices) -> Iterator[tuple[int, np.ndarray]]:

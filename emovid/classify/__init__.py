@@ -1,0 +1,1 @@
+"""The emotion CNN: model files, their metadata and the classifier that runs them."""

@@ -1,0 +1,1 @@
+"""Finding faces: the YuNet detector and face crops."""

@@ -1,0 +1,1 @@
+"""Reading inputs: finding them, telling what a file is, decoding video frames and photos."""

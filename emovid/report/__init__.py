@@ -1,0 +1,1 @@
+"""Looking at results: timelines and summaries, the HTML report, annotated videos."""
