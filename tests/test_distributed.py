@@ -319,13 +319,13 @@ def test_a_video_whose_reading_stalls_fails_and_the_run_goes_on_with_a_new_worke
     results, frames = {}, []
     started = time.monotonic()
     # one worker: the videos after the stalled one can only run on its replacement
-    run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=1, stall_timeout_s=3),
+    run_tasks(tasks, AnalyzeConfig(), RunOptions(workers=1, stall_timeout_s=2),
               lambda task, r: results.__setitem__(r.video_id, r) or [], analyzer_cls=stalling_analyzer_class(),
               on_frames=frames.append)
     assert time.monotonic() - started < 120  # liveness, not speed: without the watchdog this never returns
     assert fed.is_set()  # FFmpeg did read the first half, then waited in C for more
     assert results["cut.fifo.mp4"].status == "failed"
-    assert results["cut.fifo.mp4"].error.startswith("no progress for 3 s while reading")
+    assert results["cut.fifo.mp4"].error.startswith("no progress for 2 s while reading")
     assert results["a.mp4"].status == results["b.mp4"].status == "ok"
     assert sum(frames) == 24  # the stalled video read no frame the driver was told of
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4.parquet", "b.mp4.parquet"]
@@ -352,8 +352,8 @@ def test_a_photo_whose_reading_stalls_fails_alone(ray_local, tmp_path):
         results.update({r.video_id: r for r in result.results})
         return []
 
-    run_tasks(group, AnalyzeConfig(), RunOptions(workers=1, stall_timeout_s=3), record,
+    run_tasks(group, AnalyzeConfig(), RunOptions(workers=1, stall_timeout_s=2), record,
               analyzer_cls=stalling_analyzer_class())
     # the group stalled, so its photos were retried one by one: only the blocked one fails
     assert {n: r.status for n, r in results.items()} == {"a.jpg": "ok", "cut.fifo.jpg": "failed", "b.jpg": "ok"}
-    assert results["cut.fifo.jpg"].error.startswith("no progress for 3 s")
+    assert results["cut.fifo.jpg"].error.startswith("no progress for 2 s")

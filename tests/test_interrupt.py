@@ -18,7 +18,7 @@ from tests.helpers import face_video, write_video
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("in")
-    for i in range(6):
+    for i in range(4):
         face_video(root / f"v{i}.mp4", n_frames=40, fps=10)
     return root
 
@@ -52,14 +52,14 @@ def test_interrupted_run_resumes_to_the_same_dataset(folder, tmp_path, sig, code
     left = sorted(p.name for p in out.rglob("*"))
     assert not [n for n in left if ".tmp-" in n or n == "_emovid.lock"]  # no temp files, no lock
     done_before = {n for n in left if n.endswith(".parquet")}
-    assert 1 <= len(done_before) < 6
+    assert 1 <= len(done_before) < 4
     if sig != signal.SIGINT:  # resuming does not depend on the signal: once is enough
         return
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     manifest = emovid.read_manifest(out)
-    assert (manifest["status"] == "ok").all() and len(manifest) == 6
+    assert (manifest["status"] == "ok").all() and len(manifest) == 4
     assert manifest["reused"].sum() == len(done_before)  # kept from the interrupted run, not redone
 
     clean = tmp_path / "clean"
@@ -96,16 +96,6 @@ def test_a_run_stops_within_seconds_while_a_worker_is_blocked_in_c(tmp_path, sig
     assert proc.returncode == code, err
     assert "rerun the same command" in err and "Traceback" not in err
     assert sorted(p.name for p in out.iterdir()) == ["_manifest.csv", "good.mp4.parquet"]  # no lock, no temp file
-    if sig != signal.SIGTERM:
-        return
-    # the rerun keeps good.mp4 and, with the watchdog on, fails the stalled video and ends
-    rerun, _ = stalling_run(tmp_path, "--stall-timeout", "3")
-    _, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 1, err
-    assert "failed: cut.fifo.mp4: no progress for 3 s while reading" in err
-    manifest = emovid.read_manifest(out).set_index("video_id")
-    assert manifest.loc["good.mp4", "reused"] and manifest.loc["good.mp4", "status"] == "ok"
-    assert manifest.loc["cut.fifo.mp4", "status"] == "failed"
 
 
 def test_sigterm_while_ray_starts_ends_the_run_cleanly(tmp_path):

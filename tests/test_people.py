@@ -124,13 +124,16 @@ def test_each_people_switch_end_to_end(two_people_three_shots, tmp_path, switch)
 
     from emovid.store.schema import read_metadata
 
-    # the CLI, as a user runs it; without the identity wheels, as on a machine without them
-    program = ["-c", NO_IDENTITY_MODEL] if switch == "no identity model" else ["-m", "emovid"]
-    flags = [switch] if switch.startswith("--") else []
-    done = subprocess.run([sys.executable, *program, "analyze", str(two_people_three_shots), "--out",
-                           str(tmp_path / "out"), "--in-process", "--no-progress", "--every-frame", *flags],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    if switch == "no identity model":  # the CLI in a process without the identity wheels
+        done = subprocess.run([sys.executable, "-c", NO_IDENTITY_MODEL, "analyze", str(two_people_three_shots),
+                               "--out", str(tmp_path / "out"), "--in-process", "--no-progress", "--every-frame"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "person ids fall back to track ids: no identity model" in done.stderr
+    else:
+        off = {"--no-track": {"track": False}, "--no-shots": {"shots": False}, "--no-persons": {"persons": False}}
+        emovid.analyze(two_people_three_shots, tmp_path / "out", every_frame=True, in_process=True, progress=False,
+                       **off.get(switch, {}))
     faces = emovid.read_results(tmp_path / "out").dropna(subset=["x"])
     person = (faces["frame_index"] // PER_SHOT).map({0: "first", 1: "second", 2: "first"})
     settings = read_metadata(pq.read_schema(tmp_path / "out" / "v.mp4.parquet"))["settings"]
