@@ -19,7 +19,7 @@ from tests.helpers import face_video, write_video
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("in")
     for i in range(4):
-        face_video(root / f"v{i}.mp4", n_frames=40, fps=10)
+        face_video(root / f"v{i}.mp4", n_frames=24, fps=10)
     return root
 
 
