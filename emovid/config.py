@@ -74,8 +74,8 @@ def option(default, help: str, *, flag: str | None = None, metavar: str | None =
         flag: the CLI flag (default ``--name-with-dashes``); a bool defaulting to True gets
             ``--no-...``.
         check: ``check(name, value)`` returns the value to keep (normalised) or raises
-            ValueError; it runs in ``__post_init__``, for the CLI and the API alike. A None value
-            skips it where the default is None.
+            ValueError; it runs in ``__post_init__`` and in the CLI's argument parsing alike. A
+            None value skips it where None is allowed (the default is None, or ``none_means``).
         none_means: what None (the default) does, for the help text.
         none_flag: a CLI flag that sets the field to None (``--every-frame`` for ``fps``).
     """
