@@ -106,7 +106,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str | o
         if removed := remove_temp_files(out_dir):
             log.info("removed %d temp files of an interrupted run", removed)
         settings = driver_settings(config)
-        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings, options.segment_s or None)
+        todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings, options.split_s)
         started = time.perf_counter()
         try:
             with ManifestWriter(out_dir) as manifest, tqdm(total=len(inputs), initial=len(done),
@@ -134,7 +134,7 @@ FRAME_BAR_MAX_VIDEOS = 4
 def _execute(tasks, config: AnalyzeConfig, options: RunOptions, record, settings: dict, out_dir: str) -> None:
     videos = sum(isinstance(t, VideoTask) for t in tasks)
     show_frames = options.progress and 0 < videos == len(tasks) and videos <= FRAME_BAR_MAX_VIDEOS
-    segmented = SegmentedVideos(options.segment_s or None, config.fps, config.track_gap_s if config.track else None)
+    segmented = SegmentedVideos(options.split_s, config.fps, config.track_gap_s if config.track else None)
 
     def on_result(task: VideoTask | ImageGroupTask, result: VideoResult | GroupResult) -> list[VideoTask]:
         if isinstance(result, GroupResult):

@@ -75,7 +75,6 @@ def add_options(group, cls, skip=frozenset()) -> None:
     """One flag per declared option of ``cls`` (see :func:`emovid.config.option`): its help,
     default and check come from the declaration; a value the check refuses is a usage error.
     Unset flags stay out of the namespace, so the declared default applies."""
-    import typing
     from dataclasses import fields
 
     from emovid.config import default_text
@@ -98,7 +97,7 @@ def add_options(group, cls, skip=frozenset()) -> None:
                             help=f"{meta['help']} (default {default_text(f)})")
         if meta["none_flag"]:
             target.add_argument(meta["none_flag"], dest=f.name, action="store_const", const=None,
-                                default=argparse.SUPPRESS, help=f"analyse {meta['none_means']} (fps None)")
+                                default=argparse.SUPPRESS, help=f"analyse {meta['none_means']} ({f.name} None)")
 
 
 def _option_parser(f, hint):
@@ -163,13 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_analyze(args) -> int:
-    from dataclasses import fields
-
     from emovid.api import analyze, summarize
-    from emovid.config import AnalyzeConfig, RunOptions
+    from emovid.config import option_names
 
-    names = [f.name for cls in (AnalyzeConfig, RunOptions) for f in fields(cls)]
-    options = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    options = {name: getattr(args, name) for name in option_names() if hasattr(args, name)}
     manifest = analyze(args.inputs, args.out, **options)  # -v is the global --verbose
     for row in manifest[manifest["status"].isin(["failed", "partial"])].itertuples():
         print(f"{row.status}: {row.video_id}: {row.error}", file=sys.stderr)

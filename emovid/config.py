@@ -239,10 +239,15 @@ class RunOptions:
     def __post_init__(self) -> None:
         _check_fields(self)
 
+    @property
+    def split_s(self) -> float | None:
+        """Segment length for splitting long videos; None when ``segment_s`` is 0 (never split)."""
+        return self.segment_s or None
 
-def option_fields(cls) -> list:
-    """The declared options of ``cls`` (:class:`AnalyzeConfig` or :class:`RunOptions`), in order."""
-    return list(fields(cls))
+
+def option_names() -> list[str]:
+    """Every declared option, :class:`AnalyzeConfig`'s then :class:`RunOptions`'."""
+    return [f.name for cls in (AnalyzeConfig, RunOptions) for f in fields(cls)]
 
 
 def split_options(options: dict) -> tuple[AnalyzeConfig, RunOptions]:
@@ -252,11 +257,11 @@ def split_options(options: dict) -> tuple[AnalyzeConfig, RunOptions]:
         TypeError: a name that is no option.
         ValueError: a value its check refuses.
     """
-    names = {cls: {f.name for f in fields(cls)} for cls in (AnalyzeConfig, RunOptions)}
-    if unknown := set(options) - names[AnalyzeConfig] - names[RunOptions]:
+    if unknown := set(options) - set(option_names()):
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return (AnalyzeConfig(**{k: v for k, v in options.items() if k in names[AnalyzeConfig]}),
-            RunOptions(**{k: v for k, v in options.items() if k in names[RunOptions]}))
+    config = {f.name for f in fields(AnalyzeConfig)}
+    return (AnalyzeConfig(**{k: v for k, v in options.items() if k in config}),
+            RunOptions(**{k: v for k, v in options.items() if k not in config}))
 
 
 def default_text(f) -> str:

@@ -15,7 +15,7 @@ from emovid.run.tasks import GroupResult, ImageGroupTask, VideoResult, VideoTask
 
 class ReadProgress:
     """Tiny actor that collects the workers' reading progress per task, for the driver's frame
-    bar and its watchdog (:func:`_drive`), which takes what came since it last asked."""
+    bar and its watchdog (:func:`emovid.run.distributed._drive`), which takes what came since it last asked."""
 
     def __init__(self) -> None:
         self.frames: dict[str, int] = {}  # task key -> frames read since the last take()
