@@ -35,6 +35,8 @@ _LAZY = {
     "track_summary": "emovid.report.timelines",
     "person_summary": "emovid.report.timelines",
     "resample": "emovid.report.timelines",
+    "episodes": "emovid.report.analytics",
+    "with_baseline": "emovid.report.analytics",
     "emotion_shares": "emovid.report.timelines",
     "build_report": "emovid.report.page",
     "render": "emovid.report.render",

@@ -121,6 +121,12 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str | o
                 for result in done:
                     record(result)
                 _execute(todo, config, options, record, settings, os.fspath(out_dir))
+            if config.track and config.persons:
+                from emovid.people.across_videos import link_persons
+
+                links = link_persons(out_dir)
+                log.info("%d persons of the folder's videos are %d people (%d seen in more than one video)",
+                         links.persons, links.global_persons, links.in_several_videos)
         finally:
             remove_temp_files(out_dir)  # a worker killed mid-write leaves its temp file behind
         log.info("%d inputs in %.1fs", len(inputs) - len(done), time.perf_counter() - started)

@@ -75,7 +75,8 @@ def test_split_run_equals_unsplit_run_with_tracks(tmp_path, every_frame):
     a, b = emovid.read_results(tmp_path / "whole"), emovid.read_results(tmp_path / "split")
     assert a["track_id"].nunique() == 3
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-3)  # track ids included
-    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["_manifest.csv", "crossing.mp4.parquet"]
+    listed = sorted(p.name for p in (tmp_path / "split").iterdir())
+    assert listed == ["_manifest.csv", "_persons.json", "crossing.mp4.parquet"]
     meta = read_metadata(pq.read_schema(tmp_path / "split" / "crossing.mp4.parquet"))
     assert meta["segments"] == 4
 

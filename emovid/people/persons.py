@@ -96,3 +96,15 @@ def assign_persons(track_count: int, embeddings: dict[int, np.ndarray], cannot_l
     never joining two tracks of a ``cannot_link`` pair (:func:`co_occurring`)."""
     track_ids = [t for t in range(track_count) if t not in blended]
     return {**cluster_persons(track_ids, embeddings, cannot_link), **dict.fromkeys(blended)}
+
+
+def person_embeddings(persons: dict[int, int | None], tracks: dict[int, tuple[np.ndarray, int]]) -> dict[str, dict]:
+    """Each person's identity, as stored in the file's metadata for linking across videos
+    (:mod:`emovid.people.across_videos`): ``{person id: {"mean": 128 floats, "n": faces}}``, the
+    face-weighted mean of its tracks' ``(mean embedding, faces)``; persons without one are left out."""
+    members: dict[int, list[tuple[np.ndarray, int]]] = {}
+    for track, person in persons.items():
+        if person is not None and track in tracks:
+            members.setdefault(person, []).append(tracks[track])
+    return {str(p): {"mean": np.round(np.average([m for m, _ in v], axis=0, weights=[n for _, n in v]), 5).tolist(),
+                     "n": int(sum(n for _, n in v))} for p, v in sorted(members.items())}

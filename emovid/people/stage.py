@@ -19,7 +19,7 @@ import pyarrow as pa
 from emovid.config import AnalyzeConfig
 from emovid.people.appearance import describe
 from emovid.people.identity import FaceEmbedder, IdentityCheck, TrackGallery
-from emovid.people.persons import assign_persons, co_occurring, mergeable, track_embeddings
+from emovid.people.persons import assign_persons, co_occurring, mergeable, person_embeddings, track_embeddings
 from emovid.people.tracker import FaceTracker
 
 
@@ -140,9 +140,14 @@ class PeopleOfVideo:
         frames = np.concatenate([np.full(len(ids), f) for f, ids in self._seen]) if self._seen else np.zeros(0, int)
         tracks = np.concatenate([ids for _, ids in self._seen]) if self._seen else np.zeros(0, int)
         together = co_occurring(frames, tracks)
-        # a video with one track, or whose tracks were all seen together, embeds nothing
-        wanted = mergeable([t for t in range(self.tracks) if t not in self._blended], together)
-        samples = self.gallery.embeddings(self.embedder, wanted) if self.gallery is not None and wanted else {}
-        persons = assign_persons(self.tracks, track_embeddings(samples), together, self._blended)
+        # every person gets an identity, for linking people across videos (about 0.07 s a face,
+        # up to SAMPLES_PER_TRACK faces a track); only tracks that could merge take part in clustering
+        unblended = [t for t in range(self.tracks) if t not in self._blended]
+        samples = self.gallery.embeddings(self.embedder, set(unblended)) if self.gallery is not None and unblended else {}
+        wanted = mergeable(unblended, together)
+        means = track_embeddings(samples)
+        persons = assign_persons(self.tracks, {t: v for t, v in means.items() if t in wanted}, together, self._blended)
         metadata["persons"] = count_persons(persons)
+        if samples:
+            metadata["person_embeddings"] = person_embeddings(persons, {t: (means[t], len(samples[t])) for t in means})
         return People(persons, frozenset(self._blend_frames), metadata)

@@ -93,10 +93,23 @@ def track_summary(df: pd.DataFrame) -> pd.DataFrame:
     return _summary(df, "track_id", {"shot": ("shot", "first"), "person_id": ("person_id", "first")})
 
 
-def person_summary(df: pd.DataFrame) -> pd.DataFrame:
+def person_summary(df: pd.DataFrame, by: str = "person_id") -> pd.DataFrame:
     """Per (video, person): first/last seen, samples, how many tracks and shots the person spans,
-    dominant emotion, share of samples per emotion, mean confidence."""
-    return _summary(df, "person_id", {"tracks": ("track_id", "nunique"), "shots": ("shot", "nunique")})
+    dominant emotion, share of samples per emotion, mean confidence.
+
+    ``by="global_person_id"``: per person across the folder's videos instead, with how many
+    ``videos`` they are in (``video_id`` holds the first).
+
+    Raises:
+        ValueError: ``by`` is neither "person_id" nor "global_person_id".
+    """
+    if by == "person_id":
+        return _summary(df, "person_id", {"tracks": ("track_id", "nunique"), "shots": ("shot", "nunique")})
+    if by != "global_person_id":
+        raise ValueError(f"by: expected 'person_id' or 'global_person_id', got {by!r}")
+    across = df.assign(_video=df["video_id"], video_id="")
+    summary = _summary(across, by, {"videos": ("_video", "nunique"), "first_video": ("_video", "min")})
+    return summary.drop(columns="video_id").rename(columns={"first_video": "video_id"})
 
 
 def resample(df: pd.DataFrame, step_s: float = 1.0) -> pd.DataFrame:

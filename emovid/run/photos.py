@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from emovid.errors import EmovidError
+from emovid.classify.quality import pose_and_quality
 from emovid.detect.faces import FaceDetections, crop_faces
 from emovid.store.rows import FrameFaces, to_record_batch
 from emovid.store.schema import face_schema
@@ -31,6 +32,8 @@ class _Photo:
     task: ImageTask
     faces: FaceDetections
     crops: np.ndarray
+    pose: np.ndarray
+    quality: np.ndarray
     width: int
     height: int
     seconds: float
@@ -53,8 +56,9 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
             cut = truncation(task.path)
             faces = analyzer.detector.detect(image)
             crops = crop_faces(image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-            photos.append(_Photo(i, task, faces, crops, image.shape[1], image.shape[0], time.perf_counter() - started,
-                                 cut))
+            pose, quality = pose_and_quality(faces, (image.shape[1], image.shape[0]), crops)
+            photos.append(_Photo(i, task, faces, crops, pose, quality, image.shape[1], image.shape[0],
+                                 time.perf_counter() - started, cut))
         except EmovidError as exc:
             results[i] = VideoResult(task.video_id, task.path, "failed", error=str(exc), kind="image")
         except Exception as exc:  # an OpenCV error on one photo must not fail its group
@@ -78,7 +82,7 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
             metadata = analyzer.file_metadata(task, {"kind": "image", "image": {"width": photo.width,
                                                                                 "height": photo.height}})
             schema = face_schema(classifier.classes, {**metadata, "shots": 1, "tracks": n, "persons": n})
-            frame = FrameFaces(0, 0.0, photo.faces, np.arange(n, dtype=np.int32))
+            frame = FrameFaces(0, 0.0, photo.faces, np.arange(n, dtype=np.int32), pose=photo.pose, quality=photo.quality)
             with ParquetSink(task.output, schema, compression="none") as sink:
                 sink.write(to_record_batch(task.video_id, [frame], photo_probs, schema, classifier.classes))
             cut = photo.truncated

@@ -26,6 +26,7 @@ from emovid.classify.emotions import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionCla
 from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
 from emovid.detect.faces import FaceDetector, crop_faces
 from emovid.classify.model_file import model_digest
+from emovid.classify.quality import pose_and_quality
 from emovid.run.tasks import GroupResult, ImageGroupTask, ImageTask
 from emovid.run.photos import analyze_images
 from emovid.run.tasks import VideoResult, VideoTask  # noqa: F401  (re-exported: the pipeline's own types)
@@ -194,7 +195,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                 faces = analyzer.detector.detect(frame.image)
                 track_ids = people.track(frame, faces)
                 crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-                pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot), crops)
+                pose, quality = pose_and_quality(faces, (info.width, info.height), crops)
+                pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot, pose, quality), crops)
                 faces_found += len(faces)
                 if (pending.unclassified >= analyzer.batch_size
                         or (overlap_decode and pending.unclassified >= analyzer.eager_batch and not frames.ready)):

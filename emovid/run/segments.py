@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from emovid.people.persons import assign_persons, co_occurring
+from emovid.people.persons import assign_persons, co_occurring, person_embeddings
 from emovid.people.stage import count_persons, with_person_ids
 from emovid.people.stitch import TrackStitcher
 from emovid.store.schema import read_metadata, with_metadata
@@ -107,6 +107,8 @@ def merge_segments(parts: list[str], output: str, frame_offsets: list[int], trac
         blended -= unblended  # a track continued outside the dissolve is someone's
         persons = assign_persons(stitcher.track_count, embeddings, co_occurring(frames, tracks), blended)
         metadata.update(tracks=stitcher.track_count, persons=count_persons(persons))
+        weights = {t: (embeddings[t], sum(n for _, n in v)) for t, v in samples.items()}
+        metadata["person_embeddings"] = person_embeddings(persons, weights)
     schema = with_metadata(tables[0].schema, metadata)
     with ParquetSink(output, schema) as sink:
         for table in tables:

@@ -10,6 +10,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from emovid.classify.labels import EMOTIONS
+from emovid.people.across_videos import global_person_ids
 from emovid.store.schema import face_schema, read_metadata
 
 
@@ -23,11 +24,20 @@ def result_files(out: Path) -> list[Path]:
     return files
 
 
-def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFrame:
+def read_results(out_dir: str | Path, smooth: float | None = None, min_quality: float | None = None,
+                 baseline: str | None = None) -> pd.DataFrame:
     """All result rows under ``out_dir`` as one DataFrame.
 
-    With ``smooth`` (seconds), ``smooth_prob_*`` and ``smooth_emotion`` columns hold a
-    per-track, time-aware moving average (see :func:`emovid.report.timelines.smooth`).
+    With ``min_quality`` (0..1), face rows whose ``quality`` is lower (or unknown: files written
+    before quality existed) are dropped; rows of frames without a face stay. With ``smooth``
+    (seconds), ``smooth_prob_*`` and ``smooth_emotion`` columns hold a per-track, time-aware
+    moving average of what is left (see :func:`emovid.report.timelines.smooth`). With
+    ``baseline="person"``, ``rel_<emotion>`` columns hold each probability relative to that
+    person's resting face (:func:`emovid.report.analytics.with_baseline`). ``global_person_id``
+    is the person across the folder's videos (:mod:`emovid.people.across_videos`; null where
+    persons were not linked).
+
+    Files written before a column existed read with nulls in it.
 
     ``emotion`` is a categorical in the model's class order, ids are strings, face columns are
     nullable, and rows are ordered by video, timestamp and face. An empty folder gives an
@@ -35,8 +45,13 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
 
     Raises:
         FileNotFoundError: ``out_dir`` does not exist.
-        ValueError: the files were written with different class lists.
+        ValueError: the files were written with different class lists, ``min_quality`` is not in
+            0..1, or ``baseline`` is not None or "person".
     """
+    if min_quality is not None and not 0 <= min_quality <= 1:
+        raise ValueError(f"min_quality: expected 0..1, got {min_quality}")
+    if baseline not in (None, "person"):
+        raise ValueError(f"baseline: expected None or 'person', got {baseline!r}")
     out = Path(out_dir)
     if not out.is_dir():
         raise FileNotFoundError(f"results folder {out} does not exist")
@@ -48,14 +63,23 @@ def read_results(out_dir: str | Path, smooth: float | None = None) -> pd.DataFra
         if len(class_lists) > 1:
             raise ValueError(f"{out} mixes results of models with different classes: {sorted(class_lists)}")
         classes = class_lists.pop()
-        table = ds.dataset([str(f) for f in files], format="parquet", partitioning=None).to_table()
+        # the declared schema: columns an older file lacks read as nulls
+        table = ds.dataset([str(f) for f in files], schema=face_schema(classes), format="parquet",
+                           partitioning=None).to_table()
     else:
         table = face_schema(classes).empty_table()
     frame = to_frame(table, classes)
+    frame.insert(frame.columns.get_loc("person_id") + 1, "global_person_id", global_person_ids(out, frame))
+    if min_quality is not None:
+        frame = frame[frame["face_index"].isna() | (frame["quality"] >= min_quality).fillna(False)].reset_index(drop=True)
     if smooth is not None:
         from emovid.report.timelines import smooth as smooth_tracks
 
         frame = smooth_tracks(frame, smooth)
+    if baseline == "person":
+        from emovid.report.analytics import with_baseline
+
+        frame = with_baseline(frame)
     return frame
 
 

@@ -21,6 +21,8 @@ class FrameFaces:
         faces: detections in original-frame pixels.
         track_ids: (n,) int32 track per face, or None when tracking is off.
         shot: index of the frame's shot.
+        pose: (n, 3) float32 yaw, pitch, roll in degrees (NaN: none fits), or None (all null).
+        quality: (n,) float32 in 0..1, or None (all null).
     """
 
     frame_index: int
@@ -28,10 +30,15 @@ class FrameFaces:
     faces: FaceDetections
     track_ids: np.ndarray | None = None
     shot: int = 0
+    pose: np.ndarray | None = None
+    quality: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.track_ids is not None and self.track_ids.shape != (len(self.faces),):
-            raise ValueError(f"track_ids: expected shape {(len(self.faces),)}, got {self.track_ids.shape}")
+        n = len(self.faces)
+        for name, value, shape in (("track_ids", self.track_ids, (n,)), ("pose", self.pose, (n, 3)),
+                                   ("quality", self.quality, (n,))):
+            if value is not None and value.shape != shape:
+                raise ValueError(f"{name}: expected shape {shape}, got {value.shape}")
 
 
 def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, schema: pa.Schema,
@@ -59,6 +66,17 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
         full[has_face] = values
         return pa.array(full, mask=null)
 
+    def optional(get, width: int) -> np.ndarray:
+        """Per-face values of ``frames`` (NaN for a frame that has none), as (n_faces, width)."""
+        parts = [np.full((len(f.faces), width), np.nan, np.float32) if get(f) is None
+                 else np.asarray(get(f), np.float32).reshape(len(f.faces), width) for f in frames]
+        return np.concatenate(parts) if n_faces else np.zeros((0, width), np.float32)
+
+    def nullable(values: np.ndarray) -> pa.Array:
+        full = np.full(n_rows, np.nan, np.float32)
+        full[has_face] = values
+        return pa.array(full, mask=np.isnan(full))
+
     boxes = np.concatenate([f.faces.boxes for f in frames]) if n_faces else np.zeros((0, 4), np.float32)
     scores = np.concatenate([f.faces.scores for f in frames]) if n_faces else np.zeros(0, np.float32)
     face_index = np.concatenate([np.arange(c) for c in counts]) if n_faces else np.zeros(0)
@@ -68,6 +86,7 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
     track_column[has_face] = track_ids
     int_boxes = np.rint(boxes).astype(np.int32)
     best = probs.argmax(axis=1) if n_faces else np.zeros(0, np.int64)
+    pose = optional(lambda f: f.pose, 3)
     labels = np.empty(n_rows, dtype=object)
     labels[has_face] = np.asarray(classes, dtype=object)[best]
 
@@ -84,6 +103,8 @@ def to_record_batch(video_id: str, frames: list[FrameFaces], probs: np.ndarray, 
         "w": face_values(int_boxes[:, 2], np.int32),
         "h": face_values(int_boxes[:, 3], np.int32),
         "det_score": face_values(scores, np.float32),
+        **{name: nullable(values) for name, values in zip(("yaw", "pitch", "roll"), pose.T)},
+        "quality": nullable(optional(lambda f: f.quality, 1)[:, 0]),
         "emotion": pa.array(labels, pa.string()),
         "confidence": face_values(probs.max(axis=1) if n_faces else np.zeros(0), np.float32),
     }

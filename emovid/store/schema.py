@@ -12,11 +12,12 @@ import pyarrow as pa
 
 from emovid.classify.labels import EMOTIONS
 
-SCHEMA_VERSION = "2"  # 2: shot and person_id columns
+SCHEMA_VERSION = "3"  # 2: shot and person_id columns; 3: yaw, pitch, roll and quality
 METADATA_KEY = b"emovid"
 
 #: Columns that are null on the one row written for a sampled frame with no face.
-FACE_COLUMNS = ("face_index", "track_id", "person_id", "x", "y", "w", "h", "det_score", "emotion", "confidence")
+FACE_COLUMNS = ("face_index", "track_id", "person_id", "x", "y", "w", "h", "det_score", "yaw", "pitch", "roll", "quality",
+                "emotion", "confidence")
 
 
 def prob_column(emotion: str) -> str:
@@ -30,7 +31,10 @@ def face_schema(classes: tuple[str, ...] = EMOTIONS, metadata: dict | None = Non
     whose face columns are null, so "no face" differs from "not sampled". ``shot`` is the
     index of the frame's shot in the video (0 when shots are not detected); ``track_id``
     follows one face within one shot; ``person_id`` groups a video's tracks by identity (null
-    for a track seen only inside a dissolve: its faces are blends of two people).
+    for a track seen only inside a dissolve: its faces are blends of two people). ``yaw``,
+    ``pitch`` and ``roll`` are the head's pose in degrees (:mod:`emovid.detect.pose`; null where
+    no pose fits) and ``quality`` (0..1) how far to trust the row's emotion
+    (:mod:`emovid.classify.quality`).
     """
     fields = [
         pa.field("video_id", pa.string(), nullable=False),
@@ -45,6 +49,10 @@ def face_schema(classes: tuple[str, ...] = EMOTIONS, metadata: dict | None = Non
         pa.field("w", pa.int32()),
         pa.field("h", pa.int32()),
         pa.field("det_score", pa.float32()),
+        pa.field("yaw", pa.float32()),
+        pa.field("pitch", pa.float32()),
+        pa.field("roll", pa.float32()),
+        pa.field("quality", pa.float32()),
         pa.field("emotion", pa.string()),
         pa.field("confidence", pa.float32()),
         *(pa.field(prob_column(c), pa.float32()) for c in classes),

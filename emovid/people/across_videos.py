@@ -1,0 +1,144 @@
+"""The same person across the videos of an output folder: ``global_person_id``.
+
+Each video's file stores its persons' identity embeddings in its metadata (the face-weighted
+mean of their tracks', :func:`emovid.people.persons.person_embeddings`). After a run, the
+driver links them across the folder with the rules persons follow within a video: average
+linkage under ``PERSON_DISTANCE``, and two persons of one video are never one person (the
+video already told them apart). The links go to ``_persons.json`` beside the results, written
+atomically (JSON, not Parquet: ``results/**/*.parquet`` globs must match face tables only).
+
+A later run extends the links: persons already linked keep their global ids (two existing
+global persons never merge, so an id a user has seen never changes), new videos' persons join
+one of them or start a new one. A video whose persons changed (re-analysed) is linked anew.
+Nothing is re-analysed: the embeddings are in the files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from emovid.people.persons import PERSON_DISTANCE
+
+log = logging.getLogger(__name__)
+
+LINKS_FILE = "_persons.json"
+#: One entry per (video, person); ``faces``: how many faces its embedding averages.
+LINK_FIELDS = ("video_id", "person_id", "global_person_id", "faces", "embedding")
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """What :func:`link_persons` found: persons linked, global persons, and those seen in more than one video."""
+
+    persons: int
+    global_persons: int
+    in_several_videos: int
+
+
+def link_persons(out: str | Path, max_distance: float = PERSON_DISTANCE) -> Links:
+    """Link the persons of every result file under ``out`` and write ``_persons.json``."""
+    from emovid.store.results import result_files
+    from emovid.store.schema import read_metadata
+
+    out = Path(out)
+    persons = []  # (video_id, person_id, faces, embedding)
+    for path in result_files(out):
+        meta = read_metadata(pq.read_schema(path))
+        video = meta.get("video_id")
+        for pid, entry in (meta.get("person_embeddings") or {}).items():
+            persons.append((video, int(pid), int(entry["n"]), np.asarray(entry["mean"], np.float32)))
+    previous = _read_links(out)
+    kept: dict[tuple[str, int], int] = {}
+    if previous is not None:
+        stored = {(v, p): (g, np.asarray(e, np.float32)) for v, p, g, e in zip(
+            previous["video_id"], previous["person_id"], previous["global_person_id"], previous["embedding"])}
+        by_video: dict[str, list] = {}
+        for video, pid, _, vector in persons:
+            by_video.setdefault(video, []).append((pid, vector))
+        for video, members in by_video.items():  # a video keeps its links only if its persons are unchanged
+            if len(members) == sum(1 for v, _ in stored if v == video) and all(
+                    (video, pid) in stored and np.allclose(stored[video, pid][1], vector, atol=1e-4)
+                    for pid, vector in members):
+                kept.update({(video, pid): stored[video, pid][0] for pid, _ in members})
+    ids = _cluster(persons, kept, max_distance)
+    entries = [dict(zip(LINK_FIELDS, (video, pid, ids[video, pid], faces, np.round(vector, 5).tolist())))
+               for video, pid, faces, vector in persons]
+    temp = out / f".{LINKS_FILE}.{os.getpid()}.tmp"
+    try:
+        temp.write_text(json.dumps({"version": 1, "persons": entries}))
+        os.replace(temp, out / LINKS_FILE)
+    finally:
+        temp.unlink(missing_ok=True)
+    videos = pd.Series([p[0] for p in persons]).groupby([ids[p[0], p[1]] for p in persons]).nunique()
+    return Links(len(persons), len(set(ids.values())), int((videos > 1).sum()))
+
+
+def _cluster(persons: list, kept: dict[tuple[str, int], int], max_distance: float) -> dict[tuple[str, int], int]:
+    """{(video, person): global id}: ``kept`` links stay; the other persons join a cluster or start one."""
+    keys = [(p[0], p[1]) for p in persons]
+    vectors = np.stack([p[3] for p in persons]) if persons else np.zeros((0, 128), np.float32)
+    groups: list[list[int]] = []
+    label: list[int | None] = []  # a kept cluster's global id; None for a new one
+    for gid in sorted(set(kept.values())):
+        groups.append([i for i, k in enumerate(keys) if kept.get(k) == gid])
+        label.append(gid)
+    for i, k in enumerate(keys):
+        if k not in kept:
+            groups.append([i])
+            label.append(None)
+    dist = np.linalg.norm(vectors[:, None] - vectors[None], axis=2) if len(keys) else np.zeros((0, 0))
+    while True:
+        best, pair = max_distance, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                if label[a] is not None and label[b] is not None:
+                    continue  # two global persons users have seen stay two
+                if {keys[i][0] for i in groups[a]} & {keys[i][0] for i in groups[b]}:
+                    continue  # one video's persons are different people
+                d = dist[np.ix_(groups[a], groups[b])].mean()
+                if d < best:
+                    best, pair = d, (a, b)
+        if pair is None:
+            break
+        a, b = pair
+        groups[a] += groups.pop(b)
+        gid = label.pop(b)
+        label[a] = label[a] if label[a] is not None else gid
+    next_id = max(kept.values(), default=-1) + 1
+    ids: dict[tuple[str, int], int] = {}
+    for members, gid in sorted(zip(groups, label), key=lambda g: min(keys[i] for i in g[0])):
+        if gid is None:
+            gid, next_id = next_id, next_id + 1
+        ids.update({keys[i]: gid for i in members})
+    return ids
+
+
+def _read_links(out: Path) -> pd.DataFrame | None:
+    path = out / LINKS_FILE
+    if not path.is_file():
+        return None
+    try:
+        entries = json.loads(path.read_text())["persons"]
+        return pd.DataFrame(entries, columns=list(LINK_FIELDS)).astype({"person_id": int, "global_person_id": int})
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: link everything anew
+        log.warning("ignoring unreadable %s (%s): persons are linked anew", path, exc)
+        return None
+
+
+def global_person_ids(out: str | Path, frame: pd.DataFrame) -> pd.array:
+    """``global_person_id`` of each row of ``frame`` (a ``read_results`` frame of ``out``): null
+    where the folder has no links or the row has no person."""
+    links = _read_links(Path(out))
+    if links is None or frame.empty:
+        return pd.array([pd.NA] * len(frame), dtype="Int32")
+    lookup = links.set_index(["video_id", "person_id"])["global_person_id"]
+    keys = pd.MultiIndex.from_arrays([frame["video_id"].astype(object), frame["person_id"].astype("Int64")])
+    return pd.array(lookup.reindex(keys).to_numpy(dtype=float, na_value=np.nan), dtype="Float64").astype("Int32")
