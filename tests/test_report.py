@@ -48,6 +48,11 @@ def test_report_writes_plots_summary_and_html(results):
     share_cols = [c for c in summary.columns if c.startswith("share_")]
     assert face_rows[share_cols].sum(axis=1).round(3).tolist() == [1.0, 1.0]
     assert summary.loc[summary["video_id"] == "no_face.mp4", "seconds_with_face"].tolist() == [0.0]
+    # the man's one person has episodes that cover his time on screen, in order, with no overlap
+    episodes = pd.read_csv(folder / "episodes.csv")
+    assert set(episodes["video_id"]) == {"single_face.mp4"} and set(episodes["person_id"]) == {0}
+    assert (episodes["start_s"].diff().dropna() > 0).all() and (episodes["duration_s"] >= 1).all()
+    assert episodes["duration_s"].sum() <= face_rows["seconds_with_face"].iloc[0] + 1
 
     page = (folder / "index.html").read_text()
     parsed = _Collect()
@@ -57,6 +62,7 @@ def test_report_writes_plots_summary_and_html(results):
     assert all((folder / src).is_file() for src in parsed.images)  # every file the page references exists
     assert "broken.mp4" in page and "Failed or partial" in page  # listed, not plotted
     assert "No face was seen" in page
+    assert "emotion episodes" in page
     # the report does not disturb reading the results folder
     assert set(pd.read_parquet(results)["video_id"]) == {"single_face.mp4", "no_face.mp4"}
 

@@ -21,6 +21,7 @@ from emovid.store.manifest import MANIFEST_NAME, read_manifest
 from emovid.store.results import result_files, to_frame
 from emovid.store.schema import read_metadata
 from emovid.report.timelines import (emotion_shares, person_summary, prob_columns, smooth as smooth_tracks, track_summary)
+from emovid.report.analytics import EPISODE_COLUMNS, episodes
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class _Section:
     tracks: pd.DataFrame  # one row per track, with its thumbnail file (or None)
     strips: dict  # person id -> SVG markup
     note: str | None = None
+    episodes: pd.DataFrame | None = None  # one row per stretch of one emotion per person
 
 
 def _best_faces(df: pd.DataFrame) -> pd.DataFrame:
@@ -205,6 +207,7 @@ def _strip(df: pd.DataFrame, person, times: np.ndarray, interval: float, label: 
 
 def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
     """Write ``OUT/_report/``: ``<video>.png`` timelines, ``summary.csv`` (per video and per person),
+    ``episodes.csv`` (:func:`emovid.report.analytics.episodes`, per person; in the page too),
     a face thumbnail per track, and ``index.html`` listing every video with its persons (each
     with an emotion strip) and tracks, the photos with their faces, and the failed inputs.
 
@@ -216,8 +219,8 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
         raise FileNotFoundError(f"results folder {out} does not exist")
     folder = out / REPORT_DIR
     folder.mkdir(exist_ok=True)
-    summary_csv = folder / "summary.csv"
-    sections, header_written = [], False
+    summary_csv, episodes_csv = folder / "summary.csv", folder / "episodes.csv"
+    sections, header_written, episodes_written = [], False, False
     for path in result_files(out):
         schema = pq.read_schema(path)
         meta = read_metadata(schema)
@@ -236,15 +239,22 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
         thumbs, note = _write_thumbnails(meta.get("source"), kind, _best_faces(df), folder, Path(png).stem)
         tracks = track_summary(df).sort_values(["samples", "track_id"], ascending=[False, True], kind="stable")
         tracks["thumbnail"] = [thumbs.get(int(t)) for t in tracks["track_id"]]
-        strips = {}
+        strips, found = {}, None
         if kind == "video":
+            found = episodes(df, smooth_s=smooth or 1.0) if df["person_id"].notna().any() else None
+            if found is not None and len(found):
+                found.to_csv(episodes_csv, mode="a" if episodes_written else "w", header=not episodes_written,
+                             index=False, float_format="%.3f")
+                episodes_written = True
             plot_video(df, video_id, folder / png, "smooth_prob_" if smoothed else "prob_")
             times = np.sort(df["timestamp_s"].unique())
             label = "smooth_emotion" if smoothed else "emotion"
             strips = {p: _strip(df, p, times, interval, label) for p in _persons_longest_first(df)["person_id"]}
-        sections.append(_Section(video_id, kind, png if kind == "video" else None, rows, tracks, strips, note))
+        sections.append(_Section(video_id, kind, png if kind == "video" else None, rows, tracks, strips, note, found))
     if not header_written:
         pd.DataFrame(columns=["video_id", "person_id"]).to_csv(summary_csv, index=False)
+    if not episodes_written:
+        pd.DataFrame(columns=EPISODE_COLUMNS).to_csv(episodes_csv, index=False)
     failed = _failed_videos(out)
     index = folder / "index.html"
     index.write_text(_html(sections, failed, out.name), encoding="utf-8")
@@ -299,6 +309,10 @@ def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
                              f"<td>{html.escape(str(p.dominant_emotion))}</td><td>{p.mean_confidence:.2f}</td></tr>")
             parts.append("</table>")
         parts.append(f"<img src='{html.escape(s.png)}' alt='timeline of {html.escape(s.video_id)}'>")
+        if s.episodes is not None and len(s.episodes):
+            shown = s.episodes.drop(columns="video_id")
+            parts.append(f"<details><summary>{len(shown)} emotion episodes (at least 1 s; episodes.csv)</summary>"
+                         + shown.to_html(index=False, na_rep="", float_format=fmt, classes="episodes") + "</details>")
         if len(s.tracks):
             parts.append(f"<details><summary>{len(s.tracks)} tracks</summary><table class='tracks'><tr><th>track</th>"
                          "<th>face</th><th>person</th><th>shot</th><th>seen (s)</th><th>dominant</th></tr>")
