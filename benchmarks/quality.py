@@ -22,6 +22,7 @@ from emovid.assets import model_path
 from emovid.classify.emotions import EmotionClassifier
 from emovid.classify.quality import pose_and_quality
 from emovid.detect.faces import FaceDetector, crop_faces
+from emovid.detect.pose import HeadPose
 
 BINS = (0.0, 0.25, 0.5, 0.75, 1.0001)
 
@@ -48,6 +49,7 @@ def measure(folder: Path, limit: int | None) -> list[tuple[str, float, bool]]:
     """(kind, quality, correct) for the largest face of each labelled photo and its degraded copies."""
     classifier = EmotionClassifier.load(model_path(None))
     detector = FaceDetector(min_face=10)
+    head_pose = HeadPose(detector.detect)
     classes = list(classifier.classes)
     rows = []
     for label_dir in sorted(p for p in folder.iterdir() if p.is_dir() and p.name in classes):
@@ -62,7 +64,7 @@ def measure(folder: Path, limit: int | None) -> list[tuple[str, float, bool]]:
                 if not len(faces):
                     continue
                 crops = crop_faces(frame, faces, classifier.info.crop_margin, classifier.input_size)
-                _, quality = pose_and_quality(faces, (frame.shape[1], frame.shape[0]), crops)
+                _, quality = pose_and_quality(frame, faces, crops, head_pose)
                 guess = classes[int(classifier.predict_proba(crops).argmax())]
                 rows.append((kind, float(quality[0]), guess == label_dir.name))
     return rows

@@ -6,6 +6,7 @@ Nothing is downloaded at run time: every worker reads these from its own install
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import os
 from pathlib import Path
 
@@ -81,3 +82,17 @@ def model_reference(model: str | Path | None) -> str | None:
 def model_path(reference: str | None) -> Path:
     """The file a :func:`model_reference` names, on this machine (None: the default model)."""
     return resolve_model(reference) or bundled(DEFAULT_MODEL_NAME)
+
+
+def identity_model_folder() -> Path:
+    """The model files of the ``face-recognition-models`` wheel, found without importing it (its
+    ``__init__`` needs ``pkg_resources``, which new setuptools no longer ship).
+
+    Raises:
+        ImportError: the wheel is not installed.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    folder = Path(spec.origin).parent / "models" if spec is not None and spec.origin else None
+    if folder is None or not (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file():
+        raise ImportError("face-recognition-models is not installed")
+    return folder

@@ -31,7 +31,11 @@ def test_analyze_on_ray_matches_in_process(ray_local, folder, tmp_path):
     assert (on_ray["status"] == "ok").sum() == 4
     a = emovid.read_results(tmp_path / "ray")
     b = emovid.read_results(tmp_path / "local")
-    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-4)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-4)  # global person ids included
+    # the three videos of one face, analysed by two workers, are one person across the folder
+    people = a.dropna(subset=["person_id"])
+    assert people["video_id"].nunique() == 3 and people["global_person_id"].notna().all()
+    assert people["global_person_id"].nunique() == 1
 
 
 def test_pool_size_follows_cpus_and_caps(ray_local, caplog):

@@ -119,3 +119,24 @@ def test_report_lists_photos_with_their_faces(tmp_path):
     parsed.feed(report.index.read_text())
     assert len([s for s in parsed.images if "group.jpg" in s]) == 5 and not any(s.endswith(".png") for s in parsed.images)
     assert "no face found" in report.index.read_text()
+
+
+def test_report_marks_where_faces_are_too_poor_to_trust(tmp_path):
+    """The sample's woman, blurred from 2 s to 4 s: the strip marks that stretch as low quality."""
+    import cv2
+    from pathlib import Path
+
+    from tests.helpers import write_video
+
+    cap = cv2.VideoCapture(str(Path(__file__).parents[1] / "samples" / "sample.mp4"))
+    fps, frames = cap.get(cv2.CAP_PROP_FPS), []
+    while len(frames) < 6 * fps and (read := cap.read())[0]:
+        frames.append(read[1])
+    blurred = [cv2.GaussianBlur(f, (0, 0), 12) if 2 * fps <= i < 4 * fps else f for i, f in enumerate(frames)]
+    video = write_video(tmp_path / "mixed.mp4", blurred, fps=fps)
+    emovid.analyze(video, tmp_path / "out", in_process=True, progress=False)
+    df = emovid.read_results(tmp_path / "out")
+    blur = df["timestamp_s"].between(2.3, 3.7)  # inside the blurred stretch, away from its edges
+    assert df.loc[blur, "quality"].max() < 0.5 < df.loc[~df["timestamp_s"].between(1.9, 4.1), "quality"].min()
+    page = emovid.build_report(tmp_path / "out").index.read_text()
+    assert page.count("class='low-quality'") == 1 and "low quality (under 0.5)" in page

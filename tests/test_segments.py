@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,6 +78,12 @@ def test_split_run_equals_unsplit_run_with_tracks(tmp_path, every_frame):
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-3)  # track ids included
     listed = sorted(p.name for p in (tmp_path / "split").iterdir())
     assert listed == ["_manifest.csv", "_persons.json", "crossing.mp4.parquet"]
+    # the merge stores each person's identity as a whole run does: links across videos come out alike
+    whole_ids = read_metadata(pq.read_schema(tmp_path / "whole" / "crossing.mp4.parquet"))["person_embeddings"]
+    split_ids = read_metadata(pq.read_schema(tmp_path / "split" / "crossing.mp4.parquet"))["person_embeddings"]
+    assert whole_ids.keys() == split_ids.keys() and len(whole_ids) == a["person_id"].nunique()
+    for person, entry in whole_ids.items():
+        assert np.linalg.norm(np.subtract(entry["mean"], split_ids[person]["mean"])) < 0.1
     meta = read_metadata(pq.read_schema(tmp_path / "split" / "crossing.mp4.parquet"))
     assert meta["segments"] == 4
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from emovid.detect.faces import FaceDetections
-from emovid.detect.pose import head_pose
+from emovid.detect.pose import HeadPose
 
 #: Face side (px, in the frame) from which a face counts as too small to read at all, and from
 #: which size no longer matters (the CNN sees 48 px; FER+ faces were cut from ~100 px).
@@ -59,8 +59,9 @@ def face_quality(boxes: np.ndarray, scores: np.ndarray, pose: np.ndarray, crops:
     return (size * sharp * exposure * facing * certain).astype(np.float32)
 
 
-def pose_and_quality(faces: FaceDetections, frame_size: tuple[int, int], crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Head pose (n, 3) and quality (n,) of one frame's ``faces`` from their landmarks and the
-    crops the classifier sees; ``frame_size`` is (width, height)."""
-    pose = head_pose(faces.landmarks, frame_size)
+def pose_and_quality(frame: np.ndarray, faces: FaceDetections, crops: np.ndarray,
+                     pose_of: HeadPose) -> tuple[np.ndarray, np.ndarray]:
+    """Head pose (n, 3) and quality (n,) of ``faces`` found in ``frame``, with the ``crops`` the
+    classifier sees."""
+    pose = pose_of(frame, faces)
     return pose, face_quality(faces.boxes, faces.scores, pose, crops)

