@@ -27,12 +27,14 @@ from emovid.detect.faces import FaceDetections
 #: Tilt (degrees) beyond which a face's landmarks are found again on an upright copy: upright
 #: faces (most) cost one dlib shape fit (~0.1 ms) and no second detection.
 REFINE_TILT = 5.0
+#: Side (px) a tilted face is shrunk to, at most, to be detected again upright.
+UPRIGHT_FACE_PX = 96
 
 #: A mean adult face (mm; x to the image's right, y down, z away from the camera when the face
 #: looks into it), in YuNet's landmark order: right eye, left eye, nose tip, right and left mouth
-#: corner. Widths and depths are anthropometric means (pupils 63 mm apart, mouth 50 mm wide,
-#: eyes 30 mm and mouth corners 22 mm behind the nose tip); heights are set so that frontal faces
-#: in our photos read 0 pitch on average (docs/analytics.md).
+#: corner. Anthropometric means, rounded: pupils 63 mm apart, 33 mm above the nose tip and 30 mm
+#: behind it; mouth corners 50 mm apart, 31 mm below the nose tip and 22 mm behind it. Frontal
+#: faces in our photos read pitch -7..1 with it (docs/analytics.md).
 MEAN_FACE_MM = np.array([
     [-31.5, -33.0, 30.0],
     [31.5, -33.0, 30.0],
@@ -102,10 +104,18 @@ class HeadPose:
         """(n,) eye-line angle of each face in degrees (> 0: clockwise)."""
         if self._shape is None or not len(faces):
             return eye_line_tilt(faces.landmarks) if len(faces) else np.zeros(0)
-        image = np.ascontiguousarray(frame if frame.ndim == 2 else frame[:, :, ::-1])  # dlib wants RGB or grey
         tilts = np.empty(len(faces))
+        height, width = frame.shape[:2]
         for i, (x, y, w, h) in enumerate(faces.boxes.astype(float)):
-            shape = self._shape(image, self._dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
+            # dlib fits on grey pixels too: convert only the face and a margin, not the frame
+            x0, y0 = max(int(x - w / 4), 0), max(int(y - h / 4), 0)
+            x1, y1 = min(int(x + w * 1.25) + 1, width), min(int(y + h * 1.25) + 1, height)
+            if x1 <= x0 or y1 <= y0:
+                tilts[i] = 0.0
+                continue
+            region = frame[y0:y1, x0:x1]
+            grey = np.ascontiguousarray(region if region.ndim == 2 else cv2.cvtColor(region, cv2.COLOR_BGR2GRAY))
+            shape = self._shape(grey, self._dlib.rectangle(int(x) - x0, int(y) - y0, int(x + w) - x0, int(y + h) - y0))
             points = np.array([(shape.part(k).x, shape.part(k).y) for k in range(4)], np.float64)
             eyes = sorted((points[0:2].mean(axis=0), points[2:4].mean(axis=0)), key=lambda e: e[0])
             tilts[i] = np.degrees(np.arctan2(eyes[1][1] - eyes[0][1], eyes[1][0] - eyes[0][0]))
@@ -113,13 +123,15 @@ class HeadPose:
 
     def upright_landmarks(self, frame: np.ndarray, faces: FaceDetections) -> np.ndarray:
         """``faces.landmarks`` (n, 5, 2), those of faces tilted over ``REFINE_TILT`` found again
-        on an upright copy and mapped back to ``frame``."""
+        on an upright copy (at most ``UPRIGHT_FACE_PX``) and mapped back to ``frame``."""
         refined = faces.landmarks.copy()
         tilts = self.tilts(frame, faces)
         for i in np.flatnonzero(np.abs(tilts) > REFINE_TILT):
             x, y, w, h = (float(v) for v in faces.boxes[i])
-            centre, side = (x + w / 2, y + h / 2), max(int(2 * max(w, h)), 32)
-            to_patch = cv2.getRotationMatrix2D(centre, float(tilts[i]), 1.0)  # > 0 turns counter-clockwise
+            # the face at most UPRIGHT_FACE_PX in a patch twice its size: landmarks as good, detection cheap
+            scale = min(1.0, UPRIGHT_FACE_PX / max(w, h, 1.0))
+            centre, side = (x + w / 2, y + h / 2), max(int(2 * max(w, h) * scale), 32)
+            to_patch = cv2.getRotationMatrix2D(centre, float(tilts[i]), scale)  # > 0 turns counter-clockwise
             to_patch[:, 2] += side / 2 - np.asarray(centre)
             patch = cv2.warpAffine(frame, to_patch, (side, side), flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
