@@ -95,6 +95,12 @@ def test_the_same_woman_in_three_videos_is_one_global_person(three_videos_of_her
     assert len(emovid.read_results(out, min_quality=0.5).dropna(subset=["face_index"])) < len(faces)
     summary = emovid.person_summary(df, by="global_person_id")
     assert sorted(summary["videos"]) == [1, 3]
+    page = emovid.build_report(out).index.read_text()  # the report lists her across her three videos
+    section = page[page.index("People in more than one video"):]
+    section = section[:section.index("</table>")]
+    assert "1 person," in section and section.count("<tr") == 4  # a header and her three videos
+    assert all(v in section for v in ("a/her.mp4", "b/her_rotated.mp4", "c/her_blurred.mp4"))
+    assert "d/him.mp4" not in section
 
 
 def test_a_new_run_extends_the_links_and_keeps_the_ids(three_videos_of_her, tmp_path):
@@ -181,3 +187,27 @@ def test_a_sad_then_smiling_video_gives_a_sadness_episode_then_a_joy_episode(tmp
     assert df["rel_sadness"].notna().sum() == df["person_id"].notna().sum()
     crying = df[(df["timestamp_s"] >= sad["start_s"]) & (df["timestamp_s"] < sad["end_s"])]
     assert crying["rel_sadness"].mean() > 0.3
+
+
+def test_links_of_a_video_whose_persons_changed_since_are_not_used(three_videos_of_her, tmp_path):
+    """A video re-analysed by a run that stopped before linking: its rows get no global id until
+    the next run links it again; the other videos keep theirs."""
+    import json
+    import shutil
+
+    _, out, _ = three_videos_of_her
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    links = json.loads((copy / "_persons.json").read_text())
+    for entry in links["persons"]:
+        if entry["video_id"] == "a/her.mp4":
+            entry["embedding"][0] += 0.5  # as if the file now held another analysis
+    (copy / "_persons.json").write_text(json.dumps(links))
+    df = emovid.read_results(copy).dropna(subset=["person_id"])
+    linked = df.groupby("video_id")["global_person_id"].agg(lambda g: g.notna().all())
+    assert not linked["a/her.mp4"] and linked.drop("a/her.mp4").all()
+    from emovid.people.across_videos import link_persons
+
+    assert link_persons(copy).global_persons == 2  # linked again: she rejoins herself
+    df = emovid.read_results(copy).dropna(subset=["person_id"])
+    assert df.groupby("video_id")["global_person_id"].first().nunique() == 2

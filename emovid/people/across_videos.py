@@ -45,40 +45,69 @@ class Links:
 
 def link_persons(out: str | Path, max_distance: float = PERSON_DISTANCE) -> Links:
     """Link the persons of every result file under ``out`` and write ``_persons.json``."""
-    from emovid.store.results import result_files
-    from emovid.store.schema import read_metadata
+    from emovid.store.sink import TEMP_MARKER
 
     out = Path(out)
-    persons = []  # (video_id, person_id, faces, embedding)
-    for path in result_files(out):
-        meta = read_metadata(pq.read_schema(path))
-        video = meta.get("video_id")
-        for pid, entry in (meta.get("person_embeddings") or {}).items():
-            persons.append((video, int(pid), int(entry["n"]), np.asarray(entry["mean"], np.float32)))
-    previous = _read_links(out)
-    kept: dict[tuple[str, int], int] = {}
-    if previous is not None:
-        stored = {(v, p): (g, np.asarray(e, np.float32)) for v, p, g, e in zip(
-            previous["video_id"], previous["person_id"], previous["global_person_id"], previous["embedding"])}
-        by_video: dict[str, list] = {}
-        for video, pid, _, vector in persons:
-            by_video.setdefault(video, []).append((pid, vector))
-        for video, members in by_video.items():  # a video keeps its links only if its persons are unchanged
-            if len(members) == sum(1 for v, _ in stored if v == video) and all(
-                    (video, pid) in stored and np.allclose(stored[video, pid][1], vector, atol=1e-4)
-                    for pid, vector in members):
-                kept.update({(video, pid): stored[video, pid][0] for pid, _ in members})
-    ids = _cluster(persons, kept, max_distance)
-    entries = [dict(zip(LINK_FIELDS, (video, pid, ids[video, pid], faces, np.round(vector, 5).tolist())))
+    persons = _persons_in_files(out)
+    ids = _cluster(persons, _still_linked(_read_links(out), persons), max_distance)
+    entries = [dict(zip(LINK_FIELDS, (video, pid, ids[video, pid], faces, np.round(vector.astype(float), 5).tolist())))
                for video, pid, faces, vector in persons]
-    temp = out / f".{LINKS_FILE}.{os.getpid()}.tmp"
+    temp = out / f".{LINKS_FILE}{TEMP_MARKER}{os.getpid()}"  # an interrupted write is removed with the run's
     try:
         temp.write_text(json.dumps({"version": 1, "persons": entries}))
         os.replace(temp, out / LINKS_FILE)
     finally:
         temp.unlink(missing_ok=True)
-    videos = pd.Series([p[0] for p in persons]).groupby([ids[p[0], p[1]] for p in persons]).nunique()
+    videos = pd.Series([p[0] for p in persons], dtype=object).groupby([ids[p[0], p[1]] for p in persons]).nunique()
     return Links(len(persons), len(set(ids.values())), int((videos > 1).sum()))
+
+
+def linked_persons(out: str | Path) -> dict[tuple[str, int], int]:
+    """{(video_id, person_id): global_person_id} of ``out``, for the videos whose persons are still
+    the linked ones (a video re-analysed by a run that stopped before linking is left out)."""
+    return _still_linked(_read_links(Path(out)), _persons_in_files(Path(out)))
+
+
+def global_person_ids(out: str | Path, frame: pd.DataFrame) -> pd.array:
+    """``global_person_id`` of each row of ``frame`` (a ``read_results`` frame of ``out``): null
+    where the row has no person or its video is not linked (:func:`linked_persons`)."""
+    lookup = pd.Series(linked_persons(out) if len(frame) else {}, dtype="float64")
+    if lookup.empty:
+        return pd.array([pd.NA] * len(frame), dtype="Int32")
+    keys = pd.MultiIndex.from_arrays([frame["video_id"].astype(object), frame["person_id"].astype("Int64")])
+    return pd.array(lookup.reindex(keys).to_numpy(dtype=float, na_value=np.nan), dtype="Float64").astype("Int32")
+
+
+def _persons_in_files(out: Path) -> list[tuple[str, int, int, np.ndarray]]:
+    """(video_id, person_id, faces, embedding) of every person stored in ``out``'s result files."""
+    from emovid.store.results import result_files
+    from emovid.store.schema import read_metadata
+
+    persons = []
+    for path in result_files(out):
+        meta = read_metadata(pq.read_schema(path))
+        for pid, entry in (meta.get("person_embeddings") or {}).items():
+            persons.append((meta.get("video_id"), int(pid), int(entry["n"]), np.asarray(entry["mean"], np.float32)))
+    return persons
+
+
+def _still_linked(links: pd.DataFrame | None, persons: list) -> dict[tuple[str, int], int]:
+    """{(video, person): global id} of the stored links whose video still holds exactly the
+    persons it was linked with (same ids, same embeddings)."""
+    if links is None:
+        return {}
+    stored = {(v, p): (g, np.asarray(e, np.float32)) for v, p, g, e in zip(
+        links["video_id"], links["person_id"], links["global_person_id"], links["embedding"])}
+    by_video: dict[str, list] = {}
+    for video, pid, _, vector in persons:
+        by_video.setdefault(video, []).append((pid, vector))
+    kept = {}
+    for video, members in by_video.items():
+        if len(members) == sum(1 for v, _ in stored if v == video) and all(
+                (video, pid) in stored and np.allclose(stored[video, pid][1], vector, atol=1e-4)
+                for pid, vector in members):
+            kept.update({(video, pid): stored[video, pid][0] for pid, _ in members})
+    return kept
 
 
 def _cluster(persons: list, kept: dict[tuple[str, int], int], max_distance: float) -> dict[tuple[str, int], int]:
@@ -131,14 +160,3 @@ def _read_links(out: Path) -> pd.DataFrame | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: link everything anew
         log.warning("ignoring unreadable %s (%s): persons are linked anew", path, exc)
         return None
-
-
-def global_person_ids(out: str | Path, frame: pd.DataFrame) -> pd.array:
-    """``global_person_id`` of each row of ``frame`` (a ``read_results`` frame of ``out``): null
-    where the folder has no links or the row has no person."""
-    links = _read_links(Path(out))
-    if links is None or frame.empty:
-        return pd.array([pd.NA] * len(frame), dtype="Int32")
-    lookup = links.set_index(["video_id", "person_id"])["global_person_id"]
-    keys = pd.MultiIndex.from_arrays([frame["video_id"].astype(object), frame["person_id"].astype("Int64")])
-    return pd.array(lookup.reindex(keys).to_numpy(dtype=float, na_value=np.nan), dtype="Float64").astype("Int32")

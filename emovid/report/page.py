@@ -21,6 +21,7 @@ from emovid.store.manifest import MANIFEST_NAME, read_manifest
 from emovid.store.results import result_files, to_frame
 from emovid.store.schema import read_metadata
 from emovid.report.timelines import (emotion_shares, person_summary, prob_columns, smooth as smooth_tracks, track_summary)
+from emovid.people.across_videos import linked_persons
 from emovid.report.analytics import EPISODE_COLUMNS, episodes
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
         pd.DataFrame(columns=EPISODE_COLUMNS).to_csv(episodes_csv, index=False)
     failed = _failed_videos(out)
     index = folder / "index.html"
-    index.write_text(_html(sections, failed, out.name), encoding="utf-8")
+    index.write_text(_html(sections, failed, out.resolve().name, _across_videos(sections, linked_persons(out))), encoding="utf-8")
     return Report(folder, index, summary_csv, sum(s.kind == "video" for s in sections), len(failed),
                   sum(s.kind == "image" for s in sections))
 
@@ -290,7 +291,23 @@ def _img(name: str | None, alt: str) -> str:
     return f"<img class='thumb' src='{html.escape(name)}' alt='{html.escape(alt)}'>" if name else ""
 
 
-def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
+def _across_videos(sections: list[_Section], links: dict[tuple[str, int], int]) -> pd.DataFrame:
+    """One row per person seen in more than one video: global id, how many videos and which,
+    seconds with a face in all of them, and the person's rows (video, person, seconds, dominant)."""
+    seen = []
+    for s in sections:
+        persons = s.rows[s.rows["person_id"] != "(all)"] if s.kind == "video" else s.rows.iloc[:0]
+        for p in persons.itertuples():
+            gid = links.get((s.video_id, int(p.person_id)))
+            if gid is not None:
+                seen.append({"global person": gid, "video": s.video_id, "person": int(p.person_id),
+                             "seconds": float(p.seconds_with_face), "dominant": str(p.dominant_emotion)})
+    table = pd.DataFrame(seen, columns=["global person", "video", "person", "seconds", "dominant"])
+    counts = table.groupby("global person")["video"].transform("nunique")
+    return table[counts > 1].sort_values(["global person", "video"], kind="stable")
+
+
+def _html(sections: list[_Section], failed: pd.DataFrame, title: str, across: pd.DataFrame | None = None) -> str:
     videos = [s for s in sections if s.kind == "video"]
     photos = [s for s in sections if s.kind == "image"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>emovid report: {html.escape(title)}</title>",
@@ -305,6 +322,11 @@ def _html(sections: list[_Section], failed: pd.DataFrame, title: str) -> str:
              + f"<span style='border-bottom:4px solid #222'>low quality (under {LOW_QUALITY})</span></p>"]
     if len(failed):
         parts.append("<h2>Failed or partial inputs</h2>" + failed.to_html(index=False, classes="failed", na_rep=""))
+    if across is not None and len(across):
+        n = across["global person"].nunique()
+        parts.append(f"<h2>People in more than one video</h2><p>{n} {'person' if n == 1 else 'people'}, linked by "
+                     "face identity across the folder (global_person_id; docs/analytics.md).</p>"
+                     + across.to_html(index=False, classes="across", float_format=lambda v: f"{v:.3g}"))
     fmt = lambda v: f"{v:.3g}"  # noqa: E731
     for s in videos:
         parts.append(f"<h2 id='{html.escape(s.png)}'>{html.escape(s.video_id)}</h2>")
