@@ -67,29 +67,23 @@ def test_submit_analyze_job_to_a_local_cluster(ray_head, tmp_path):
     assert set(df["video_id"]) == {"sample.mp4"} and len(df) == 79
 
 
-def test_submit_train_job_to_a_local_cluster(ray_head, tmp_path):
-    from tests.helpers import VOTES, write_ferplus
+def test_submit_train_and_tune_jobs_together_to_a_local_cluster(ray_head, tmp_path):
+    """Two jobs at once, as a team shares a cluster: a training job on one CPU beside a search."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    address, env = ray_head
-    data = write_ferplus(tmp_path / "fer", VOTES * 4)
-    model = tmp_path / "models" / "job.keras"
-    job = submit(address, env, ["python", "jobs/train.py", str(data), "--out", str(model), "--smoke-test",
-                                "--batch-size", "8"])
-    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     from emovid.classify.emotions import EmotionClassifier
-
-    assert EmotionClassifier.load(model).classes[0] == "neutral"
-
-
-def test_submit_tune_job_to_a_local_cluster(ray_head, tmp_path):
     from emovid.classify.model_file import read_model_info
     from tests.helpers import VOTES, write_ferplus
 
     address, env = ray_head
     data = write_ferplus(tmp_path / "fer", VOTES * 4)
-    out = tmp_path / "tune"
-    job = submit(address, env, ["python", "jobs/tune.py", str(data), "--out", str(out), "--trials", "1", "--epochs", "1",
-                                "--space", "width=8", "--space", "depth=2", "--space", "dense_units=0",
-                                "--space", "input_size=32"])
-    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    model, out = tmp_path / "models" / "job.keras", tmp_path / "tune"
+    train = ["python", "jobs/train.py", str(data), "--out", str(model), "--smoke-test", "--batch-size", "8", "--cpus", "1"]
+    tune = ["python", "jobs/tune.py", str(data), "--out", str(out), "--trials", "1", "--epochs", "1",
+            "--space", "width=8", "--space", "depth=2", "--space", "dense_units=0", "--space", "input_size=32"]
+    with ThreadPoolExecutor(2) as pool:
+        trained, tuned = pool.map(lambda entry: submit(address, env, entry), (train, tune))
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    assert EmotionClassifier.load(model).classes[0] == "neutral"
+    assert tuned.returncode == 0, tuned.stdout[-3000:] + tuned.stderr[-3000:]
     assert read_model_info(out / "best.keras").input_size == 32 and (out / "results.csv").is_file()
