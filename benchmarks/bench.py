@@ -240,6 +240,16 @@ def _per_call_ms(fn, items) -> float:
     return 1000 * (time.perf_counter() - start) / max(len(items), 1)
 
 
+def all_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of ``path``, decoded on one thread."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    frames = []
+    while (ok_image := cap.read())[0]:
+        frames.append(ok_image[1])
+    cap.release()
+    return frames
+
+
 def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     """Row 8: what shots, appearance and identity cost, per frame / face and end to end."""
     from emovid.people.appearance import describe
@@ -250,11 +260,7 @@ def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     from emovid.store.schema import read_metadata
     from emovid.people.shots import ShotDetector, structure_change, thumbnail_bgr
 
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    frames = []
-    while (ok_image := cap.read())[0]:
-        frames.append(ok_image[1])
-    cap.release()
+    frames = all_frames(path)
     grab_fps, _ = decode_fps_grab_only(path)
     detector = FaceDetector()
     detected = [(f, detector.detect(f)) for f in frames[::4]]
@@ -300,11 +306,7 @@ def analytics_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     from emovid.detect.faces import FaceDetector, crop_faces
     from emovid.detect.pose import HeadPose
 
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    frames = []
-    while (ok_image := cap.read())[0]:
-        frames.append(ok_image[1])
-    cap.release()
+    frames = all_frames(path)
     detector, classifier = FaceDetector(), EmotionClassifier.load(model_path(None), num_threads=1)
     head_pose = HeadPose(detector.detect)
     found = [(f, d, crop_faces(f, d, classifier.info.crop_margin, classifier.input_size)) for f in frames[::4]
