@@ -183,12 +183,14 @@ class AnalyzeConfig:
         from emovid import __version__
         from emovid.assets import YUNET_NAME
         from emovid.people.identity import identity_backend  # imports OpenCV: not at config import
+        from emovid.detect.pose import tilt_backend
         from emovid.detect.yunet import auto_backend
 
         fields = asdict(self)
         fields["model"] = model_tag
         # tracks use the identity model too (their jumps in look are checked with it)
         fields["identity"] = identity_backend() if self.track else "none"
+        fields["pose_tilt"] = tilt_backend()  # head pose differs with and without dlib's landmarks
         return {"people_rules": PEOPLE_RULES, "sampling_fps": fields.pop("fps"), **fields, "model_sha256": model_sha256,
                 "classes": list(classes),
                 "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),

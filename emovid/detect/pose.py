@@ -69,6 +69,20 @@ def eye_line_tilt(landmarks: np.ndarray) -> np.ndarray:
     return np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0]))
 
 
+def tilt_backend() -> str:
+    """What measures faces' tilt for :class:`HeadPose` on this machine: "dlib-5pt" (the identity
+    model's wheels are installed) or "yunet" (its own eye line, which lags a turn)."""
+    import importlib.util
+
+    from emovid.assets import identity_model_folder
+
+    try:
+        identity_model_folder()
+    except ImportError:
+        return "yunet"
+    return "dlib-5pt" if importlib.util.find_spec("dlib") is not None else "yunet"
+
+
 class HeadPose:
     """Yaw, pitch and roll of detected faces (:func:`head_pose`), on landmarks found upright.
 
