@@ -211,3 +211,25 @@ def test_links_of_a_video_whose_persons_changed_since_are_not_used(three_videos_
     assert link_persons(copy).global_persons == 2  # linked again: she rejoins herself
     df = emovid.read_results(copy).dropna(subset=["person_id"])
     assert df.groupby("video_id")["global_person_id"].first().nunique() == 2
+
+
+def test_linking_rules_across_videos():
+    from emovid.people.across_videos import _cluster
+
+    def unit(*xs):
+        v = np.zeros(128, np.float32)
+        v[: len(xs)] = xs
+        return v / np.linalg.norm(v)
+
+    a, b, c = unit(1), unit(0, 1), unit(0, 0, 1)
+    persons = [("v1", 0, 3, a), ("v1", 1, 3, a),  # one video's two persons: never one, however alike
+               ("v2", 0, 3, a), ("v3", 0, 3, b), ("v4", 0, 3, b), ("v5", 0, 3, c)]
+    ids = _cluster(persons, {}, 0.45)
+    assert ids["v1", 0] != ids["v1", 1] and ids["v2", 0] in (ids["v1", 0], ids["v1", 1])
+    assert ids["v3", 0] == ids["v4", 0] != ids["v5", 0]
+    assert sorted(set(ids.values())) == [0, 1, 2, 3]  # numbered by first (video, person)
+    # kept links stay, two kept global persons never merge, a newcomer joins the nearest allowed one
+    kept = {("v3", 0): 7, ("v4", 0): 9}
+    again = _cluster([*persons, ("v6", 0, 3, b)], kept, 0.45)
+    assert again["v3", 0] == 7 and again["v4", 0] == 9 and again["v6", 0] in (7, 9)
+    assert min(again[k] for k in again if k not in (*kept, ("v6", 0))) == 10  # new ids come after the kept ones
