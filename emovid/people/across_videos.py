@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,9 +102,10 @@ def _still_linked(links: pd.DataFrame | None, persons: list) -> dict[tuple[str, 
     by_video: dict[str, list] = {}
     for video, pid, _, vector in persons:
         by_video.setdefault(video, []).append((pid, vector))
+    linked_per_video = Counter(v for v, _ in stored)
     kept = {}
     for video, members in by_video.items():
-        if len(members) == sum(1 for v, _ in stored if v == video) and all(
+        if len(members) == linked_per_video[video] and all(
                 (video, pid) in stored and np.allclose(stored[video, pid][1], vector, atol=1e-4)
                 for pid, vector in members):
             kept.update({(video, pid): stored[video, pid][0] for pid, _ in members})
