@@ -73,7 +73,7 @@ def three_videos_of_her(tmp_path_factory):
     root = tmp_path_factory.mktemp("people")
     sample = Path(__file__).parents[1] / "samples" / "sample.mp4"
     videos = [_copy(sample, root / "a" / "her.mp4"), _copy(sample, root / "b" / "her_rotated.mp4", _rotated),
-              _copy(sample, root / "c" / "her_blurred.mp4", lambda f: cv2.GaussianBlur(f, (0, 0), 10))]
+              _copy(sample, root / "c" / "her_blurred.mp4", lambda f: cv2.GaussianBlur(f, (0, 0), 6))]
     man = _copy(DATA / "single_face.mp4", root / "d" / "him.mp4")
     out = root / "out"
     emovid.analyze([*videos, root / "d"], out, in_process=True, progress=False)
@@ -91,8 +91,10 @@ def test_the_same_woman_in_three_videos_is_one_global_person(three_videos_of_her
     rolls = faces.groupby("video_id")["roll"].median()
     assert rolls["b/her_rotated.mp4"] - rolls["a/her.mp4"] == pytest.approx(-15, abs=4)
     quality = faces.groupby("video_id")["quality"].median()
-    assert quality["c/her_blurred.mp4"] < quality["a/her.mp4"] - 0.3
-    assert len(emovid.read_results(out, min_quality=0.5).dropna(subset=["face_index"])) < len(faces)
+    assert quality["c/her_blurred.mp4"] < quality["a/her.mp4"] - 0.1  # 1.0 -> 0.82 at a 6 px blur
+    every_face = df.dropna(subset=["face_index"])
+    trusted = emovid.read_results(out, min_quality=0.9).dropna(subset=["face_index"])
+    assert (trusted["quality"] >= 0.9).all() and len(trusted) == (every_face["quality"] >= 0.9).sum() < len(every_face)
     summary = emovid.person_summary(df, by="global_person_id")
     assert sorted(summary["videos"]) == [1, 3]
     page = emovid.build_report(out).index.read_text()  # the report lists her across her three videos
