@@ -33,7 +33,7 @@ def co_occurring(frame_index: np.ndarray, track_id: np.ndarray) -> set[tuple[int
 
 
 def mergeable(track_ids: list[int], cannot_link: set[tuple[int, int]]) -> set[int]:
-    """Tracks that could be one person with another track: the rest need no embedding (about 0.1 s a face)."""
+    """Tracks that could be one person with another track (the rest are their own person in the video)."""
     partners = {t: len(track_ids) - 1 for t in track_ids}
     for a, b in cannot_link:
         if a in partners and b in partners:  # pairs with a track left out (e.g. a dissolve's) do not count
