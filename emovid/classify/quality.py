@@ -19,7 +19,9 @@ from emovid.detect.pose import HeadPose
 #: which size no longer matters (the CNN sees 48 px; FER+ faces were cut from ~100 px).
 SIZE_RAMP = (16.0, 64.0)
 #: Share of a crop's contrast left in its finest detail (Laplacian std / pixel std). FER+ training
-#: crops: 5th percentile 0.57, median 0.85; blurred by sigma 1 px: median 0.26; by 2 px: 0.11.
+#: crops: 5th percentile 0.57, median 0.85; blurred by sigma 1 px: median 0.26; by 2 px: 0.11. Set
+#: from those at 0.2-0.6 first, then lowered on the wild photos, where it scored blurred faces the
+#: CNN still read well as useless (seed photos held out; docs/analytics.md#quality).
 SHARPNESS_RAMP = (0.05, 0.3)
 #: Mean grey level at which a face is lost to darkness (or glare), and from which it is well lit.
 EXPOSURE_RAMP = (20.0, 60.0)
