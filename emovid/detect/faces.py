@@ -141,6 +141,12 @@ class FaceDetector:
         return faces if keep.all() else faces[keep]
 
 
+def eye_line_tilt(landmarks: np.ndarray) -> np.ndarray:
+    """(n,) angle in degrees of each face's eye line (right eye to left eye; > 0: clockwise)."""
+    eyes = landmarks[:, 1].astype(np.float64) - landmarks[:, 0]
+    return np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0]))
+
+
 def crop_transforms(detections: FaceDetections, margin: float, align: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Affine maps (n, 2, 3) from frame pixels to square, unscaled face patches, and their sides (n,).
 
@@ -152,8 +158,7 @@ def crop_transforms(detections: FaceDetections, margin: float, align: bool = Fal
     sides = np.maximum(np.ceil(boxes[:, 2:].max(axis=1) * (1 + margin)), 1).astype(int)
     angles = np.zeros(len(boxes))
     if align and len(boxes):
-        eyes = detections.landmarks[:, 1].astype(np.float64) - detections.landmarks[:, 0]
-        angles = np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0]))
+        angles = eye_line_tilt(detections.landmarks)
     maps = np.empty((len(boxes), 2, 3))
     for i, (centre, side, angle) in enumerate(zip(centres, sides, angles)):
         m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(angle), 1.0)

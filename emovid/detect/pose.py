@@ -22,7 +22,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from emovid.detect.faces import FaceDetections
+from emovid.detect.faces import FaceDetections, eye_line_tilt
 
 #: Tilt (degrees) beyond which a face's landmarks are found again on an upright copy: upright
 #: faces (most) cost one dlib shape fit (~0.1 ms) and no second detection.
@@ -63,24 +63,12 @@ def head_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     return angles
 
 
-def eye_line_tilt(landmarks: np.ndarray) -> np.ndarray:
-    """(n,) angle in degrees of each face's eye line (right eye to left eye; > 0: clockwise)."""
-    eyes = landmarks[:, 1].astype(np.float64) - landmarks[:, 0]
-    return np.degrees(np.arctan2(eyes[:, 1], eyes[:, 0]))
-
-
 def tilt_backend() -> str:
     """What measures faces' tilt for :class:`HeadPose` on this machine: "dlib-5pt" (the identity
     model's wheels are installed) or "yunet" (its own eye line, which lags a turn)."""
-    import importlib.util
+    from emovid.assets import identity_model_installed
 
-    from emovid.assets import identity_model_folder
-
-    try:
-        identity_model_folder()
-    except ImportError:
-        return "yunet"
-    return "dlib-5pt" if importlib.util.find_spec("dlib") is not None else "yunet"
+    return "dlib-5pt" if identity_model_installed() else "yunet"
 
 
 class HeadPose:

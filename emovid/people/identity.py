@@ -11,7 +11,6 @@ id is never a guess that merges two people.
 from __future__ import annotations
 
 import heapq
-import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from emovid.assets import identity_model_folder
+from emovid.assets import identity_model_folder, identity_model_installed
 from emovid.detect.faces import FaceDetections
 from emovid.people.persons import PERSON_DISTANCE
 from emovid.people.shots import MAX_DISSOLVE_S
@@ -66,11 +65,7 @@ class FaceEmbedder:
 
 def identity_backend() -> str:
     """The identity model's name, or "none" when its wheels are not installed (no import of them)."""
-    try:
-        identity_model_folder()
-    except ImportError:
-        return "none"
-    return IDENTITY_BACKEND if importlib.util.find_spec("dlib") is not None else "none"
+    return IDENTITY_BACKEND if identity_model_installed() else "none"
 
 
 def load_embedder() -> FaceEmbedder | None:
