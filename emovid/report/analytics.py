@@ -86,8 +86,8 @@ def episodes(df: pd.DataFrame, min_duration_s: float = 1.0, smooth_s: float = 1.
         times = group["timestamp_s"].to_numpy(float)
         labels = group[SMOOTH_PREFIX + "emotion"].astype(object).to_numpy()
         values = group[[SMOOTH_PREFIX + PROB_PREFIX + c for c in classes]].to_numpy(float, na_value=np.nan)
-        runs = _runs(times, labels, max_gap_s)
-        kept = [r for r in runs if r[3] - r[2] >= min_duration_s]
+        found_runs = runs(times, labels, max_gap_s)
+        kept = [r for r in found_runs if r[3] - r[2] >= min_duration_s]
         merged: list[list] = []
         for label, (i, j, start, end) in ((labels[r[0]], r) for r in kept):
             if merged and merged[-1][0] == label and start - merged[-1][4] <= max(min_duration_s, max_gap_s):
@@ -103,14 +103,15 @@ def episodes(df: pd.DataFrame, min_duration_s: float = 1.0, smooth_s: float = 1.
     return out.astype({"start_s": float, "end_s": float, "duration_s": float, "peak": float, "mean_confidence": float})
 
 
-def _runs(times: np.ndarray, labels: np.ndarray, max_gap_s: float) -> list[tuple[int, int, float, float]]:
-    """(first row, end row, start_s, end_s) of each run of one label with no gap over ``max_gap_s``."""
-    runs = []
+def runs(times: np.ndarray, labels: np.ndarray, max_gap_s: float) -> list[tuple[int, int, float, float]]:
+    """(first row, end row (exclusive), start_s, end_s) of each run of one label with no gap over
+    ``max_gap_s``; a run ends at the next sample's time when that follows within the gap."""
+    found = []
     start = 0
     for k in range(1, len(times) + 1):
         gap = k < len(times) and times[k] - times[k - 1] > max_gap_s
         if k == len(times) or gap or labels[k] != labels[start]:
             end_s = times[k] if k < len(times) and not gap else times[k - 1]
-            runs.append((start, k, float(times[start]), float(end_s)))
+            found.append((start, k, float(times[start]), float(end_s)))
             start = k
-    return runs
+    return found

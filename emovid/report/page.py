@@ -22,7 +22,7 @@ from emovid.store.results import result_files, to_frame
 from emovid.store.schema import read_metadata
 from emovid.report.timelines import (emotion_shares, person_summary, prob_columns, smooth as smooth_tracks, track_summary)
 from emovid.people.across_videos import linked_persons
-from emovid.report.analytics import EPISODE_COLUMNS, episodes
+from emovid.report.analytics import EPISODE_COLUMNS, episodes, runs
 
 log = logging.getLogger(__name__)
 
@@ -194,31 +194,21 @@ def _strip(df: pd.DataFrame, person, times: np.ndarray, interval: float, label: 
     start, end = (float(times.min()), float(times.max()) + max(interval, 1e-3)) if len(times) else (0.0, 1.0)
     scale = STRIP_PX / max(end - start, 1e-6)
     t, emo = rows["timestamp_s"].to_numpy(float), rows[label].astype(object).to_numpy()
-    rects, i = [], 0
-    while i < len(t):
-        j = i
-        while j + 1 < len(t) and emo[j + 1] == emo[i] and t[j + 1] - t[j] <= 1.5 * max(interval, 1e-3):
-            j += 1
-        x0, x1 = (t[i] - start) * scale, (t[j] + max(interval, 1e-3) - start) * scale
+    step = max(interval, 1e-3)
+    rects = []
+    for i, k, _, _ in runs(t, emo, 1.5 * step):  # one coloured run per stretch of one label
+        x0, x1 = (t[i] - start) * scale, (t[k - 1] + step - start) * scale
         colour = EMOTION_COLOURS.get(str(emo[i]), "#cccccc")
         rects.append(f"<rect x='{x0:.1f}' y='0' width='{max(x1 - x0, 1):.1f}' height='18' fill='{colour}'>"
-                     f"<title>{t[i]:.2f}-{t[j] + interval:.2f} s: {html.escape(str(emo[i]))}</title></rect>")
-        i = j + 1
+                     f"<title>{t[i]:.2f}-{t[k - 1] + interval:.2f} s: {html.escape(str(emo[i]))}</title></rect>")
     # low-quality stretches (small, blurred, dark, turned or doubtful faces): a dark band underneath
     low = rows["quality"].lt(LOW_QUALITY).fillna(False).to_numpy(bool) if "quality" in rows else np.zeros(len(t), bool)
-    i = 0
-    while i < len(t):
-        if not low[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < len(t) and low[j + 1] and t[j + 1] - t[j] <= 1.5 * max(interval, 1e-3):
-            j += 1
-        x0, x1 = (t[i] - start) * scale, (t[j] + max(interval, 1e-3) - start) * scale
-        rects.append(f"<rect class='low-quality' x='{x0:.1f}' y='14' width='{max(x1 - x0, 1):.1f}' height='4' "
-                     f"fill='#222'><title>{t[i]:.2f}-{t[j] + interval:.2f} s: low quality (under {LOW_QUALITY}): "
-                     f"trust these emotions less</title></rect>")
-        i = j + 1
+    for i, k, _, _ in runs(t, low, 1.5 * step):
+        if low[i]:
+            x0, x1 = (t[i] - start) * scale, (t[k - 1] + step - start) * scale
+            rects.append(f"<rect class='low-quality' x='{x0:.1f}' y='14' width='{max(x1 - x0, 1):.1f}' height='4' "
+                         f"fill='#222'><title>{t[i]:.2f}-{t[k - 1] + interval:.2f} s: low quality (under "
+                         f"{LOW_QUALITY}): trust these emotions less</title></rect>")
     return (f"<svg class='strip' width='{STRIP_PX}' height='18' role='img' aria-label='emotion over time'>"
             f"<rect width='{STRIP_PX}' height='18' fill='#f4f4f4'/>{''.join(rects)}</svg>")
 
