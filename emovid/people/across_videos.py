@@ -19,6 +19,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def link_persons(out: str | Path, max_distance: float = PERSON_DISTANCE) -> Link
     from emovid.store.sink import TEMP_MARKER
 
     out = Path(out)
-    persons = _persons_in_files(out)
+    persons = stored_persons(_file_metadata(out))
     ids = _cluster(persons, _still_linked(_read_links(out), persons), max_distance)
     entries = [dict(zip(LINK_FIELDS, (video, pid, ids[video, pid], faces, np.round(vector.astype(float), 5).tolist())))
                for video, pid, faces, vector in persons]
@@ -63,33 +64,37 @@ def link_persons(out: str | Path, max_distance: float = PERSON_DISTANCE) -> Link
     return Links(len(persons), len(set(ids.values())), int((videos > 1).sum()))
 
 
-def linked_persons(out: str | Path) -> dict[tuple[str, int], int]:
+def linked_persons(out: str | Path, metadata: Iterable[dict] | None = None) -> dict[tuple[str, int], int]:
     """{(video_id, person_id): global_person_id} of ``out``, for the videos whose persons are still
-    the linked ones (a video re-analysed by a run that stopped before linking is left out)."""
-    return _still_linked(_read_links(Path(out)), _persons_in_files(Path(out)))
+    the linked ones (a video re-analysed by a run that stopped before linking is left out).
+    ``metadata``: the emovid metadata of ``out``'s result files, when the caller has read it."""
+    links = _read_links(Path(out))
+    if links is None:
+        return {}
+    return _still_linked(links, stored_persons(_file_metadata(Path(out)) if metadata is None else metadata))
 
 
-def global_person_ids(out: str | Path, frame: pd.DataFrame) -> pd.array:
+def global_person_ids(out: str | Path, frame: pd.DataFrame, metadata: Iterable[dict] | None = None) -> pd.array:
     """``global_person_id`` of each row of ``frame`` (a ``read_results`` frame of ``out``): null
     where the row has no person or its video is not linked (:func:`linked_persons`)."""
-    lookup = pd.Series(linked_persons(out) if len(frame) else {}, dtype="float64")
+    lookup = pd.Series(linked_persons(out, metadata) if len(frame) else {}, dtype="float64")
     if lookup.empty:
         return pd.array([pd.NA] * len(frame), dtype="Int32")
     keys = pd.MultiIndex.from_arrays([frame["video_id"].astype(object), frame["person_id"].astype("Int64")])
     return pd.array(lookup.reindex(keys).to_numpy(dtype=float, na_value=np.nan), dtype="Float64").astype("Int32")
 
 
-def _persons_in_files(out: Path) -> list[tuple[str, int, int, np.ndarray]]:
-    """(video_id, person_id, faces, embedding) of every person stored in ``out``'s result files."""
+def stored_persons(metadata: Iterable[dict]) -> list[tuple[str, int, int, np.ndarray]]:
+    """(video_id, person_id, faces, embedding) of every person stored in result files' ``metadata``."""
+    return [(meta.get("video_id"), int(pid), int(entry["n"]), np.asarray(entry["mean"], np.float32))
+            for meta in metadata for pid, entry in (meta.get("person_embeddings") or {}).items()]
+
+
+def _file_metadata(out: Path) -> list[dict]:
     from emovid.store.results import result_files
     from emovid.store.schema import read_metadata
 
-    persons = []
-    for path in result_files(out):
-        meta = read_metadata(pq.read_schema(path))
-        for pid, entry in (meta.get("person_embeddings") or {}).items():
-            persons.append((meta.get("video_id"), int(pid), int(entry["n"]), np.asarray(entry["mean"], np.float32)))
-    return persons
+    return [read_metadata(pq.read_schema(path)) for path in result_files(out)]
 
 
 def _still_linked(links: pd.DataFrame | None, persons: list) -> dict[tuple[str, int], int]:

@@ -228,10 +228,11 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
     folder = out / REPORT_DIR
     folder.mkdir(exist_ok=True)
     summary_csv, episodes_csv = folder / "summary.csv", folder / "episodes.csv"
-    sections, header_written, episodes_written = [], False, False
+    sections, header_written, episodes_written, metadata = [], False, False, []
     for path in result_files(out):
         schema = pq.read_schema(path)
         meta = read_metadata(schema)
+        metadata.append(meta)
         classes = tuple(meta.get("settings", {}).get("classes", EMOTIONS))
         kind = meta.get("kind", "video")
         df = to_frame(pq.read_table(path), classes)
@@ -265,7 +266,7 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
         pd.DataFrame(columns=EPISODE_COLUMNS).to_csv(episodes_csv, index=False)
     failed = _failed_videos(out)
     index = folder / "index.html"
-    index.write_text(_html(sections, failed, out.resolve().name, _across_videos(sections, linked_persons(out))), encoding="utf-8")
+    index.write_text(_html(sections, failed, out.resolve().name, _across_videos(sections, linked_persons(out, metadata))), encoding="utf-8")
     return Report(folder, index, summary_csv, sum(s.kind == "video" for s in sections), len(failed),
                   sum(s.kind == "image" for s in sections))
 

@@ -56,10 +56,10 @@ def read_results(out_dir: str | Path, smooth: float | None = None, min_quality: 
     if not out.is_dir():
         raise FileNotFoundError(f"results folder {out} does not exist")
     files = result_files(out)
+    metadata = [read_metadata(pq.read_schema(f)) for f in files]  # read once: classes and persons
     classes = EMOTIONS
     if files:
-        class_lists = {tuple(read_metadata(pq.read_schema(f)).get("settings", {}).get("classes", EMOTIONS))
-                       for f in files}
+        class_lists = {tuple(meta.get("settings", {}).get("classes", EMOTIONS)) for meta in metadata}
         if len(class_lists) > 1:
             raise ValueError(f"{out} mixes results of models with different classes: {sorted(class_lists)}")
         classes = class_lists.pop()
@@ -69,7 +69,7 @@ def read_results(out_dir: str | Path, smooth: float | None = None, min_quality: 
     else:
         table = face_schema(classes).empty_table()
     frame = to_frame(table, classes)
-    frame.insert(frame.columns.get_loc("person_id") + 1, "global_person_id", global_person_ids(out, frame))
+    frame.insert(frame.columns.get_loc("person_id") + 1, "global_person_id", global_person_ids(out, frame, metadata))
     if min_quality is not None:
         frame = frame[frame["face_index"].isna() | (frame["quality"] >= min_quality).fillna(False)].reset_index(drop=True)
     if smooth is not None:
