@@ -266,7 +266,8 @@ def build_report(out_dir: str | Path, smooth: float | None = None) -> Report:
         pd.DataFrame(columns=EPISODE_COLUMNS).to_csv(episodes_csv, index=False)
     failed = _failed_videos(out)
     index = folder / "index.html"
-    index.write_text(_html(sections, failed, out.resolve().name, _across_videos(sections, linked_persons(out, metadata))), encoding="utf-8")
+    across = _across_videos(sections, linked_persons(out, metadata))
+    index.write_text(_html(sections, failed, out.resolve().name, across), encoding="utf-8")
     return Report(folder, index, summary_csv, sum(s.kind == "video" for s in sections), len(failed),
                   sum(s.kind == "image" for s in sections))
 
