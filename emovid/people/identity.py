@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from emovid.assets import identity_model_folder, identity_model_installed
+from emovid.assets import face_landmark_model, identity_model_folder, identity_model_installed
 from emovid.detect.faces import FaceDetections
 from emovid.people.persons import PERSON_DISTANCE
 from emovid.people.shots import MAX_DISSOLVE_S
@@ -51,7 +51,7 @@ class FaceEmbedder:
 
         models = identity_model_folder()
         self._dlib = dlib
-        self._shape = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        self._shape = face_landmark_model()
         self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def embed(self, patch: np.ndarray, box: np.ndarray) -> np.ndarray:
