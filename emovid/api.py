@@ -38,6 +38,31 @@ def driver_settings(config: AnalyzeConfig) -> dict:
     return config.settings(info.tag, info.classes, model_digest(path))
 
 
+def earlier_precision(inputs: list[MediaInput], out: Path) -> str | None:
+    """The precision the first of ``inputs`` with results in ``out`` was analysed with (None: none
+    has results, or they predate the setting): ``precision="auto"`` keeps it, so a folder
+    resumed on another host does not clash with itself."""
+    for item in inputs:
+        existing = existing_output(output_path(out, item.video_id))
+        if existing is not None and existing.settings_hash is not None:
+            return existing.settings.get("precision")
+    return None
+
+
+def resolved_config(config: AnalyzeConfig, options: RunOptions, inputs: list[MediaInput], out: Path) -> AnalyzeConfig:
+    """``config`` with its precision resolved once for the whole run, on the driver."""
+    if options.gpus_per_worker > 0:
+        use_gpu = True
+    elif options.in_process:  # the analyzer in this process uses a GPU when its runtime sees one
+        from emovid.classify.emotions import classifier_backend, cuda_available
+
+        use_gpu = cuda_available(classifier_backend(model_path(config.model)))
+    else:
+        use_gpu = False
+    earlier = earlier_precision(inputs, out) if config.precision == "auto" and not options.overwrite else None
+    return config.with_precision(use_gpu, earlier)
+
+
 def plan_tasks(inputs: list[MediaInput], out: Path, config: AnalyzeConfig, overwrite: bool,
                settings: dict | None = None, split_s: float | None = None,
                ) -> tuple[list[VideoTask | ImageGroupTask], list[VideoResult]]:
@@ -105,6 +130,7 @@ def analyze(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str | o
     with OutputLock(out_dir):
         if removed := remove_temp_files(out_dir):
             log.info("removed %d temp files of an interrupted run", removed)
+        config = resolved_config(config, options, inputs, out_dir)
         settings = driver_settings(config)
         todo, done = plan_tasks(inputs, out_dir, config, options.overwrite, settings, options.split_s)
         started = time.perf_counter()

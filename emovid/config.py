@@ -116,6 +116,14 @@ def _address(name: str, value):
     return value
 
 
+def _precision(name: str, value):
+    from emovid.classify.emotions import PRECISIONS  # no model or runtime is loaded by this import
+
+    if value not in PRECISIONS:
+        raise ValueError(f"{name}: expected one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
 def _flag(name: str, value):
     if not isinstance(value, bool):
         raise ValueError(f"{name}: expected True or False, got {value!r}")
@@ -166,6 +174,9 @@ class AnalyzeConfig:
                                        "shares: mostly neutral), balanced (every emotion equally likely) or a "
                                        f"number 0..{MAX_PRIOR_TAU:g} between them", metavar="PRIOR", check=_prior,
                                  none_means="the model's measured operating point, see the model card")
+    precision: str = option("auto", "the CNN's arithmetic: int8 (the model file's quantised graph), fp32, or auto: "
+                                    "int8 on CPUs where it measures faster, fp32 on GPUs; a folder keeps the one "
+                                    "its results were made with", metavar="{auto,int8,fp32}", check=_precision)
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -176,10 +187,17 @@ class AnalyzeConfig:
 
         The model is identified by its file's content (``model_sha256``; the tag is for
         people), and the emovid version and detector backend are in: results of another
-        model, release or detector backend are never mistaken for these. The classifier's
-        runtime is not in them: onnxruntime and TensorFlow agree to 1e-6 (closer than TF's own
-        bf16 and fp32), so nodes may differ there; each file's metadata records it.
+        model, release or detector backend are never mistaken for these. So is the precision,
+        which must be resolved ("int8" or "fp32", see :meth:`with_precision`): int8 moves
+        probabilities by ~0.01. The classifier's runtime is not in them: onnxruntime and
+        TensorFlow agree to 1e-6 (closer than TF's own bf16 and fp32), so nodes may differ
+        there; each file's metadata records it.
+
+        Raises:
+            ValueError: ``precision`` is still "auto".
         """
+        if self.precision == "auto":
+            raise ValueError("precision: resolve 'auto' (AnalyzeConfig.with_precision) before computing settings")
         from emovid import __version__
         from emovid.assets import YUNET_NAME
         from emovid.people.identity import identity_backend  # imports OpenCV: not at config import
@@ -195,6 +213,27 @@ class AnalyzeConfig:
                 "classes": list(classes),
                 "detector": YUNET_NAME, "detector_backend": detector_backend or auto_backend(),
                 "emovid_version": __version__, "schema_version": SCHEMA_VERSION}
+
+
+    def with_precision(self, use_gpu: bool = False, earlier: str | None = None) -> "AnalyzeConfig":
+        """This config with ``precision`` resolved for this host: "auto" becomes ``earlier`` (the
+        precision of results already in the output folder) when given, else what
+        :func:`~emovid.classify.emotions.resolve_precision` measures; "int8" is checked.
+
+        Raises:
+            ModelError: int8 asked of a model, runtime or device that cannot run it.
+        """
+        from dataclasses import replace
+
+        from emovid.classify.emotions import resolve_precision
+        from emovid.errors import ModelError
+
+        if self.precision == "auto" and earlier in ("int8", "fp32"):
+            try:
+                return replace(self, precision=resolve_precision(self.model, earlier, use_gpu=use_gpu))
+            except ModelError:  # not possible here: measure, and let the folder check name the difference
+                pass
+        return replace(self, precision=resolve_precision(self.model, self.precision, use_gpu=use_gpu))
 
 
 #: Version of the shot, track and person rules: results of other rules are not mixed with these.

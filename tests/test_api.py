@@ -153,6 +153,31 @@ def test_changed_settings_are_refused(videos, tmp_path):
     assert set(run(videos, out, fps=2, overwrite=True)["status"]) == {"ok", "failed"}
 
 
+def test_precision_is_a_setting_and_auto_keeps_the_folders_own(videos, tmp_path):
+    """int8 and fp32 results never mix in a folder; "auto" resumes a folder with the precision
+    its results were made with (another host may measure another), and a fresh folder records
+    what auto chose here."""
+    import pyarrow.parquet as pq
+
+    from emovid.classify.emotions import resolve_precision
+    from emovid.store.schema import read_metadata
+
+    def precisions(out):
+        return {read_metadata(pq.read_schema(f))["settings"]["precision"] for f in out.glob("*.parquet")}
+
+    out = tmp_path / "out"
+    first = run(videos, out, precision="fp32")
+    assert precisions(out) == {"fp32"}
+    again = run(videos, out)  # auto
+    assert again.loc[again["status"] == "ok", "reused"].all() and precisions(out) == {"fp32"}
+    with pytest.raises(OutputError, match="precision: 'fp32' -> 'int8'"):
+        run(videos, out, precision="int8")
+    fresh = tmp_path / "fresh"
+    run(videos, fresh)
+    assert precisions(fresh) == {resolve_precision(None)}
+    assert len(first) == len(again)
+
+
 def test_batch_size_does_not_count_as_a_setting(videos, tmp_path):
     out = tmp_path / "out"
     first = run(videos, out, batch_size=2)

@@ -65,7 +65,7 @@ def test_videos_are_spread_over_both_nodes(two_nodes, tmp_path):
     for i in range(4):
         video = face_video(tmp_path / f"v{i}.mp4", n_frames=6)
         tasks.append(VideoTask(str(video), video.name, str(tmp_path / "out" / f"{video.name}.parquet")))
-    config, results = AnalyzeConfig(), []
+    config, results = AnalyzeConfig().with_precision(), []
     run_tasks(tasks, config, RunOptions(), lambda t, r: results.append(r) or [],  # default pool: one worker per CPU
               analyzer_cls=both_workers_start_first_class(str(tmp_path / "starts")),
               expected_settings=driver_settings(config), out_dir=str(tmp_path / "out"))
@@ -140,7 +140,7 @@ def test_a_worker_that_stops_responding_is_replaced_and_the_run_goes_on(two_node
     (tmp_path / "out").mkdir()
     names = ["a.mp4", "stall.mp4", "b.mp4", "c.mp4"]
     tasks = [VideoTask(str(write_video(tmp_path / n, 12)), n, str(tmp_path / "out" / f"{n}.parquet")) for n in names]
-    config, results = AnalyzeConfig(), {}
+    config, results = AnalyzeConfig().with_precision(), {}
     run_tasks(tasks, config, RunOptions(stall_timeout_s=2), lambda t, r: results.__setitem__(r.video_id, r) or [],
               analyzer_cls=freezing_analyzer_class(str(tmp_path / "frozen")),
               expected_settings=driver_settings(config), out_dir=str(tmp_path / "out"))

@@ -18,6 +18,7 @@ REFUSED = [
     (["--stall-timeout", "-1"], {"stall_timeout_s": -1.0}, "stall_timeout_s: expected a number >= 0"),
     (["--prior", "uniform"], {"prior": "uniform"}, "prior: expected ferplus, balanced or a number"),
     (["--max-side", "32"], {"max_side": 32}, "max_side: expected a whole number >= 64"),
+    (["--precision", "int4"], {"precision": "int4"}, "precision: expected one of auto, int8, fp32"),
 ]
 
 
@@ -61,9 +62,21 @@ def test_every_option_is_a_flag_and_a_keyword_with_its_declared_default():
 
 
 def test_result_settings_and_run_options_are_separate_types():
-    settings = AnalyzeConfig().settings("m:1", ("a", "b"), "0" * 16, "opencv")
+    settings = AnalyzeConfig(precision="fp32").settings("m:1", ("a", "b"), "0" * 16, "opencv")
     run_only = {f.name for f in fields(RunOptions)}
     assert not run_only & set(settings)  # batch size, segments, workers... never reach the settings hash
+
+
+def test_settings_record_the_precision_that_runs_never_auto():
+    from emovid.config import settings_hash
+
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        AnalyzeConfig().settings("m:1", ("a", "b"), "0" * 16, "opencv")
+    hashes = {settings_hash(AnalyzeConfig(precision=p).settings("m:1", ("a", "b"), "0" * 16, "opencv"))
+              for p in ("int8", "fp32")}
+    assert len(hashes) == 2
+    assert AnalyzeConfig().with_precision(earlier="fp32").precision == "fp32"  # a folder's earlier choice
+    assert AnalyzeConfig().with_precision(use_gpu=True, earlier="int8").precision == "fp32"  # int8 can't run there
 
 
 def test_the_reference_lists_every_flag():

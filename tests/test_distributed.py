@@ -102,7 +102,7 @@ def test_worker_with_other_settings_than_the_driver_is_refused(ray_local, folder
     from emovid.run.distributed import run_tasks
     from emovid.run.pipeline import VideoTask
 
-    config = AnalyzeConfig()
+    config = AnalyzeConfig().with_precision()
     task = VideoTask(str(folder / "f0.mp4"), "f0.mp4", str(tmp_path / "f0.mp4.parquet"))
     with pytest.raises(EmovidError, match=r"would make other results than this driver \(emovid_version: '0.1.0' -> '0.0.9'\)"):
         run_tasks([task], config, RunOptions(workers=1), lambda t, r: [], analyzer_cls=other_release_analyzer_class(),

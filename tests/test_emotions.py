@@ -82,6 +82,7 @@ def test_onnxruntime_and_tensorflow_agree_on_real_faces(classifier):
     if not (FERPLUS / "FER2013Valid").is_dir():
         pytest.skip(f"FER+ Valid not found under {FERPLUS}")
     faces = load_labelled(FERPLUS / "FER2013Valid", 48, 0.0).images[:300]
+    classifier = EmotionClassifier.load(precision="fp32")
     on_tf = EmotionClassifier.load(backend="tensorflow")
     assert (classifier.backend, on_tf.backend) == ("onnxruntime", "tensorflow") and on_tf.info.flip_average
     # On CPUs with native bf16, TensorFlow runs the network in bf16 (logits move by a few hundredths)
@@ -103,6 +104,58 @@ def test_classifier_backend_choice(small_model_file, monkeypatch):
         EmotionClassifier.load(small_model_file, backend="onnxruntime")
     monkeypatch.setenv("EMOVID_CLASSIFIER", "tensorflow")
     assert classifier_backend(bundled(DEFAULT_MODEL_NAME)) == "tensorflow"
+
+
+def _sample_video_crops(size: int, margin: float) -> np.ndarray:
+    """Face crops of the repo's sample video (every 6th frame) and test photos: real faces."""
+    from emovid.detect.faces import FaceDetector, crop_faces
+    from emovid.media.video import VideoReader
+
+    detector, crops = FaceDetector(), []
+    with VideoReader(shared_video("WolfgangLanger_Pexels.mp4"), sample_fps=4) as reader:
+        images = [frame.image for frame in reader.frames()]
+    images += [cv2.imread(str(shared_video(n))) for n in ("multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg",
+                                                          "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")]
+    for image in images:
+        crops.extend(crop_faces(image, detector.detect(image), margin, size))
+    return np.stack(crops)
+
+
+def test_int8_graph_runs_and_agrees_with_fp32_on_real_faces():
+    """The shipped file carries an int8 graph beside the fp32 one; on real faces (the sample
+    video, posed photos) it gives the same emotion almost always, probabilities within a few
+    hundredths: quantisation, not a different model."""
+    fp32 = EmotionClassifier.load(precision="fp32", num_threads=1)
+    int8 = EmotionClassifier.load(precision="int8", num_threads=1)
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    crops = _sample_video_crops(fp32.input_size, fp32.info.crop_margin)
+    assert len(crops) > 70
+    p32, p8 = fp32.predict_proba(crops), int8.predict_proba(crops)
+    assert not np.array_equal(p32, p8)  # another graph really ran
+    assert (p32.argmax(1) == p8.argmax(1)).mean() >= 0.95
+    assert np.abs(p32 - p8).max(axis=1).mean() < 0.03
+
+
+def test_precision_resolution(small_model_file):
+    from emovid.assets import DEFAULT_MODEL_NAME, bundled
+    from emovid.classify.emotions import int8_speedup, resolve_precision
+    from emovid.classify.model_file import model_digest, onnx_precisions
+
+    shipped = bundled(DEFAULT_MODEL_NAME)
+    assert onnx_precisions(shipped) == ("fp32", "int8") and onnx_precisions(small_model_file) == ()
+    assert resolve_precision(shipped, "fp32") == "fp32" and resolve_precision(shipped, "int8") == "int8"
+    faster = int8_speedup(shipped, model_digest(shipped)) >= 1.2
+    assert resolve_precision(shipped) == ("int8" if faster else "fp32")
+    assert resolve_precision(shipped, use_gpu=True) == "fp32"  # GPUs run the float graph
+    assert resolve_precision(shipped, backend="tensorflow") == "fp32"
+    assert resolve_precision(small_model_file) == "fp32"  # nothing to choose from
+    for model, gpu, message in ((small_model_file, False, "no int8 graph"), (shipped, True, "CPU workers only")):
+        with pytest.raises(ModelError, match=message):
+            resolve_precision(model, "int8", use_gpu=gpu)
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision(shipped, "int4")
+    with pytest.raises(ModelError, match="onnxruntime only"):
+        EmotionClassifier.load(backend="tensorflow", precision="int8")
 
 
 @pytest.mark.parametrize("faces", [[np.zeros((4, 4, 2), np.uint8)], [np.zeros(0, np.uint8)]])

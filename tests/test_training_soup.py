@@ -7,7 +7,7 @@ import pytest
 from emovid.cli import main
 from emovid.classify.emotions import EmotionClassifier
 from emovid.errors import ModelError
-from emovid.classify.model_file import read_model_info, write_model_info
+from emovid.classify.model_file import onnx_precisions, read_model_info, write_model_info
 from tests.helpers import saved_model
 from emovid.training.model import make_model
 from emovid.training.soup import average_weights, recalibrate_batch_norm, recalibration_batches, soup_models
@@ -150,6 +150,31 @@ def test_soup_command(tmp_path, capsys):
     assert info.flip_average and info.logit_offsets is not None
     assert info.training["batch_norm_recalibration"]["images"] == 14
     assert "weight mean of 2 checkpoint(s)" in capsys.readouterr().err
+    assert onnx_precisions(out) == ("fp32", "int8")  # quantised on the same training crops
+
+
+def test_quantize_command_adds_an_int8_graph_to_a_model_file(tmp_path, capsys):
+    """`emovid quantize` gives any model file (here an ensemble's, which has none) its int8
+    graph; the file stays a loadable model and its fp32 graph is untouched."""
+    from emovid.classify.emotions import EmotionClassifier
+    from emovid.classify.model_file import read_onnx
+    from tests.helpers import write_ferplus
+
+    data = write_ferplus(tmp_path / "fer", [[10 * (column == c) for column in range(10)] for c in range(7)] * 3)
+    for i in range(2):
+        saved_model(tmp_path / f"m{i}.keras", i)
+    model = tmp_path / "e.keras"
+    assert main(["ensemble", str(tmp_path / "m0.keras"), str(tmp_path / "m1.keras"), "--out", str(model)]) == 0
+    fp32 = read_onnx(model)
+    assert onnx_precisions(model) == ("fp32",)
+    with pytest.raises(ModelError, match="no int8 graph"):
+        EmotionClassifier.load(model, precision="int8")
+    assert main(["quantize", str(model), "--data", str(data)]) == 0
+    assert "added an int8 graph" in capsys.readouterr().err
+    assert onnx_precisions(model) == ("fp32", "int8") and read_onnx(model) == fp32
+    crops = np.random.default_rng(1).integers(0, 256, (8, 64, 64), np.uint8)
+    np.testing.assert_allclose(EmotionClassifier.load(model, precision="int8").predict_proba(crops),
+                               EmotionClassifier.load(model, precision="fp32").predict_proba(crops), atol=0.15)
 
 
 def test_soup_warns_about_checkpoints_of_different_runs(tmp_path, caplog):

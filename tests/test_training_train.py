@@ -52,12 +52,17 @@ def test_smoke_training_writes_a_loadable_model_and_evaluates(tmp_path):
     assert info.classes == EMOTIONS and out.is_file()
     with zipfile.ZipFile(out) as zf:
         sizes = {i.filename: i.compress_size for i in zf.infolist()}
-    assert sizes.pop("emovid.onnx") > 1_000_000  # the network exported for onnxruntime
+    fp32 = sizes.pop("emovid.onnx")
+    assert fp32 > 1_000_000  # the network exported for onnxruntime
+    assert 0 < sizes.pop("emovid.int8.onnx") < fp32 / 2  # and quantised, calibrated on the training crops
     assert sum(sizes.values()) < 6_000_000  # no optimizer state in the shipped file
-    classifier = EmotionClassifier.load(out)
+    classifier = EmotionClassifier.load(out, precision="fp32")
     assert classifier.name == "smoke:0" and classifier.backend == "onnxruntime"
-    probs = classifier.predict_proba(np.zeros((3, 64, 64), np.uint8))
+    crops = np.random.default_rng(0).integers(0, 256, (16, 64, 64), np.uint8)
+    probs = classifier.predict_proba(crops)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    int8 = EmotionClassifier.load(out, precision="int8").predict_proba(crops)
+    assert not np.array_equal(probs, int8) and np.abs(probs - int8).mean() < 0.05  # the same network, rounded
     report = evaluate_folder(data, tmp_path / "eval", model=out)
     assert report.n == 12 and (tmp_path / "eval" / "confusion.png").stat().st_size > 1000
     assert (tmp_path / "eval" / "metrics.json").is_file()

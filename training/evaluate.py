@@ -119,11 +119,13 @@ def plot_confusion(confusion: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def predict_ours(faces: LabelledFaces, model: str | Path | None, prior_tau: float | None = None) -> np.ndarray:
-    """Class probabilities (N, C) of our model at its default operating point (or ``prior_tau``)."""
+def predict_ours(faces: LabelledFaces, model: str | Path | None, prior_tau: float | None = None,
+                 precision: str = "auto") -> np.ndarray:
+    """Class probabilities (N, C) of our model at its default operating point (or ``prior_tau``),
+    in ``precision`` (see :func:`emovid.classify.emotions.resolve_precision`)."""
     from emovid.classify.emotions import EmotionClassifier
 
-    return EmotionClassifier.load(model, prior_tau).predict_proba(faces.images)
+    return EmotionClassifier.load(model, prior_tau, precision=precision).predict_proba(faces.images)
 
 
 def predict_peer(faces: LabelledFaces, model: str | Path) -> np.ndarray:
@@ -148,7 +150,7 @@ def load_labelled(data: str | Path, size: int, crop_margin: float) -> LabelledFa
 
 
 def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None = None, peer: bool = False,
-                    prior_tau: float | None = None) -> EvalReport:
+                    prior_tau: float | None = None, precision: str = "auto") -> EvalReport:
     """Evaluate a model (ours, or the peer with ``peer=True``) on a labelled folder and save the report.
 
     Raises:
@@ -166,7 +168,7 @@ def evaluate_folder(data: str | Path, out: str | Path, model: str | Path | None 
         info = read_model_info(resolve_model(model) or bundled(DEFAULT_MODEL_NAME))  # a path or a bundled name
         size, crop_margin = info.input_size, info.crop_margin
     faces = load_labelled(data, size, crop_margin)
-    probs = predict_peer(faces, model) if peer else predict_ours(faces, model, prior_tau)
+    probs = predict_peer(faces, model) if peer else predict_ours(faces, model, prior_tau, precision)
     report = EvalReport.from_probabilities(faces.majority, probs)
     report.save(out, title=f"{'peer (fer mini-Xception)' if peer else 'emovid'} on {Path(data).name}: "
                            f"acc {report.accuracy:.3f}, mean recall {report.mean_recall:.3f}")

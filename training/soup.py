@@ -151,5 +151,5 @@ def soup_models(paths: list[Path], out: Path, images: np.ndarray, name: str | No
                                                    for p, i in zip(paths, infos)],
                              "batch_norm_recalibration": {"images": int(len(images)), "batches": batches,
                                                           "batch_size": RECALIBRATION_BATCH_SIZE}})
-    write_model(souped, info, out)
+    write_model(souped, info, out, calibration=images)
     return info

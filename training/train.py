@@ -224,8 +224,9 @@ def recalibrate(model: keras.Model, train: LabelledFaces, valid: LabelledFaces) 
             "val_acc_after": round(float(after), 5)}
 
 
-def save(model: keras.Model, config: TrainConfig, details: dict) -> ModelInfo:
-    """Write the model and its emovid metadata to ``config.out``."""
+def save(model: keras.Model, config: TrainConfig, details: dict, calibration: np.ndarray | None = None) -> ModelInfo:
+    """Write the model and its emovid metadata to ``config.out`` (and its int8 graph, calibrated
+    on ``calibration``: training crops)."""
     info = ModelInfo(
         name=config.name, version=config.version, classes=EMOTIONS, input_size=config.input_size,
         crop_margin=config.crop_margin,
@@ -236,7 +237,7 @@ def save(model: keras.Model, config: TrainConfig, details: dict) -> ModelInfo:
     # An uncompiled clone drops the optimizer state: the shipped file holds only what inference needs.
     inference_model = keras.models.clone_model(model)
     inference_model.set_weights(model.get_weights())
-    write_model(inference_model, info, config.out)
+    write_model(inference_model, info, config.out, calibration=calibration)
     return info
 
 
@@ -264,6 +265,6 @@ def train(config: TrainConfig) -> ModelInfo:
         details["batch_norm_recalibration"] = recalibrate(model, train_set, valid_set)
     details.update(train_images=len(train_set), valid_images=len(valid_set), data=str(config.data),
                    class_prior=class_prior, **config.extra)
-    info = save(model, config, details)
+    info = save(model, config, details, calibration=train_set.images)
     log.info("saved %s: %s", config.out, json.dumps(details))
     return info

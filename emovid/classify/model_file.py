@@ -22,6 +22,10 @@ METADATA_MEMBER = "emovid.json"
 #: The network exported to ONNX (``emovid.classify.inference_graph.to_onnx``), run by onnxruntime when
 #: it is installed; models without it run on TensorFlow.
 ONNX_MEMBER = "emovid.onnx"
+#: The same network quantised to int8 (``emovid.classify.quantize``), where the model file has it.
+INT8_MEMBER = "emovid.int8.onnx"
+#: The ONNX graphs a model file may carry, by arithmetic.
+ONNX_MEMBERS = {"fp32": ONNX_MEMBER, "int8": INT8_MEMBER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,26 +121,33 @@ def write_model_info(path: str | Path, info: ModelInfo) -> None:
     _replace_member(path, METADATA_MEMBER, json.dumps(asdict(info), indent=2).encode())
 
 
-def write_onnx(path: str | Path, graph: bytes) -> None:
-    """Add (or replace) the ONNX graph member in a saved ``.keras`` file."""
-    _replace_member(path, ONNX_MEMBER, graph)
+def write_onnx(path: str | Path, graph: bytes, precision: str = "fp32") -> None:
+    """Add (or replace) the ONNX graph of ``precision`` ("fp32" or "int8") in a saved ``.keras`` file."""
+    _replace_member(path, ONNX_MEMBERS[precision], graph)
+
+
+def onnx_precisions(path: str | Path) -> tuple[str, ...]:
+    """The arithmetic of each ONNX graph a model file carries, e.g. ``("fp32", "int8")`` (reads
+    the zip's index only; empty for a file without graphs or not a zip)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return ()
+    return tuple(p for p, member in ONNX_MEMBERS.items() if member in names)
 
 
 def has_onnx(path: str | Path) -> bool:
-    """Whether a model file carries its ONNX graph (reads the zip's index only)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return ONNX_MEMBER in zf.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
+    """Whether a model file carries its (fp32) ONNX graph."""
+    return "fp32" in onnx_precisions(path)
 
 
-def read_onnx(path: str | Path) -> bytes | None:
-    """The ONNX graph inside a model file, or None when it has none."""
-    if not has_onnx(path):
+def read_onnx(path: str | Path, precision: str = "fp32") -> bytes | None:
+    """The ONNX graph of ``precision`` inside a model file, or None when it has none."""
+    if precision not in onnx_precisions(path):
         return None
     with zipfile.ZipFile(path) as zf:
-        return zf.read(ONNX_MEMBER)
+        return zf.read(ONNX_MEMBERS[precision])
 
 
 def _replace_member(path: str | Path, member: str, data: bytes) -> None:
@@ -151,10 +162,13 @@ def _replace_member(path: str | Path, member: str, data: bytes) -> None:
     tmp.replace(path)
 
 
-def write_model(model, info: ModelInfo, path: str | Path, onnx: bool = True) -> None:
+def write_model(model, info: ModelInfo, path: str | Path, onnx: bool = True, calibration=None) -> None:
     """Save a Keras model with its metadata (and, with ``onnx``, its ONNX graph) to ``path``
     atomically (a temp file renamed into place). Without tf2onnx the graph is left out, with
-    a warning: the model then runs on TensorFlow."""
+    a warning: the model then runs on TensorFlow.
+
+    ``calibration``: training crops (uint8, the model's input size); with them the int8 graph
+    is stored too (:mod:`emovid.classify.quantize`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".partial.keras")
@@ -165,12 +179,30 @@ def write_model(model, info: ModelInfo, path: str | Path, onnx: bool = True) -> 
             from emovid.classify.inference_graph import to_onnx  # imports Keras and TensorFlow
 
             try:
-                write_onnx(tmp, to_onnx(model))
+                graph = to_onnx(model)
             except ImportError as exc:
                 log.warning("no ONNX graph in %s (%s): it will run on TensorFlow only", path.name, exc)
+            else:
+                write_onnx(tmp, graph)
+                if calibration is not None:
+                    write_int8(tmp, graph, calibration, info.input_size)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_int8(path: str | Path, graph: bytes, images, input_size: int) -> None:
+    """Quantise ``graph`` on a sample of ``images`` (uint8 training crops) and store it beside it.
+    Without onnxruntime's quantisation tools only a warning: the model then runs in fp32."""
+    from emovid.classify.emotions import to_model_input
+    from emovid.classify.quantize import calibration_sample, quantize_graph
+
+    try:
+        int8 = quantize_graph(graph, to_model_input(calibration_sample(images), input_size))
+    except ImportError as exc:
+        log.warning("no int8 graph in %s (%s): it will run in fp32 only", Path(path).name, exc)
+        return
+    write_onnx(path, int8, "int8")
 
 
 def read_model_info(path: str | Path) -> ModelInfo:

@@ -81,14 +81,15 @@ class VideoAnalyzer:
         self.num_threads = num_threads
         if num_threads:
             cv2.setNumThreads(num_threads)
-        self.config = config
         model = model_path(config.model)
         backend = classifier_backend(model)
         if backend == "tensorflow":
             configure_tensorflow(num_threads)  # before TensorFlow builds anything
         # A Ray worker knows whether it was given a GPU; elsewhere, use one if the runtime runs on it.
         want_gpu = cuda_available(backend) if use_gpu is None else use_gpu
-        self.classifier = EmotionClassifier.load(model, config.prior, backend, num_threads, want_gpu)
+        # The driver resolves "auto" for a whole run (workers must agree); used alone, it is resolved here.
+        self.config = config = config.with_precision(want_gpu)
+        self.classifier = EmotionClassifier.load(model, config.prior, backend, num_threads, want_gpu, config.precision)
         self.use_gpu = self.classifier.on_gpu if use_gpu is None else use_gpu
         # A GPU needs bigger batches to be busy; on CPU 256 is past the point of diminishing returns.
         self.batch_size = batch_size or (GPU_BATCH_SIZE if self.use_gpu else CPU_BATCH_SIZE)
@@ -159,7 +160,7 @@ class VideoAnalyzer:
             "emovid_version": __version__, "settings_hash": self.settings_hash, "settings": self.settings,
             "model_name": self.classifier.info.name, "model_version": self.classifier.info.version,
             "classifier_runtime": {"backend": self.classifier.backend, "bf16": self.classifier.bf16,
-                                   "gpu": self.classifier.on_gpu},
+                                   "gpu": self.classifier.on_gpu, "precision": self.classifier.precision},
             "operating_point": {"temperature": self.classifier.info.temperature,
                                 "prior_tau": self.classifier.prior_tau, "logit_offsets": self.classifier.offsets},
             "video_id": task.video_id, "source": task.path, **source,
