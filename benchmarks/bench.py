@@ -326,6 +326,107 @@ def analytics_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
              f"the run: {run_ms:.1f} ms a face, decode to Parquet")]
 
 
+#: The stages of one worker's pipeline, in the order a frame meets them.
+STAGES = ("decode", "shot score", "detection", "track", "crop", "pose + quality", "classify", "identity",
+          "rows + Parquet")
+
+
+class StageClock:
+    """Wall time per stage of a real pipeline run: each stage's function is wrapped while the
+    clock is on; a stage's time excludes the stages it calls (identity checks inside tracking)."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+        self._stack: list[float] = []  # time spent in children of each open stage
+
+    def _enter(self) -> float:
+        self._stack.append(0.0)
+        return time.perf_counter()
+
+    def _leave(self, stage: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        children = self._stack.pop()
+        self.seconds[stage] += elapsed - children
+        if self._stack:
+            self._stack[-1] += elapsed
+
+    def wrap(self, stage: str, fn):
+        def timed(*args, **kwargs):
+            started = self._enter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._leave(stage, started)
+        return timed
+
+    def wrap_generator(self, stage: str, fn):
+        """Times each step of the generators ``fn`` returns (frames come from the decoder lazily)."""
+        def timed(*args, **kwargs):
+            inner = fn(*args, **kwargs)
+            while True:
+                started = self._enter()
+                try:
+                    item = next(inner)
+                except StopIteration:
+                    return
+                finally:
+                    self._leave(stage, started)
+                yield item
+        return timed
+
+
+def stage_profile(path: Path, fps: float | None, tmp: Path) -> tuple[dict[str, float], float, object]:
+    """Seconds per stage of one worker on one thread with decoding inline (no overlap, so the
+    stages add up to the wall time), the wall time and the result (second of two runs)."""
+    from unittest import mock
+
+    from emovid.config import AnalyzeConfig
+    from emovid.media.video import VideoReader
+    from emovid.people.identity import FaceEmbedder
+    from emovid.people.shots import ShotDetector
+    from emovid.people.stage import PeopleOfVideo
+    from emovid.run import pipeline
+    from emovid.store.sink import ParquetSink
+
+    analyzer = pipeline.VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=1)
+    task = pipeline.VideoTask(str(path), path.name, str(tmp / f"{path.name}.profile.parquet"))
+    analyzer(task, False)  # warm-up
+    clock = StageClock()
+    with (mock.patch.object(VideoReader, "_read", clock.wrap_generator("decode", VideoReader._read)),
+          mock.patch.object(ShotDetector, "update", clock.wrap("shot score", ShotDetector.update)),
+          mock.patch.object(analyzer.detector, "detect", clock.wrap("detection", analyzer.detector.detect)),
+          mock.patch.object(PeopleOfVideo, "track", clock.wrap("track", PeopleOfVideo.track)),
+          mock.patch.object(pipeline, "crop_faces", clock.wrap("crop", pipeline.crop_faces)),
+          mock.patch.object(pipeline, "pose_and_quality", clock.wrap("pose + quality", pipeline.pose_and_quality)),
+          mock.patch.object(analyzer.classifier, "predict_proba", clock.wrap("classify", analyzer.classifier.predict_proba)),
+          mock.patch.object(FaceEmbedder, "embed", clock.wrap("identity", FaceEmbedder.embed)),
+          mock.patch.object(pipeline, "to_record_batch", clock.wrap("rows + Parquet", pipeline.to_record_batch)),
+          mock.patch.object(ParquetSink, "write", clock.wrap("rows + Parquet", ParquetSink.write))):
+        started = time.perf_counter()
+        result = analyzer(task, False)
+        wall = time.perf_counter() - started
+    return clock.seconds, wall, result
+
+
+def profile_rows(path: Path, tmp: Path) -> list[tuple[str, ...]]:
+    """Table 2: where one worker's time goes, at 4 fps and every frame, as ms per second of video."""
+    rows = []
+    profiles = {fps: stage_profile(path, fps, tmp) for fps in (4.0, None)}
+    for stage in (*STAGES, "other (Python, hand-offs)"):
+        cells = []
+        for fps, (seconds, wall, result) in profiles.items():
+            spent = seconds.get(stage, wall - sum(seconds.values()))
+            video_s = result.frames_decoded / (result.fps or 1)
+            cells += [f"{1000 * spent / video_s:.1f}", f"{spent / wall:.0%}"]
+        rows.append((stage, *cells))
+    totals = []
+    for seconds, wall, result in profiles.values():
+        video_s = result.frames_decoded / (result.fps or 1)
+        totals += [f"{1000 * wall / video_s:.1f} ({video_s / wall:.0f} video-s/s)", "100%"]
+    rows.append(("**total** (decode inline, one thread)", *totals))
+    return rows
+
+
 def decode_fps_grab_only(path: Path) -> tuple[float, int]:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     n, start = 0, time.perf_counter()
@@ -342,12 +443,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the Ray and memory rows")
     parser.add_argument("--people", action="store_true", help="only row 8 (shots, tracks, persons), beside decode")
     parser.add_argument("--analytics", action="store_true", help="only row 9 (head pose and quality), beside decode")
+    parser.add_argument("--profile", action="store_true", help="only the per-stage profile table")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cv2.setNumThreads(1)
         dec, n_frames = decode_fps(args.video)
+        if args.profile:
+            _print_profile(args.video, n_frames, profile_rows(args.video, tmp))
+            return
         if args.analytics:
             rows = [("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"), *analytics_rows(args.video, tmp)]
             _print(args.video, n_frames, rows)
@@ -415,6 +520,14 @@ def _print(video: Path, n_frames: int, rows: list[tuple[str, str, str]]) -> None
     print(f"\nemovid benchmark on {video.name} ({n_frames} frames) -- {cpu_name()}, "
           f"Python {platform.python_version()}\n")
     print("| measurement | result | comparison |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def _print_profile(video: Path, n_frames: int, rows: list[tuple[str, ...]]) -> None:
+    print(f"\nwhere a worker's time goes on {video.name} ({n_frames} frames), ms per second of video -- "
+          f"{cpu_name()}\n")
+    print("| stage | 4 fps: ms / video-s | share | every frame: ms / video-s | share |\n|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

@@ -28,10 +28,13 @@ log = logging.getLogger(__name__)
 
 def driver_settings(config: AnalyzeConfig) -> dict:
     """The result settings as this (driver) process computes them; every worker must agree.
+    A precision still "auto" is resolved for this host (:func:`resolved_config` does it for a run).
 
     Raises:
         ModelError: the model is unusable, or cannot take ``config.prior``.
     """
+    if config.precision == "auto":
+        config = config.with_precision()
     path = model_path(config.model)
     info = read_model_info(path)
     info.offsets_for(config.prior)  # a --prior the model cannot take fails here, before Ray starts

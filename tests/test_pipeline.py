@@ -133,30 +133,37 @@ def test_inline_decoding_gives_the_same_rows(analyzer, tmp_path):
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(a))
 
 
-def test_a_decode_bound_video_is_classified_while_it_decodes(analyzer, tmp_path, monkeypatch):
-    """When the next frame is not decoded yet, the faces waiting are classified instead of idling."""
+def test_overlapped_stages_classify_small_batches_beside_detection(analyzer, tmp_path, monkeypatch):
+    """With the stages overlapped, every EAGER_BATCH waiting faces go to the classifier's thread
+    while detection goes on: the same rows as running the stages in turn."""
+    import threading
+
     from emovid.run.pipeline import EAGER_BATCH
-    from emovid.media.prefetch import PrefetchedFrames
 
     path = shared_video("WolfgangLanger_Pexels.mp4")
     inline_out = tmp_path / "inline.parquet"
     inline = analyzer(VideoTask(str(path), "v", str(inline_out)), overlap_decode=False)
 
-    batches = []
-    classify = analyzer.classifier.predict_proba
+    batches, threads = [], set()
+    classify, detect = analyzer.classifier.predict_proba, analyzer.detector.detect
 
     def recording(faces, batch_size):
         batches.append(len(faces))
+        threads.add(("classify", threading.current_thread().name))
         return classify(faces, batch_size)
 
-    # the decoder never has the next frame ready (as on a decode-bound video), deterministically;
-    # what `ready` reports is tested in test_video
-    monkeypatch.setattr(PrefetchedFrames, "ready", property(lambda self: False))
+    def detecting(image):
+        threads.add(("detect", threading.current_thread().name))
+        return detect(image)
+
     monkeypatch.setattr(analyzer.classifier, "predict_proba", recording)
+    monkeypatch.setattr(analyzer.detector, "detect", detecting)
     result, out = run(analyzer, path, tmp_path, video_id="v")
     assert result.status == "ok" and result.faces == inline.faces > 2 * EAGER_BATCH
     assert sum(batches) == result.faces and len(batches) >= 3  # one face per frame here
     assert batches[:-1] == [EAGER_BATCH] * (len(batches) - 1) and 0 < batches[-1] <= EAGER_BATCH
+    main = threading.current_thread().name
+    assert {kind for kind, name in threads if name != main} == {"classify", "detect"}  # each in a thread of its own
     assert pq.read_table(out).equals(pq.read_table(inline_out))  # batching never changes a row
     # early batches are classified, not written: the file is not split into small row groups
     assert pq.ParquetFile(out).metadata.num_row_groups == pq.ParquetFile(inline_out).metadata.num_row_groups == 1
@@ -168,7 +175,6 @@ def test_a_gpu_worker_fills_its_batch_instead_of_classifying_early(tmp_path, mon
     from emovid.classify import emotions
     from emovid.run import pipeline
     from emovid.config import AnalyzeConfig
-    from emovid.media.prefetch import PrefetchedFrames
 
     assert not emotions.cpu_bf16_wanted(["/physical_device:GPU:0"])
     # No GPU here: onnxruntime runs on the CPU, but the worker sizes itself as the GPU one Ray made it.
@@ -178,7 +184,6 @@ def test_a_gpu_worker_fills_its_batch_instead_of_classifying_early(tmp_path, mon
     classify = analyzer.classifier.predict_proba
     monkeypatch.setattr(analyzer.classifier, "predict_proba", lambda faces, batch_size: batches.append(len(faces))
                         or classify(faces, batch_size))
-    monkeypatch.setattr(PrefetchedFrames, "ready", property(lambda self: False))  # decode-bound, as above
     result, _ = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path, video_id="v")
     assert result.status == "ok" and batches == [result.faces] == [472]  # one batch: all faces of the video
 

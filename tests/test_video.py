@@ -115,59 +115,39 @@ def test_capture_released_when_generator_stops_early(tmp_path):
     assert reader._cap is None
 
 
-def test_prefetched_frames_yields_everything_in_order_and_stops_cleanly(tmp_path):
-    from emovid.media.prefetch import PrefetchedFrames
+def test_prefetched_yields_everything_in_order_and_stops_cleanly(tmp_path):
+    from emovid.media.prefetch import Prefetched
 
     path = write_video(tmp_path / "v.mp4", 30)
     with VideoReader(path) as reader:
-        indices = [f.index for f in PrefetchedFrames(reader.frames(), depth=2)]
+        indices = [f.index for f in Prefetched(reader.frames(), depth=2)]
     assert indices == list(range(30))
     with VideoReader(path) as reader:
-        stream = PrefetchedFrames(reader.frames(), depth=2)
+        stream = Prefetched(reader.frames(), depth=2)
         first = [next(stream).index for _ in range(3)]
         stream.close()  # consumer stops early: the decode thread ends, nothing hangs
     assert first == [0, 1, 2]
 
 
-def test_prefetched_frames_passes_errors_to_the_consumer():
-    from emovid.media.prefetch import PrefetchedFrames
+def test_prefetched_passes_errors_to_the_consumer():
+    from emovid.media.prefetch import Prefetched
 
     def broken():
         yield 1
         raise OSError("disk gone")
 
-    stream = PrefetchedFrames(broken())
+    stream = Prefetched(broken())
     assert next(stream) == 1
     with pytest.raises(OSError, match="disk gone"):
         next(stream)
 
 
-def test_prefetched_frames_say_when_the_next_frame_is_ready():
-    import threading
-    import time
+def test_prefetched_takes_any_iterator_and_a_positive_depth():
+    from emovid.media.prefetch import Prefetched
 
-    from emovid.media.prefetch import PrefetchedFrames
-
-    release = threading.Event()
-
-    def source():
-        yield "a"
-        release.wait(5)
-        yield "b"
-
-    stream = PrefetchedFrames(source())
-    assert next(stream) == "a"
-    time.sleep(0.05)
-    assert not stream.ready  # the producer is stuck before "b": taking the next frame would wait
-    release.set()
-    deadline = time.monotonic() + 5
-    while not stream.ready and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert stream.ready and next(stream) == "b"
-    assert list(stream) == [] and stream.ready  # at the end, next() returns at once
-    assert list(PrefetchedFrames(iter([1, 2, 3]))) == [1, 2, 3]  # any iterator, not only generators
+    assert list(Prefetched(iter([1, 2, 3]))) == [1, 2, 3]  # any iterator, not only generators
     with pytest.raises(ValueError, match="depth"):
-        PrefetchedFrames(iter([]), depth=0)
+        Prefetched(iter([]), depth=0)
 
 
 def test_avi_with_zeroed_frame_rate_still_gets_increasing_timestamps(tmp_path):

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +39,7 @@ from emovid.people.stage import PeopleOfVideo
 from emovid.store.rows import FrameFaces, to_record_batch
 from emovid.store.schema import face_schema, read_metadata, with_metadata
 from emovid.store.sink import ParquetSink
-from emovid.media.prefetch import PrefetchedFrames
+from emovid.media.prefetch import Prefetched
 from emovid.media.time_segments import plan_segments
 from emovid.media.video import VideoInfo, VideoReader
 from emovid.media.files import not_a_file
@@ -50,11 +51,12 @@ log = logging.getLogger(__name__)
 MAX_FRAMES_PER_CHUNK = 128
 #: Frames (decoded up to the frame being analysed) between two progress reports.
 PROGRESS_EVERY = 64
-#: With decoding in its own thread, buffered faces are classified as soon as this many wait and
-#: no decoded frame is ready: the main thread works instead of idling, and a decode-bound video
-#: does not end with one big batch after the last frame (4 fps, one worker: 0.366 -> 0.325 s a
-#: video). 16 was as fast as 8 with ~25% less CPU per crop (at 32: 0.34 s).
+#: With the stages overlapped, waiting faces go to the classifier's thread as soon as this many
+#: wait: it works beside detection instead of after it, and a decode-bound video does not end
+#: with one big batch after the last frame. 16 was as fast as 8 with ~25% less CPU per crop.
 EAGER_BATCH = 16
+#: Frames the detection thread may run ahead of tracking and the rest.
+DETECT_AHEAD = 4
 #: Memory for decoded frames waiting in the prefetch queue (between 8 and 64 frames).
 PREFETCH_BYTES = 64 << 20
 
@@ -99,7 +101,9 @@ class VideoAnalyzer:
         self.eager_batch = self.batch_size if self.use_gpu else EAGER_BATCH
         self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
                                      max_side=config.max_side, use_gpu=self.use_gpu)
-        self.head_pose = HeadPose(self.detector.detect)
+        # its own detector: with the stages overlapped, the main one runs in the detection thread
+        self.head_pose = HeadPose(FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
+                                               max_side=config.max_side, use_gpu=self.use_gpu).detect)
         # tracks use it too: a jump in a face's look is checked with it (see PeopleOfVideo)
         self.embedder = load_embedder() if config.track else None
         self.settings = config.settings(self.classifier.name, self.classifier.classes, model_digest(model),
@@ -110,9 +114,10 @@ class VideoAnalyzer:
         """Analyse one video (or a group of photos: one result per photo); per-input problems
         become a failed result, never an exception.
 
-        ``overlap_decode``: decode in a background thread, overlapped with inference. That uses
-        ~1.15-1.6 cores, which pays when CPUs are idle; when every CPU already has a worker,
-        decoding inline is ~4% faster (no hand-offs), so the Ray driver turns it off then
+        ``overlap_decode``: run the stages side by side: decoding (and shot scores), face
+        detection and classification each in their own thread, the rest in this one. That uses
+        up to ~2 cores, which pays when CPUs are idle; when every CPU already has a worker,
+        running them in turn is faster (no hand-offs), so the Ray driver turns it off then
         (:func:`emovid.run.distributed.decode_overlaps`).
         """
         if isinstance(task, ImageGroupTask):
@@ -182,34 +187,42 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
         schema = face_schema(classifier.classes, analyzer.file_metadata(task, {"video": {
             "width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
             "codec": info.codec}}))
-        pending = PendingRows(classifier, analyzer.batch_size, task.video_id, schema)
+        # the classifier's own thread when the stages overlap (onnxruntime releases the GIL)
+        classify_thread = ThreadPoolExecutor(1, thread_name_prefix="emovid-classify") if overlap_decode else None
+        pending = PendingRows(classifier, analyzer.batch_size, task.video_id, schema, classify_thread)
         faces_found = reported = 0
         people = PeopleOfVideo(config, analyzer.embedder)
         labels = ShotLabels(ShotDetector(threshold=config.shot_threshold), info.fps) if config.shots else None
         decoded = (labels.frames(reader.decoded(task.segment), segment=task.segment is not None) if labels
                    else reader.frames(task.segment))
-        # closing(): the decode thread must stop before the reader releases the capture, even on errors.
-        with closing(PrefetchedFrames(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames:
-            for frame in frames:
-                # Counted from the frame in hand: the decode thread may be many frames ahead.
-                if frame.index + 1 - reported >= PROGRESS_EVERY:
-                    analyzer.frames_read(frame.index + 1 - reported)
-                    reported = frame.index + 1
-                faces = analyzer.detector.detect(frame.image)
-                track_ids = people.track(frame, faces)
-                crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size, config.align)
-                pose, quality = pose_and_quality(frame.image, faces, crops, analyzer.head_pose)
-                pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot, pose, quality), crops)
-                faces_found += len(faces)
-                if (pending.unclassified >= analyzer.batch_size
-                        or (overlap_decode and pending.unclassified >= analyzer.eager_batch and not frames.ready)):
-                    pending.classify()
-                if pending.frames_waiting >= analyzer.max_frames_per_chunk:
-                    pending.seal()
-        if reader.frames_decoded > reported:
-            analyzer.frames_read(reader.frames_decoded - reported)
-        analyzer.reading_done()
-        pending.seal()
+        try:
+            # closing(): the stage threads must stop before the reader releases the capture, even on errors.
+            with (closing(Prefetched(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames,
+                  closing(_detected(frames, analyzer.detector, overlap_decode)) as detected):
+                for frame, faces in detected:
+                    # Counted from the frame in hand: the decode thread may be many frames ahead.
+                    if frame.index + 1 - reported >= PROGRESS_EVERY:
+                        analyzer.frames_read(frame.index + 1 - reported)
+                        reported = frame.index + 1
+                    track_ids = people.track(frame, faces)
+                    crops = crop_faces(frame.image, faces, classifier.info.crop_margin, classifier.input_size,
+                                       config.align)
+                    pose, quality = pose_and_quality(frame.image, faces, crops, analyzer.head_pose)
+                    pending.add(FrameFaces(frame.index, frame.timestamp_s, faces, track_ids, frame.shot, pose,
+                                           quality), crops)
+                    faces_found += len(faces)
+                    if (pending.unclassified >= analyzer.batch_size
+                            or (overlap_decode and pending.unclassified >= analyzer.eager_batch)):
+                        pending.classify()
+                    if pending.frames_waiting >= analyzer.max_frames_per_chunk:
+                        pending.seal()
+            if reader.frames_decoded > reported:
+                analyzer.frames_read(reader.frames_decoded - reported)
+            analyzer.reading_done()
+            pending.seal()
+        finally:
+            if classify_thread is not None:
+                classify_thread.shutdown(cancel_futures=True)
         if reader.frames_decoded == 0 and (task.segment is None or task.segment.index == 0):
             raise VideoError("no decodable video frame (corrupt or truncated before the first frame)")
         shots = labels.shots_seen if labels else 1
@@ -231,6 +244,13 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
             width=info.width, height=info.height, output=os.fspath(task.output),
             shots=shots, tracks=people.tracks if config.track else None, persons=persons,
         )
+
+
+def _detected(frames, detector: FaceDetector, in_thread: bool):
+    """``(frame, faces)`` for each of ``frames``; with ``in_thread``, detected in a thread of its
+    own up to ``DETECT_AHEAD`` frames ahead (close it, as :class:`Prefetched`)."""
+    pairs = ((frame, detector.detect(frame.image)) for frame in frames)
+    return Prefetched(pairs, DETECT_AHEAD) if in_thread else pairs
 
 
 def prefetch_depth(info: VideoInfo) -> int:
@@ -255,21 +275,24 @@ class PendingRows:
     """The rows of the video being analysed: faces' crops until classified, then probabilities,
     then sealed into Arrow tables (one Parquet row group each) that wait for the video's person ids.
 
-    Classifying (a full batch, or early while the decoder is behind) and sealing (a row group of
+    Classifying (a full batch, or early while the stages overlap) and sealing (a row group of
     up to ``max_frames_per_chunk`` frames) happen at separate times, so early small batches do
-    not fragment the file. Sealed rows take about 120 bytes a face in memory until the video (or
-    segment: long videos are split) is written.
+    not fragment the file. With ``classify_thread`` batches are classified there while the
+    caller goes on; sealing waits for them. Sealed rows take about 120 bytes a face in memory
+    until the video (or segment: long videos are split) is written.
     """
 
-    def __init__(self, classifier: EmotionClassifier, batch_size: int, video_id: str, schema: pa.Schema) -> None:
+    def __init__(self, classifier: EmotionClassifier, batch_size: int, video_id: str, schema: pa.Schema,
+                 classify_thread: ThreadPoolExecutor | None = None) -> None:
         self.classifier = classifier
+        self.classify_thread = classify_thread
         self.batch_size = batch_size
         self.video_id = video_id
         self.schema = schema
         self.sealed: list[pa.Table] = []
         self._frames: list[FrameFaces] = []
         self._crops: list[np.ndarray] = []
-        self._probs: list[np.ndarray] = []
+        self._probs: list[np.ndarray | Future] = []
         self.unclassified = 0
 
     @property
@@ -285,9 +308,14 @@ class PendingRows:
             self.unclassified += len(crops)
 
     def classify(self) -> None:
-        """Score the waiting crops in one batched call."""
+        """Score the waiting crops in one batched call (in ``classify_thread`` when there is one)."""
         if self._crops:
-            self._probs.append(self.classifier.predict_proba(np.concatenate(self._crops), batch_size=self.batch_size))
+            crops = np.concatenate(self._crops)
+            if self.classify_thread is not None:
+                self._probs.append(self.classify_thread.submit(self.classifier.predict_proba, crops,
+                                                               batch_size=self.batch_size))
+            else:
+                self._probs.append(self.classifier.predict_proba(crops, batch_size=self.batch_size))
             self._crops.clear()
             self.unclassified = 0
 
@@ -297,7 +325,8 @@ class PendingRows:
             return
         self.classify()
         classes = self.classifier.classes
-        probs = np.concatenate(self._probs) if self._probs else np.zeros((0, len(classes)), np.float32)
+        done = [p.result() if isinstance(p, Future) else p for p in self._probs]
+        probs = np.concatenate(done) if done else np.zeros((0, len(classes)), np.float32)
         batch = to_record_batch(self.video_id, self._frames, probs, self.schema, classes)
         self.sealed.append(pa.Table.from_batches([batch]))
         self._frames.clear()
