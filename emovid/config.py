@@ -253,7 +253,8 @@ class RunOptions:
     batch_size: int | None = option(None, "face crops per classifier call", metavar="N", check=in_range(1, whole=True),
                                     none_means="256 on CPU, 1024 on a GPU worker")
     segment_s: float = option(DEFAULT_SEGMENT_S, "split videos longer than 1.5x this into segments of about this "
-                                                 "many seconds, analysed in parallel (0: never split)",
+                                                 "many seconds, analysed in parallel, but only into as many as "
+                                                 "workers would otherwise idle (0: never split)",
                               metavar="SECONDS", check=in_range(1, zero_ok=True))
     address: str | None = option(None, "join a Ray cluster (`auto`, `ray://host:10001`)", metavar="ADDRESS", check=_address,
                                  none_means="start Ray here")

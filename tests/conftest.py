@@ -49,28 +49,3 @@ def small_model_file(tmp_path_factory):
 
     return small_model(tmp_path_factory.mktemp("models") / "small.keras",
                        logit_offsets=[0.2, -0.1, 0.0, 0.1, 0.0, -0.2, 0.3])
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _embeddings_remembered():
-    """dlib's identity embedding (~0.07 s a face, most of an in-process run's time here) is a pure
-    function of its input: in this process each distinct face patch is embedded once, so the many
-    tests that run one video twice (whole and split, every frame and sampled) do not pay twice.
-    Ray workers and subprocesses embed for real every time."""
-    import hashlib
-
-    from emovid.people.identity import FaceEmbedder
-
-    embed, seen = FaceEmbedder.embed, {}
-
-    def remembered(self, patch, box):
-        key = hashlib.blake2b(repr((patch.shape, patch.dtype.str, [float(v) for v in box])).encode(), digest_size=16)
-        key.update(patch.tobytes())
-        key = key.hexdigest()
-        if key not in seen:
-            seen[key] = embed(self, patch, box)
-        return seen[key].copy()
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(FaceEmbedder, "embed", remembered)
-        yield

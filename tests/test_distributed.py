@@ -260,12 +260,26 @@ def test_one_long_video_is_split_over_two_workers(ray_local, tmp_path):
     (tmp_path / "started").touch()
     run_tasks([task], config, RunOptions(workers=2), on_result,
               analyzer_cls=two_worker_analyzer_class(str(tmp_path / "started")))
-    assert [r.status for r in seen] == ["split", "ok", "ok", "ok", "ok"]
+    # 1.5 s segments would make 4 of its 6 s; two workers, one idle: 2 segments of 3 s
+    assert [r.status for r in seen] == ["split", "ok", "ok"]
     assert len({r.worker for r in seen[1:]}) == 2  # the pool grew from one worker (one video) to two
-    assert [(r.status, r.segments, r.frames_decoded) for r in finals] == [("ok", 4, 60)]
+    assert [(r.status, r.segments, r.frames_decoded) for r in finals] == [("ok", 2, 60)]
     emovid.analyze(video, tmp_path / "whole", segment_s=0, every_frame=True, in_process=True, progress=False)
     pd.testing.assert_frame_equal(pd.read_parquet(task.output), pd.read_parquet(tmp_path / "whole" / "crossing.mp4.parquet"),
                                   check_exact=False, atol=1e-3)
+
+
+def test_videos_split_only_for_workers_that_would_idle():
+    from emovid.run.distributed import split_where_idle
+    from emovid.run.pipeline import VideoTask
+    from emovid.media.time_segments import Segment
+
+    task = VideoTask("v.mp4", "v.mp4", "v.mp4.parquet", split_s=300.0)
+    assert split_where_idle(task, 0) == VideoTask("v.mp4", "v.mp4", "v.mp4.parquet")  # all busy: one piece
+    assert split_where_idle(task, 3).max_segments == 4  # three idle workers and the one taking it
+    segment = VideoTask("v.mp4", "v.mp4", "p", segment=Segment(0, 2, 0.0, 300.0), split_s=300.0)
+    assert split_where_idle(segment, 5) is segment
+    assert split_where_idle(VideoTask("v.mp4", "v.mp4", "o"), 5).split_s is None  # --segment-s 0
 
 
 def test_a_worker_added_later_that_cannot_start_is_a_clear_error(ray_local, tmp_path):

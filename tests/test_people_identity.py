@@ -73,6 +73,37 @@ def test_identity_embedding_tells_people_apart_and_keeps_one_person_across_expre
     assert (d_same < PERSON_DISTANCE).mean() >= 0.15 and np.median(d_same) < np.median(d_other) - 0.1
 
 
+@needs_identity
+def test_the_resnet_in_onnxruntime_gives_dlibs_own_embeddings():
+    """The identity ResNet rebuilt from dlib's model file (onnxruntime) embeds real faces of the
+    sample video as dlib's own network does, to float rounding."""
+    import cv2
+    import dlib
+
+    from emovid.assets import identity_model_folder
+    from emovid.detect.faces import FaceDetector
+    from emovid.people.identity import FaceEmbedder
+    from tests.helpers import shared_video
+
+    embedder, detector = FaceEmbedder(), FaceDetector()
+    assert embedder.runtime == "onnxruntime"
+    dlib_net = dlib.face_recognition_model_v1(str(identity_model_folder() / "dlib_face_recognition_resnet_model_v1.dat"))
+    capture = cv2.VideoCapture(str(shared_video("WolfgangLanger_Pexels.mp4")))
+    ours, theirs = [], []
+    for i in range(0, 400, 50):
+        capture.set(cv2.CAP_PROP_POS_FRAMES, i)
+        frame = capture.read()[1]
+        box = detector.detect(frame).largest().boxes[0]
+        ours.append(embedder.embed(frame, box))
+        rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        x, y, w, h = (int(round(v)) for v in box)
+        chip = dlib.get_face_chip(rgb, embedder._shape(rgb, dlib.rectangle(x, y, x + w, y + h)), size=150, padding=0.25)
+        theirs.append(np.asarray(dlib_net.compute_face_descriptor(chip), np.float32))
+    capture.release()
+    np.testing.assert_allclose(np.stack(ours), np.stack(theirs), atol=1e-5)
+    assert np.linalg.norm(ours[0] - ours[-1]) < 0.6  # one man, sad then smiling: "same" on dlib's LFW scale
+
+
 @needs_shared
 @needs_identity
 def test_person_comes_back_after_a_cut_with_another_expression(analyzer, tmp_path):

@@ -30,6 +30,16 @@ def test_plan_segments_uses_whole_sampling_periods():
     assert len(plan_segments(16.0, 10.0, None)) == 2
 
 
+def test_plan_segments_for_fewer_workers_makes_longer_segments():
+    capped = plan_segments(1200.0, 300.0, sample_fps=4.0, max_count=2)  # 4 of 300 s, but 2 workers
+    assert [(s.start_s, s.end_s) for s in capped] == [(0.0, 600.0), (600.0, math.inf)]
+    assert plan_segments(1200.0, 300.0, 4.0, max_count=9) == plan_segments(1200.0, 300.0, 4.0)  # cap not reached
+    odd = plan_segments(100.0, 10.0, sample_fps=3.0, max_count=3)  # 33.3 s: whole periods of 1/3 s
+    assert len(odd) == 3 and odd[1].start_s * 3.0 == pytest.approx(round(odd[1].start_s * 3.0))
+    with pytest.raises(ValueError, match="max_count"):
+        plan_segments(100.0, 10.0, None, max_count=0)
+
+
 @pytest.mark.parametrize("bad", [dict(index=2, count=2, start_s=0, end_s=1), dict(index=0, count=1, start_s=2, end_s=1)])
 def test_segment_validates(bad):
     with pytest.raises(ValueError):

@@ -20,6 +20,7 @@ import numpy as np
 
 from emovid.assets import face_landmark_model, identity_model_folder, identity_model_installed
 from emovid.detect.faces import FaceDetections
+from emovid.people.identity_net import CHIP_SIZE, read_dlib_net, to_onnx
 from emovid.people.persons import PERSON_DISTANCE
 from emovid.people.shots import MAX_DISSOLVE_S
 
@@ -44,23 +45,45 @@ IDENTITY_BACKEND = "dlib-resnet-v1"
 
 
 class FaceEmbedder:
-    """dlib's 5-point alignment + face-recognition ResNet: BGR frame regions -> 128-D embeddings."""
+    """dlib's 5-point alignment + face-recognition ResNet: BGR frame regions -> 128-D embeddings.
+
+    The ResNet runs in onnxruntime, rebuilt from dlib's own weights (:mod:`identity_net`: the same
+    embeddings to 3e-7, 6 ms a face instead of dlib's 73 ms here, without holding the GIL); in
+    dlib where onnxruntime is missing.
+    """
 
     def __init__(self) -> None:
         import dlib
 
-        models = identity_model_folder()
+        weights = identity_model_folder() / "dlib_face_recognition_resnet_model_v1.dat"
         self._dlib = dlib
         self._shape = face_landmark_model()
-        self._net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        self._session = _onnx_session(weights)
+        self._net = None if self._session is not None else dlib.face_recognition_model_v1(str(weights))
+        self.runtime = "onnxruntime" if self._session is not None else "dlib"
 
     def embed(self, patch: np.ndarray, box: np.ndarray) -> np.ndarray:
         """Embedding of the face at ``box`` (x, y, w, h in ``patch`` pixels) of a BGR patch."""
         rgb = np.ascontiguousarray(cv2.cvtColor(patch, cv2.COLOR_BGR2RGB))
         x, y, w, h = (int(round(v)) for v in box)
         shape = self._shape(rgb, self._dlib.rectangle(x, y, x + w, y + h))
-        chip = self._dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
-        return np.asarray(self._net.compute_face_descriptor(chip), np.float32)
+        chip = self._dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=0.25)
+        if self._session is None:
+            return np.asarray(self._net.compute_face_descriptor(chip), np.float32)
+        return self._session.run(None, {"chips": chip[None].astype(np.float32)})[0][0]
+
+
+def _onnx_session(weights):
+    """An onnxruntime session of the ResNet in ``weights``, or None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # a few faces per track: one core, beside the worker's other stages
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(to_onnx(read_dlib_net(weights)), options, providers=["CPUExecutionProvider"])
 
 
 def identity_backend() -> str:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable
 
 import ray
@@ -252,6 +253,8 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, progress, 
         if (short := len(queue) - len(idle) - len(pool.starting) * PER_ACTOR_IN_FLIGHT) > 0:
             pool.grow(math.ceil(short / PER_ACTOR_IN_FLIGHT))
         dispatch = [(actor, queue.popleft()) for actor in idle[:len(queue)]]
+        spare = pool.max_size - len(in_flight) - len(dispatch) - len(queue)  # workers left with nothing to do
+        dispatch = [(actor, split_where_idle(task, spare)) for actor, task in dispatch]
         soon_busy = len(in_flight) + len(dispatch) + min(len(pool.starting), len(queue))  # starting ones get work
         overlap = decode_overlaps(soon_busy, options.cpus_per_worker, pool.cluster_cpus, options.gpus_per_worker)
         for actor, task in dispatch:
@@ -335,6 +338,18 @@ def _drive(queue: deque, pool: _Pool, options: RunOptions, on_result, progress, 
                     f"worker process died on each of {tries} attempts ({type(exc).__name__})", tries))
         queue.extendleft(reversed(follow_up))
         fill()
+
+
+def split_where_idle(task, spare_workers: int):
+    """``task`` as it should be dispatched: a whole video may split only into segments for the
+    ``spare_workers`` that would otherwise idle (one segment more than them, for the worker
+    taking it); with none spare it runs in one piece, as splitting then only adds each
+    segment's start and seek-back."""
+    if not isinstance(task, VideoTask) or task.segment is not None or not task.split_s:
+        return task
+    if spare_workers < 1:
+        return replace(task, split_s=None)
+    return replace(task, max_segments=spare_workers + 1)
 
 
 def decode_overlaps(busy_workers: int, cpus_per_worker: float, cluster_cpus: float,

@@ -264,7 +264,7 @@ def _split_answer(task: VideoTask, reader: VideoReader, config: AnalyzeConfig) -
     info = reader.info
     if task.segment is not None or not task.split_s or not (info.fps and info.duration_s):
         return None
-    count = len(plan_segments(info.duration_s, task.split_s, config.fps))
+    count = len(plan_segments(info.duration_s, task.split_s, config.fps, task.max_segments))
     if count == 1:
         return None
     return VideoResult(task.video_id, task.path, "split", duration_s=info.duration_s, fps=info.fps,

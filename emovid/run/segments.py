@@ -142,8 +142,8 @@ class SegmentedVideos:
 
     def handle(self, task: VideoTask, result: VideoResult) -> tuple[list[VideoTask], VideoResult | None]:
         """Returns (tasks to run next, the video's final result or None while segments are out)."""
-        if result.status == "split":
-            segments = plan_segments(result.duration_s, self.segment_s, self.sample_fps)
+        if result.status == "split":  # the worker planned result.segments: the same plan here
+            segments = plan_segments(result.duration_s, self.segment_s, self.sample_fps, result.segments)
             self._videos[task.video_id] = _SplitVideo(task, [None] * len(segments))
             return segment_tasks(task, segments), None
         if task.segment is None:

@@ -17,7 +17,8 @@ class VideoTask:
 
     ``segment``: analyse only this time range of the video (see :mod:`emovid.run.segments`).
     ``split_s``: a worker answers "split" for a video longer than 1.5x this many seconds instead
-    of analysing it (None: analyse it whole).
+    of analysing it (None: analyse it whole), into at most ``max_segments`` segments (None: as
+    many as ``split_s`` makes; the Ray driver sets it to the workers that would otherwise idle).
     """
 
     path: str
@@ -25,6 +26,7 @@ class VideoTask:
     output: str
     segment: Segment | None = None
     split_s: float | None = None
+    max_segments: int | None = None
 
     @property
     def key(self) -> str:
