@@ -157,7 +157,10 @@ class ShotDetector:
         was_blank = (self._last_blank is not None and not self._back_from_blank
                      and timestamp_s - self._last_blank <= MAX_FADE_IN_S)
         value = thumb[..., 2]
-        black = float(np.percentile(value, 95)) < BLACK_LEVEL  # nearly every pixel dark
+        # nearly every pixel dark (the mean first: a frame whose 95th percentile is under the level
+        # has a mean under level + 0.1 * 255, and most frames' mean is far above: no sort for them)
+        black = (float(value.mean()) < BLACK_LEVEL + 0.1 * 255
+                 and float(np.percentile(value, 95)) < BLACK_LEVEL)
         # nearly every pixel bright and grey (the mean first: it is cheap, and rules out most frames)
         white = (float(value.mean()) > 0.95 * (255 - BLACK_LEVEL)
                  and float(np.percentile(value, 5)) > 255 - BLACK_LEVEL
