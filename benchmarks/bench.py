@@ -314,7 +314,7 @@ def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
     if identity_backend() != "none":
         embedder = FaceEmbedder()
         embed_ms = _per_call_ms(lambda fd: embedder.embed(fd[0], fd[1].boxes[0]), with_faces[:20])
-        rows.append(("8. identity embedding (dlib ResNet), per kept face", f"{embed_ms:.1f} ms",
+        rows.append(("8. identity embedding (dlib's ResNet in onnxruntime), per kept face", f"{embed_ms:.1f} ms",
                      "at most 3 faces per track, once per track after the pass"))
     plain, result = emovid_run(path, 4.0, tmp, 1, shots=False, persons=False)
     full, _ = emovid_run(path, 4.0, tmp, 1)
@@ -546,15 +546,15 @@ def main() -> None:
         # baseline against which per-core scaling (row 6) is judged.
         wall, result = emovid_run(args.video, None, tmp, 1, overlap_decode=False)
         one_core = result.frames_decoded / wall
-        rows.append(("2. the same, decoding inline (1 worker on exactly one core)", f"{one_core:.0f} frames/s",
-                     f"the decode thread adds {e2e[1] / one_core - 1:+.0%}"))
+        rows.append(("2. the same, stages in turn (1 worker on exactly one core)", f"{one_core:.0f} frames/s",
+                     f"the stage threads (decode, detection, CNN) add {e2e[1] / one_core - 1:+.0%}"))
         for threads, model in ((1, None), (2, None)):
             wall_s, result_s = emovid_run(args.video, 4.0, tmp, threads, model=model)
             video_s = result_s.frames_decoded / (result_s.fps or 1)
             label = (f"3. the same with `--model {model}` (1 thread)" if model else
                      f"3. emovid default sampling (4 fps, {threads} thread{'s' * (threads > 1)})")
             rows.append((label, f"{video_s / wall_s:.0f} video-s/s", f"{wall_s:.2f} s for {video_s:.1f} s of video"))
-        if PEER.exists():
+        if PEER.exists() and hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 dropped the Haar cascades
             fer, _ = fer_style(args.video, min(n_frames, 200))
             rows.append(("4. fer-style baseline (Haar + peer, 1 face/call, 2 threads)", f"{fer:.1f} frames/s",
                          f"emovid (2) is {e2e[1] / fer:.1f}x (1 thread) / {e2e[2] / fer:.1f}x (2 threads) faster"))
@@ -594,7 +594,7 @@ def cpu_name() -> str:
 
 def _print(video: Path, n_frames: int, rows: list[tuple[str, str, str]]) -> None:
     print(f"\nemovid benchmark on {video.name} ({n_frames} frames) -- {cpu_name()}, "
-          f"Python {platform.python_version()}\n")
+          f"Python {platform.python_version()}, OpenCV {cv2.__version__}\n")
     print("| measurement | result | comparison |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
