@@ -133,6 +133,32 @@ def test_inline_decoding_gives_the_same_rows(analyzer, tmp_path):
     assert pq.read_table(tmp_path / "b.parquet").equals(pq.read_table(a))
 
 
+@pytest.mark.parametrize("stage", ["detection", "classification"])
+def test_an_error_in_a_stage_thread_fails_the_video_and_stops_every_thread(analyzer, tmp_path, monkeypatch, stage):
+    """An exception in the detection or classifier thread reaches the worker as this video's
+    failure (nothing written), and no stage thread outlives it: the next video runs as usual."""
+    import threading
+
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError(f"{stage} broke")
+        return original(*args, **kwargs)
+
+    owner, name = (analyzer.detector, "detect") if stage == "detection" else (analyzer.classifier, "predict_proba")
+    original = getattr(owner, name)
+    monkeypatch.setattr(owner, name, failing)
+    before = threading.active_count()
+    result, out = run(analyzer, shared_video("WolfgangLanger_Pexels.mp4"), tmp_path, video_id="bad")
+    assert result.status == "failed" and f"RuntimeError: {stage} broke" in result.error and not out.exists()
+    assert threading.active_count() == before  # decode, detection and classifier threads all joined
+    monkeypatch.undo()
+    again, _ = run(analyzer, shared_video("face_noface.mov"), tmp_path, video_id="next")
+    assert again.status == "ok" and again.faces > 0
+
+
 def test_overlapped_stages_classify_small_batches_beside_detection(analyzer, tmp_path, monkeypatch):
     """With the stages overlapped, every EAGER_BATCH waiting faces go to the classifier's thread
     while detection goes on: the same rows as running the stages in turn."""
