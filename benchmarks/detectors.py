@@ -4,7 +4,8 @@
 
 Prints a Markdown table: faces found on multi_face.jpg (5 real), single-face photos found,
 frames with a face on the sample video (a face is in all of them), false positives on
-no_face.mp4 (no face in any frame), and milliseconds per 640x360 frame (1 thread).
+no_face.mp4 (no face in any frame), and milliseconds per 640x360 frame (1 thread); also YuNet
+at smaller detection sizes and other score thresholds (what cheaper detection would lose).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ PHOTOS = ["single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-p
 
 
 class Yunet:
-    def __init__(self, max_side: int | None = None, backend: str = "onnxruntime"):
+    def __init__(self, max_side: int | None = None, backend: str = "onnxruntime", score: float = 0.7):
         from emovid.detect.faces import FaceDetector
 
-        self.detector = FaceDetector(max_side=max_side, backend=backend)
+        self.detector = FaceDetector(max_side=max_side, backend=backend, score_threshold=score)
         size = f"{max_side} px" if max_side else "emovid default (from min face: 320 px here)"
-        self.name = f"YuNet ({backend}), detection at {size} (score 0.7, min face 20 px)"
+        self.name = f"YuNet ({backend}), detection at {size} (score {score:g}, min face 20 px)"
 
     def __call__(self, frame):
         return len(self.detector.detect(frame))
@@ -75,7 +76,12 @@ def main() -> None:
     photos = [cv2.imread(str(SHARED / "videos" / p)) for p in PHOTOS]
     print("| detector | multi_face.jpg (5 faces) | single-face photos | sample video frames with a face | "
           "no_face.mp4 false positives | ms / 640x360 frame |\n|---|---|---|---|---|---|")
-    for detector in (Yunet(640), Yunet(640, "opencv"), Yunet(), Yunet(backend="opencv"), Ssd(), Haar()):
+    # the cheaper-detection trade-offs (issue 34): smaller detection images, other score thresholds
+    trade_offs = (Yunet(256), Yunet(192), Yunet(score=0.6), Yunet(score=0.8))
+    # OpenCV 5 dropped Haar cascades and Caffe models: the peers' rows need OpenCV 4
+    baselines = [cls() for cls, needs in ((Ssd, hasattr(cv2.dnn, "readNetFromCaffe")),
+                                          (Haar, hasattr(cv2, "CascadeClassifier"))) if needs]
+    for detector in (Yunet(640), Yunet(640, "opencv"), Yunet(), Yunet(backend="opencv"), *trade_offs, *baselines):
         found_multi = detector(multi)
         found_photos = sum(min(detector(p), 1) for p in photos)
         start = time.perf_counter()
