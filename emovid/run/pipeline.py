@@ -99,11 +99,11 @@ class VideoAnalyzer:
         # The early small batch keeps a CPU worker busy while decoding lags; on a GPU it would
         # fire before the batch ever reached the size the GPU needs.
         self.eager_batch = self.batch_size if self.use_gpu else EAGER_BATCH
-        self.detector = FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
-                                     max_side=config.max_side, use_gpu=self.use_gpu)
+        detection = dict(score_threshold=config.score_threshold, min_face=config.min_face,
+                         max_side=config.max_side, use_gpu=self.use_gpu)
+        self.detector = FaceDetector(**detection)
         # its own detector: with the stages overlapped, the main one runs in the detection thread
-        self.head_pose = HeadPose(FaceDetector(score_threshold=config.score_threshold, min_face=config.min_face,
-                                               max_side=config.max_side, use_gpu=self.use_gpu).detect)
+        self.head_pose = HeadPose(FaceDetector(**detection).detect)
         # tracks use it too: a jump in a face's look is checked with it (see PeopleOfVideo)
         self.embedder = load_embedder() if config.track else None
         self.settings = config.settings(self.classifier.name, self.classifier.classes, model_digest(model),
