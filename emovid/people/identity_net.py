@@ -124,8 +124,13 @@ def read_dlib_net(path: str | Path) -> DlibNet:
     return net
 
 
-def _out_size(size: int, window: int, stride: int, pad: int) -> int:
-    return 1 + (size + 2 * pad - window) // stride
+def _window_output(shape: tuple[int, int, int], channels: int, window, stride, pad) -> tuple[int, int, int]:
+    """(channels, rows, columns) after a window op (conv or pooling) on ``shape``, as dlib sizes it."""
+    return (channels, *(1 + (size + 2 * p - w) // s for size, w, s, p in zip(shape[1:], window, stride, pad)))
+
+
+def _window_attrs(window, stride, pad) -> dict:
+    return {"kernel_shape": list(window), "strides": list(stride), "pads": [pad[0], pad[1], pad[0], pad[1]]}
 
 
 def to_onnx(net: DlibNet) -> bytes:
@@ -170,10 +175,8 @@ def to_onnx(net: DlibNet) -> bytes:
             w, bias, stride, pad = args
             if block_input is None:  # the first conv of a residual block: remember its input
                 block_input, block_shape = x, shape
-            x = node("Conv", [x, constant(w), constant(bias)], strides=list(stride),
-                     pads=[pad[0], pad[1], pad[0], pad[1]], kernel_shape=list(w.shape[2:]))
-            shape = (w.shape[0], _out_size(shape[1], w.shape[2], stride[0], pad[0]),
-                     _out_size(shape[2], w.shape[3], stride[1], pad[1]))
+            x = node("Conv", [x, constant(w), constant(bias)], **_window_attrs(w.shape[2:], stride, pad))
+            shape = _window_output(shape, w.shape[0], w.shape[2:], stride, pad)
         elif kind == "affine":
             gamma, beta = args
             x = node("Add", [node("Mul", [x, constant(gamma.reshape(1, -1, 1, 1))]), constant(beta.reshape(1, -1, 1, 1))])
@@ -181,20 +184,16 @@ def to_onnx(net: DlibNet) -> bytes:
             x = node("Relu", [x])
         elif kind == "max_pool":
             window, stride, pad = args
-            x = node("MaxPool", [x], kernel_shape=list(window), strides=list(stride),
-                     pads=[pad[0], pad[1], pad[0], pad[1]])
-            shape = (shape[0], _out_size(shape[1], window[0], stride[0], pad[0]),
-                     _out_size(shape[2], window[1], stride[1], pad[1]))
+            x = node("MaxPool", [x], **_window_attrs(window, stride, pad))
+            shape = _window_output(shape, shape[0], window, stride, pad)
             block_input = None  # the residual blocks start after the stem
         elif kind == "avg_pool" and args[0] == (0, 0):  # avg_pool_everything
             x = node("Flatten", [node("GlobalAveragePool", [x])])
             shape = (shape[0], 1, 1)
         elif kind == "avg_pool":  # the shortcut of a downsampling block
             window, stride, pad = args
-            block_input = node("AveragePool", [block_input], kernel_shape=list(window), strides=list(stride),
-                               pads=[pad[0], pad[1], pad[0], pad[1]])
-            block_shape = (block_shape[0], _out_size(block_shape[1], window[0], stride[0], pad[0]),
-                           _out_size(block_shape[2], window[1], stride[1], pad[1]))
+            block_input = node("AveragePool", [block_input], **_window_attrs(window, stride, pad))
+            block_shape = _window_output(block_shape, block_shape[0], window, stride, pad)
         elif kind == "add_prev":
             target = tuple(max(a, b) for a, b in zip(shape, block_shape))
             x = node("Add", [padded(x, shape, target), padded(block_input, block_shape, target)])
