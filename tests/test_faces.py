@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from emovid.detect.faces import FaceDetections, FaceDetector, crop_faces
-from tests.helpers import shared_video
+from tests.helpers import DATA, shared_video
 
 
 def detections(boxes, scores=None):
@@ -149,3 +149,32 @@ def test_colour_and_gray_frames_give_the_same_crops(align):
     for found in (faces, edges):
         np.testing.assert_array_equal(crop_faces(frame, found, 0.2, 48, align), crop_faces(gray, found, 0.2, 48, align))
     assert crop_faces(frame, FaceDetections.empty(), 0.2, 48).shape == (0, 48, 48)
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_crops_of_hd_faces_match_one_area_pass(align):
+    """An HD face (over 1000 px with its margin) is averaged in whole k x k blocks before the area
+    pass: within 1 grey level of one area pass over the centred square whose side is a multiple
+    of k, and on average within 1 grey level of one pass over the whole planned square."""
+    from emovid.detect.faces import _square_patch, crop_transforms
+    from emovid.media.thumbnails import block_size
+
+    photo = cv2.imread(str(DATA / "single_face.jpg"))
+    scale = 800 / FaceDetector().detect(photo).boxes[0, 2]  # the face 800 px wide: a close-up in 1080p
+    frame = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    found = FaceDetector().detect(frame).largest()
+    (m,), (side,) = crop_transforms(found, 0.2, align)
+    side = int(side)
+    k = block_size((side, side), (48, 48))
+    assert k >= 2  # the block path is taken
+
+    def one_pass(square_side, shift):
+        moved = m - [[0, 0, shift], [0, 0, shift]]
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        patch = (cv2.warpAffine(gray, moved, (square_side,) * 2, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                 if align else _square_patch(gray, -int(round(moved[0, 2])), -int(round(moved[1, 2])), square_side))
+        return cv2.resize(patch, (48, 48), interpolation=cv2.INTER_AREA).astype(int)
+
+    crop = crop_faces(frame, found, 0.2, 48, align)[0].astype(int)
+    assert np.abs(crop - one_pass(side // k * k, (side % k) // 2)).max() <= 1
+    assert np.abs(crop - one_pass(side, 0)).mean() < 1.0

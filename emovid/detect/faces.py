@@ -14,6 +14,7 @@ import numpy as np
 
 from emovid.assets import YUNET_NAME, bundled
 from emovid.detect.yunet import make_yunet
+from emovid.media.thumbnails import area_resize, block_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,14 +183,20 @@ def crop_faces(frame: np.ndarray, detections: FaceDetections, margin: float, siz
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if align and frame.ndim == 3 else frame
     maps, sides = crop_transforms(detections, margin, align)
     for i, (m, side) in enumerate(zip(maps, sides)):
-        side = int(side)
+        # an HD face is averaged in whole blocks first (area_resize): cut the centred part whose
+        # side is a multiple of the block (under one block less than planned)
+        block = block_size((int(side), int(side)), (size, size))
+        trim = (int(side) % block) // 2
+        side = int(side) // block * block
+        m = m.copy()
+        m[:, 2] -= trim
         if align:
             patch = cv2.warpAffine(gray, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         else:  # a plain square: slicing (to the nearest pixel) is 4x cheaper than resampling it
             patch = _square_patch(frame, -int(round(m[0, 2])), -int(round(m[1, 2])), side)
             if patch.ndim == 3:
                 patch = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
-        crops[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+        crops[i] = area_resize(patch, (size, size))
     return crops
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from emovid.detect.faces import FaceDetections
-from emovid.people.thumbnails import shrink
+from emovid.media.thumbnails import shrink
 
 HUE_BINS, SAT_BINS = 12, 4
 THUMB = 8

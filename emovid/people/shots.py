@@ -36,7 +36,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from emovid.people.thumbnails import shrink
+from emovid.media.thumbnails import shrink
 from emovid.people.transitions import CUT_DELAY_FRAMES, blend_shares, is_transition
 
 THUMB_WIDTH = 64

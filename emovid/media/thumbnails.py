@@ -1,0 +1,50 @@
+"""Fast small copies of frames and face regions: thumbnails (shot detection, appearance
+descriptors) and area-averaged face crops (the CNN, the identity gallery)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (width, height), area-averaged.
+
+    OpenCV's area interpolation is slow for large, non-integer ratios (0.3 ms from 250 px to
+    32 px), so the image is first subsampled by whole steps to at most twice the target size.
+    """
+    h, w = image.shape[:2]
+    step = max(1, min(w // (2 * size[0]), h // (2 * size[1])))
+    return cv2.resize(image[::step, ::step], size, interpolation=cv2.INTER_AREA)
+
+
+#: A region this many times its target size or more is first averaged in whole blocks (see
+#: :func:`area_resize`): each block is then at most 1/8 of a target pixel.
+BLOCKS_PER_PIXEL = 8
+
+
+def area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` resized to ``size`` (width, height): area-averaged down, linear up.
+
+    OpenCV's area interpolation is slow for large, non-integer ratios (2.6 ms from a 1000 px HD
+    face to 48 px) but fast for whole ones, so an image ``2 * BLOCKS_PER_PIXEL`` times the size
+    or more is first averaged in k x k blocks (:func:`block_size`; of its top-left part whose sides are
+    multiples of k: callers that mind the under k px left out trim the image first) and the
+    rest done by one area pass: half the time or less, within 1 grey level of one area pass
+    over the same part (fewer blocks a target pixel are faster but further from it).
+    """
+    width, height = size
+    if image.shape[1] <= width and image.shape[0] <= height:
+        return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    k = block_size(image.shape[:2], size)
+    if k > 1:
+        whole_h, whole_w = image.shape[0] // k * k, image.shape[1] // k * k
+        image = cv2.resize(image[:whole_h, :whole_w], (whole_w // k, whole_h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def block_size(shape: tuple[int, int], size: tuple[int, int]) -> int:
+    """Side of the blocks :func:`area_resize` first averages an image of ``shape`` (height, width)
+    in, for a target ``size`` (width, height); 1 for none."""
+    return max(1, min(shape[0] // (BLOCKS_PER_PIXEL * size[1]), shape[1] // (BLOCKS_PER_PIXEL * size[0])))
+
