@@ -14,7 +14,7 @@ import numpy as np
 
 from emovid.assets import YUNET_NAME, bundled
 from emovid.detect.yunet import make_yunet
-from emovid.media.thumbnails import area_resize, block_size
+from emovid.media.thumbnails import area_resize, block_size, downscale
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +135,7 @@ class FaceDetector:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         height, width = frame.shape[:2]
         scale = self.detection_scale(width, height)
-        small = frame if scale == 1.0 else cv2.resize(frame, (round(width * scale), round(height * scale)),
-                                                       interpolation=cv2.INTER_AREA)
+        small = frame if scale == 1.0 else downscale(frame, (round(width * scale), round(height * scale)))
         faces = FaceDetections.from_yunet(self._net.detect(small), scale)
         keep = np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= self.min_face
         return faces if keep.all() else faces[keep]
