@@ -171,8 +171,11 @@ def test_crops_of_hd_faces_match_one_area_pass(align):
     def one_pass(square_side, shift):
         moved = m - [[0, 0, shift], [0, 0, shift]]
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        patch = (cv2.warpAffine(gray, moved, (square_side,) * 2, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                 if align else _square_patch(gray, -int(round(moved[0, 2])), -int(round(moved[1, 2])), square_side))
+        if align:
+            patch = cv2.warpAffine(gray, moved, (square_side,) * 2, flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        else:
+            patch = _square_patch(gray, -int(round(moved[0, 2])), -int(round(moved[1, 2])), square_side)
         return cv2.resize(patch, (48, 48), interpolation=cv2.INTER_AREA).astype(int)
 
     crop = crop_faces(frame, found, 0.2, 48, align)[0].astype(int)

@@ -135,7 +135,8 @@ class FaceDetector:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         height, width = frame.shape[:2]
         scale = self.detection_scale(width, height)
-        small = frame if scale == 1.0 else downscale(frame, (round(width * scale), round(height * scale)))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = frame if scale == 1.0 else downscale(frame, size)
         faces = FaceDetections.from_yunet(self._net.detect(small), scale)
         keep = np.minimum(faces.boxes[:, 2], faces.boxes[:, 3]) >= self.min_face
         return faces if keep.all() else faces[keep]

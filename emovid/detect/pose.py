@@ -25,7 +25,7 @@ import numpy as np
 from emovid.detect.faces import FaceDetections, eye_line_tilt
 
 #: Tilt (degrees) beyond which a face's landmarks are found again on an upright copy: upright
-#: faces (most) cost one dlib shape fit (~0.1 ms) and no second detection.
+#: faces (most) cost one dlib shape fit (0.4-0.5 ms) and no second detection.
 REFINE_TILT = 5.0
 #: Face side (px) from which the tilt fit reads every 2nd pixel (every 3rd from twice it, ...).
 TILT_FACE_PX = 128
