@@ -553,7 +553,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         cv2.setNumThreads(1)
         if args.height:
-            args.video = rescaled_video(args.video, args.height, tmp)
+            try:
+                args.video = rescaled_video(args.video, args.height, tmp)
+            except ImportError:
+                parser.error("--height re-encodes the video with PyAV: pip install av")
         dec, n_frames = decode_fps(args.video)
         if args.cli:
             rows = [("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"), *cli_marginal_rows(args.video, tmp)]
