@@ -1,6 +1,7 @@
 """emovid speed and memory benchmark: prints a Markdown table of side-by-side measurements.
 
-    python benchmarks/bench.py [--video samples/sample.mp4] [--quick | --people]
+    python benchmarks/bench.py [--video samples/sample.mp4] [--height H]
+                               [--quick | --people | --analytics | --profile | --cli]
 
 Rows (all measured in this one run, on this machine):
  1. decode only: OpenCV read of every frame (the physical limit of one worker)
