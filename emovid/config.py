@@ -158,7 +158,8 @@ class AnalyzeConfig:
                            check=in_range(0, whole=True))
     max_side: int | None = option(None, "shrink frames to this longer side for face detection (boxes are mapped "
                                         "back)", metavar="PX", check=in_range(64, whole=True),
-                                  none_means="from --min-face, so such a face stays findable; 640 px video -> 320 px")
+                                  none_means="from --min-face: 640 px video -> 320 px, where faces are found reliably from "
+                                             "about 48 px (docs/analyze.md)")
     align: bool = option(False, "rotate face crops so the eyes are level")
     track: bool = option(True, "follow faces across frames (track_id); off: track_id stays null")
     track_gap_s: float = option(1.0, "how long a face may go undetected and keep its track id", flag="--track-gap",

@@ -72,7 +72,11 @@ class FaceDetections:
         return self[int(np.argmax(self.boxes[:, 2] * self.boxes[:, 3]))]
 
 
-#: YuNet finds faces down to about this size (pixels, at detection resolution).
+#: Face width (px, at detection resolution) the default detection size aims a ``min_face`` face at.
+#: Measured (``benchmarks/detectors.py``, the media's 30 faces, score 0.7): YuNet finds 10% of
+#: faces 10 px wide, 70% at 20 px, 93% at 24 px and all from 32 px, so with this aim faces of
+#: 2-3 ``min_face`` are found reliably (48 px: 93%), smaller ones often not (40 px: 70%, 30 px:
+#: 33%). A larger aim finds them at the square of its cost: a team decision (docs/analyze.md).
 YUNET_MIN_FACE_PX = 10
 #: Detection never runs on frames smaller than this (longer side).
 MIN_DETECT_SIDE = 320
@@ -87,9 +91,10 @@ class FaceDetector:
         min_face: minimum face side in original-frame pixels; smaller faces carry too little
             expression detail for a 48 px classifier.
         max_side: frames are shrunk so their longer side is at most this before detection.
-            None (default) picks the size per video from ``min_face``: just small enough that
-            a ``min_face`` face is still ~10 px for YuNet, never below 320 px. Smaller is faster
-            (640 -> 320 px is ~3.5x) but loses faces under ``10 * long_side / max_side`` px.
+            None (default) picks the size per video from ``min_face``: a ``min_face`` face
+            ``YUNET_MIN_FACE_PX`` wide, never below 320 px. Smaller is faster (640 -> 320 px
+            is ~3.5x); YuNet finds nearly every face from 24 px wide at the size it runs at,
+            ``24 * long_side / max_side`` px of the frame (48 at 320 of 640; ``YUNET_MIN_FACE_PX``).
         nms_threshold: overlap above which two detections are merged.
         model_path: YuNet ONNX weights; the bundled file by default.
         backend: "onnxruntime", "opencv", or "auto" (onnxruntime when installed); see :mod:`emovid.detect.yunet`.
