@@ -74,9 +74,10 @@ class FaceDetections:
 
 #: Face width (px, at detection resolution) the default detection size aims a ``min_face`` face at.
 #: Measured (``benchmarks/detectors.py``, the media's 30 faces, score 0.7): YuNet finds 10% of
-#: faces 10 px wide, 70% at 20 px, 93% at 24 px and all from 32 px, so with this aim faces of
-#: 2-3 ``min_face`` are found reliably (48 px: 93%), smaller ones often not (40 px: 70%, 30 px:
-#: 33%). A larger aim finds them at the square of its cost: a team decision (docs/analyze.md).
+#: faces 10 px wide, 70% at 20 px, 93% at 24 px and all from 32 px, so with this aim faces are
+#: found reliably from about 2.4 ``min_face`` (48 px: 93%), smaller ones often not (40 px: 70%,
+#: 30 px: 33%). A larger aim finds smaller faces at a cost that grows with its square: a trade
+#: for the team (docs/analyze.md).
 YUNET_MIN_FACE_PX = 10
 #: Detection never runs on frames smaller than this (longer side).
 MIN_DETECT_SIDE = 320

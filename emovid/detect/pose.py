@@ -27,7 +27,8 @@ from emovid.detect.faces import FaceDetections, eye_line_tilt
 #: Tilt (degrees) beyond which a face's landmarks are found again on an upright copy: upright
 #: faces (most) cost one dlib shape fit (0.4-0.5 ms) and no second detection.
 REFINE_TILT = 5.0
-#: Face side (px) from which the tilt fit reads every 2nd pixel (every 3rd from twice it, ...).
+#: The tilt fit reads every k-th pixel of a face at least k times this side (px): from 256 px
+#: every 2nd, from 384 every 3rd, ..., so it always sees this many pixels across.
 TILT_FACE_PX = 128
 #: Side (px) a tilted face is shrunk to, at most, to be detected again upright.
 UPRIGHT_FACE_PX = 96
