@@ -19,7 +19,14 @@ def test_downscale_by_a_whole_ratio_is_opencvs_area_resize(photo, factor):
     np.testing.assert_array_equal(downscale(image, size), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
 
-@pytest.mark.parametrize("ratio", [1.6, 2.5, 3.3])
+@pytest.mark.parametrize("ratio", [1.09, 1.5, 1.9])
+def test_downscale_under_a_ratio_of_2_is_opencvs_area_resize(photo, ratio):
+    """Photos of 350 px detected at 320, videos narrower than 640 px: results as before."""
+    size = (round(photo.shape[1] / ratio), round(photo.shape[0] / ratio))
+    np.testing.assert_array_equal(downscale(photo, size), cv2.resize(photo, size, interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("ratio", [2.5, 3.3])
 def test_downscale_by_other_ratios_stays_close_to_the_area_resize(photo, ratio):
     size = (round(photo.shape[1] / ratio), round(photo.shape[0] / ratio))
     small = downscale(photo, size)
