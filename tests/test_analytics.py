@@ -51,7 +51,6 @@ def test_roll_follows_a_rotated_face_and_yaw_flips_in_a_mirror(pose_of):
     assert rolls[0] - rolls[1] == pytest.approx(10, abs=3) and rolls[1] - rolls[2] == pytest.approx(10, abs=3)
 
 
-
 def test_tilt_of_an_hd_face_matches_the_same_face_small():
     """A face 4x larger (about 700 px, an HD close-up) is fitted on every 5th pixel: its tilt
     stays within 1.5 degrees of the same face at its own size."""
@@ -67,6 +66,7 @@ def test_tilt_of_an_hd_face_matches_the_same_face_small():
                                     borderMode=cv2.BORDER_REPLICATE)
             tilts.append(head.tilts(turned, detector.detect(turned).largest())[0])
         assert tilts[1] == pytest.approx(tilts[0], abs=1.5)
+
 
 def _copy(source: Path, path: Path, change=lambda f: f, seconds: float = 4.0) -> Path:
     """The first ``seconds`` of ``source``, each frame passed through ``change``, as ``path``."""
