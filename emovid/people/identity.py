@@ -60,7 +60,11 @@ class FaceEmbedder:
         self._shape = face_landmark_model()
         self._session = _onnx_session(weights)
         self._net = None if self._session is not None else dlib.face_recognition_model_v1(str(weights))
-        self.runtime = "onnxruntime" if self._session is not None else "dlib"
+
+    @property
+    def runtime(self) -> str:
+        """What runs the ResNet: "onnxruntime", or "dlib" where onnxruntime is missing."""
+        return "dlib" if self._session is None else "onnxruntime"
 
     def embed(self, patch: np.ndarray, box: np.ndarray) -> np.ndarray:
         """Embedding of the face at ``box`` (x, y, w, h in ``patch`` pixels) of a BGR patch."""
