@@ -20,7 +20,8 @@ Rows (all measured in this one run, on this machine):
  9. per-person analytics: head pose and quality per face
 10. the CLI as a user runs it: marginal throughput (a short and a long loop of the same video, so
     start-up cancels out) at 4 fps and every frame, as a share of decoding that file in the same run
-Then a second table: where one worker's time goes, stage by stage (`--profile` prints it alone).
+Then a second table: where one worker's time goes, stage by stage, and a third: each thread of the
+same worker with its stages overlapped, on a CPU, waiting for one or asleep (`--profile` prints both alone).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -492,6 +494,109 @@ def overlap_bound(decode: float, shot_score: float, total: float, cpus: int) -> 
     return min(cpus * decode / total, decode / (decode + shot_score))
 
 
+class ThreadClock:
+    """Where each thread of this process spends a stretch of wall time, from Linux's per-thread
+    scheduler counters (``/proc/self/task/<tid>/schedstat``): on a CPU, runnable but waiting for
+    one, or asleep (waiting for Python's GIL or for a queue). Threads are named by Python's
+    ``threading`` names, so the pipeline's stage threads (``emovid-decode``, ...) are told apart;
+    they live for one video, so a sampler reads the counters every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.counters: dict[int, tuple[str, float, float]] = {}  # tid: (name, on CPU s, waiting for a CPU s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="bench-thread-clock", daemon=True)
+
+    @staticmethod
+    def available() -> bool:
+        return Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").exists()
+
+    def _read(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid in map(int, os.listdir("/proc/self/task")):
+            name = names.get(tid, "native")  # threads Python did not start (onnxruntime's, FFmpeg's)
+            if name == self._thread.name:
+                continue
+            try:
+                on_cpu, waiting, _ = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
+            except (OSError, ValueError):  # the thread just ended: its last reading stands
+                continue
+            self.counters[tid] = (name, int(on_cpu) / 1e9, int(waiting) / 1e9)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._read()
+
+    def __enter__(self) -> "ThreadClock":
+        self._read()
+        self._start = dict(self.counters)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+    def seconds(self) -> dict[str, tuple[float, float]]:
+        """(on CPU, waiting for a CPU) seconds per thread name while the clock ran."""
+        spent: dict[str, list[float]] = {}
+        for tid, (name, on_cpu, waiting) in self.counters.items():
+            _, cpu0, wait0 = self._start.get(tid, (name, 0.0, 0.0))
+            total = spent.setdefault(name.split("_")[0], [0.0, 0.0])  # the classifier pool's threads: one row
+            total[0] += on_cpu - cpu0
+            total[1] += waiting - wait0
+        return {name: (cpu, wait) for name, (cpu, wait) in spent.items() if cpu > 0.005}
+
+
+#: The overlapped worker's threads, in the order a frame meets them, and what each runs.
+THREAD_ROLES = {"emovid-decode": "decode + shot score", "emovid-detect": "detection",
+                "MainThread": "track, crop, pose, identity, rows", "emovid-classify": "classify",
+                "native": "libraries' own threads"}
+
+
+def thread_profile(path: Path, fps: float | None, tmp: Path) -> tuple[dict[str, tuple[float, float]], float, object]:
+    """Per-thread (on CPU, waiting for a CPU) seconds of one worker with its stages overlapped on
+    one classifier/OpenCV thread, as the CLI runs a single video on an idle machine; the wall
+    time; the result (second of two runs)."""
+    from emovid.config import AnalyzeConfig
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
+
+    analyzer = VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=1)
+    task = VideoTask(str(path), path.name, str(tmp / f"{path.name}.threads.parquet"))
+    analyzer(task, True)  # warm-up
+    with ThreadClock() as clock:
+        started = time.perf_counter()
+        result = analyzer(task, True)
+        wall = time.perf_counter() - started
+    return clock.seconds(), wall, result
+
+
+def thread_rows(path: Path, tmp: Path) -> list[tuple[str, ...]]:
+    """Table 3: each thread of the overlapped worker, at 4 fps and every frame: CPU ms per video
+    second, and the shares of wall time it ran, waited for a CPU, and slept (GIL or queue)."""
+    profiles = {fps: thread_profile(path, fps, tmp) for fps in (4.0, None)}
+    names = [n for n in THREAD_ROLES if any(n in seconds for seconds, _, _ in profiles.values())]
+    names += sorted({n for seconds, _, _ in profiles.values() for n in seconds} - set(names))
+    rows = []
+    for name in names:
+        cells = []
+        for seconds, wall, result in profiles.values():
+            video_s = result.frames_decoded / (result.fps or 1)
+            on_cpu, waiting = seconds.get(name, (0.0, 0.0))
+            cells.append(f"{1000 * on_cpu / video_s:.1f} ms, {on_cpu / wall:.0%} / {waiting / wall:.0%} / "
+                         f"{max(0.0, 1 - (on_cpu + waiting) / wall):.0%}")
+        rows.append((f"{name} ({THREAD_ROLES.get(name, 'other')})", *cells))
+    totals = []
+    for seconds, wall, result in profiles.values():
+        video_s = result.frames_decoded / (result.fps or 1)
+        busy = sum(cpu for cpu, _ in seconds.values())
+        totals.append(f"{1000 * busy / video_s:.1f} ms; {video_s / wall:.1f} video-s/s; "
+                      f"{busy / wall:.2f} of {os.cpu_count()} CPUs busy")
+    rows.append(("**all threads**", *totals))
+    return rows
+
+
 #: Loops of the sample (short, long) whose difference gives the CLI's marginal throughput.
 CLI_LOOPS = {4.0: (4, 16), None: (2, 6)}
 
@@ -565,6 +670,7 @@ def main() -> None:
             return
         if args.profile:
             _print_profile(args.video, n_frames, profile_rows(args.video, tmp))
+            _print_threads(thread_rows(args.video, tmp) if ThreadClock.available() else [])
             return
         if args.analytics:
             rows = [("1. decode only (1 thread)", f"{dec:.0f} frames/s", "limit"), *analytics_rows(args.video, tmp)]
@@ -607,6 +713,7 @@ def main() -> None:
         rows.extend(analytics_rows(args.video, tmp))
         rows.extend(cli_marginal_rows(args.video, tmp))
         profile = profile_rows(args.video, tmp)
+        threads_table = thread_rows(args.video, tmp) if ThreadClock.available() else []
     if two_workers:
         later.insert(2, ("6c. 8 videos on 2 workers vs one core (row 6 vs row 2 inline)",
                          f"{two_workers:.0f} vs {one_core:.0f} frames/s",
@@ -615,6 +722,7 @@ def main() -> None:
     rows.extend(later)
     _print(args.video, n_frames, rows)
     _print_profile(args.video, n_frames, profile)
+    _print_threads(threads_table)
 
 
 #: Instruction sets that decide int8 and bf16 speed, named in every table's header.
@@ -644,6 +752,18 @@ def _print_profile(video: Path, n_frames: int, rows: list[tuple[str, ...]]) -> N
     print(f"\nwhere a worker's time goes on {video.name} ({n_frames} frames), ms per second of video -- "
           f"{cpu_name()}\n")
     print("| stage | 4 fps: ms / video-s | share | every frame: ms / video-s | share |\n|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def _print_threads(rows: list[tuple[str, ...]]) -> None:
+    if not rows:
+        print("\n(the per-thread table needs Linux's /proc/self/task/*/schedstat)")
+        return
+    print("\nthe same worker with its stages overlapped (1 classifier/OpenCV thread, as the CLI runs one video "
+          "on an idle machine): each thread's CPU ms per video second, and its share of the wall time on a "
+          "CPU / runnable but waiting for a CPU / asleep (Python's GIL or an empty queue)\n")
+    print("| thread | 4 fps | every frame |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

@@ -205,3 +205,16 @@ def test_decoder_threads_follow_the_workers_cpus():
         assert [f.timestamp_s for f in one.frames()] == [f.timestamp_s for f in default.frames()]
     with pytest.raises(ValueError, match="decode_threads"):
         VideoReader(path, None, decode_threads=0)
+
+
+def test_prefetched_runs_its_items_in_a_thread_of_the_given_name():
+    import threading
+
+    from emovid.media.prefetch import Prefetched
+
+    def where():
+        yield threading.current_thread().name
+
+    # profilers (py-spy, bench.py --profile) tell the pipeline's stages apart by these names
+    assert list(Prefetched(where(), name="emovid-decode")) == ["emovid-decode"]
+    assert list(Prefetched(where())) == ["emovid-stage"]

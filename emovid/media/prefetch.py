@@ -13,8 +13,8 @@ _DONE = object()
 
 
 class Prefetched(Generic[T]):
-    """Run ``items`` (e.g. decoded frames) in a background thread, at most ``depth`` ahead of the
-    consumer.
+    """Run ``items`` (e.g. decoded frames) in a background thread called ``name``, at most
+    ``depth`` ahead of the consumer.
 
     Iterate it like ``items``. OpenCV releases the GIL while decoding, as do onnxruntime (face
     detection, the CNN) and TensorFlow, so stages overlap on a worker's cores. The thread starts
@@ -22,14 +22,14 @@ class Prefetched(Generic[T]):
     error stops and joins the thread, and the source generator is closed in the thread that ran it.
     """
 
-    def __init__(self, items: Iterator[T], depth: int = 8) -> None:
+    def __init__(self, items: Iterator[T], depth: int = 8, name: str = "emovid-stage") -> None:
         if depth < 1:
             raise ValueError(f"depth: expected >= 1, got {depth}")
         self._items = items
         self._buffer: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._finished = False
-        self._thread = threading.Thread(target=self._produce, name="emovid-stage", daemon=True)
+        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item) -> bool:

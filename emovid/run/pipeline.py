@@ -197,7 +197,8 @@ def analyze_video(task: VideoTask, analyzer: VideoAnalyzer, overlap_decode: bool
                    else reader.frames(task.segment))
         try:
             # closing(): the stage threads must stop before the reader releases the capture, even on errors.
-            with (closing(Prefetched(decoded, prefetch_depth(reader.info)) if overlap_decode else decoded) as frames,
+            with (closing(Prefetched(decoded, prefetch_depth(reader.info), "emovid-decode") if overlap_decode
+                          else decoded) as frames,
                   closing(_detected(frames, analyzer.detector, overlap_decode)) as detected):
                 for frame, faces in detected:
                     # Counted from the frame in hand: the decode thread may be many frames ahead.
@@ -250,7 +251,7 @@ def _detected(frames, detector: FaceDetector, in_thread: bool):
     """``(frame, faces)`` for each of ``frames``; with ``in_thread``, detected in a thread of its
     own up to ``DETECT_AHEAD`` frames ahead (close it, as :class:`Prefetched`)."""
     pairs = ((frame, detector.detect(frame.image)) for frame in frames)
-    return Prefetched(pairs, DETECT_AHEAD) if in_thread else pairs
+    return Prefetched(pairs, DETECT_AHEAD, "emovid-detect") if in_thread else pairs
 
 
 def prefetch_depth(info: VideoInfo) -> int:
