@@ -347,7 +347,7 @@ def people_rows(path: Path, tmp: Path) -> list[tuple[str, str, str]]:
             rows.append((f"8. track jumps checked with the identity model, {'4 fps' if fps else 'every frame'}",
                          f"{checks['checked']} of {checked.faces} faces",
                          f"{checks['split']} split; each check one embedding (two the first time per track)"))
-    video_s = result.frames_decoded / (result.fps or 1)
+    video_s = video_seconds(result)
     rows.append(("8. end to end at 4 fps (1 thread), shots + persons on vs off", f"{video_s / full:.0f} vs "
                  f"{video_s / plain:.0f} video-s/s", f"{full / plain - 1:+.0%} time"))
     return rows
@@ -430,12 +430,27 @@ class StageClock:
         return timed
 
 
+def warmed_worker(path: Path, fps: float | None, tmp: Path, overlap_decode: bool) -> tuple[object, object]:
+    """A one-thread worker's analyzer and its task on ``path``, after one warm-up run."""
+    from emovid.config import AnalyzeConfig
+    from emovid.run.pipeline import VideoAnalyzer, VideoTask
+
+    analyzer = VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=1)
+    task = VideoTask(str(path), path.name, str(tmp / f"{path.name}.{fps}.{overlap_decode}.parquet"))
+    analyzer(task, overlap_decode)
+    return analyzer, task
+
+
+def video_seconds(result) -> float:
+    """Seconds of video a pipeline result covers."""
+    return result.frames_decoded / (result.fps or 1)
+
+
 def stage_profile(path: Path, fps: float | None, tmp: Path) -> tuple[dict[str, float], float, object]:
     """Seconds per stage of one worker on one thread with decoding inline (no overlap, so the
     stages add up to the wall time), the wall time and the result (second of two runs)."""
     from unittest import mock
 
-    from emovid.config import AnalyzeConfig
     from emovid.media.video import VideoReader
     from emovid.people.identity import FaceEmbedder
     from emovid.people.shots import ShotDetector
@@ -443,9 +458,7 @@ def stage_profile(path: Path, fps: float | None, tmp: Path) -> tuple[dict[str, f
     from emovid.run import pipeline
     from emovid.store.sink import ParquetSink
 
-    analyzer = pipeline.VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=1)
-    task = pipeline.VideoTask(str(path), path.name, str(tmp / f"{path.name}.profile.parquet"))
-    analyzer(task, False)  # warm-up
+    analyzer, task = warmed_worker(path, fps, tmp, overlap_decode=False)
     clock = StageClock()
     with (mock.patch.object(VideoReader, "_read", clock.wrap_generator("decode", VideoReader._read)),
           mock.patch.object(ShotDetector, "update", clock.wrap("shot score", ShotDetector.update)),
@@ -471,12 +484,12 @@ def profile_rows(path: Path, tmp: Path) -> list[tuple[str, ...]]:
         cells = []
         for fps, (seconds, wall, result) in profiles.items():
             spent = seconds.get(stage, wall - sum(seconds.values()))
-            video_s = result.frames_decoded / (result.fps or 1)
+            video_s = video_seconds(result)
             cells += [f"{1000 * spent / video_s:.1f}", f"{spent / wall:.0%}"]
         rows.append((stage, *cells))
     totals = []
     for seconds, wall, result in profiles.values():
-        video_s = result.frames_decoded / (result.fps or 1)
+        video_s = video_seconds(result)
         totals += [f"{1000 * wall / video_s:.1f} ({video_s / wall:.0f} video-s/s)", "100%"]
     rows.append(("**total** (decode inline, one thread)", *totals))
     bounds = []
@@ -559,12 +572,7 @@ def thread_profile(path: Path, fps: float | None, tmp: Path) -> tuple[dict[str, 
     """Per-thread (on CPU, waiting for a CPU) seconds of one worker with its stages overlapped on
     one classifier/OpenCV thread, as the CLI runs a single video on an idle machine; the wall
     time; the result (second of two runs)."""
-    from emovid.config import AnalyzeConfig
-    from emovid.run.pipeline import VideoAnalyzer, VideoTask
-
-    analyzer = VideoAnalyzer(AnalyzeConfig(fps=fps), num_threads=1)
-    task = VideoTask(str(path), path.name, str(tmp / f"{path.name}.threads.parquet"))
-    analyzer(task, True)  # warm-up
+    analyzer, task = warmed_worker(path, fps, tmp, overlap_decode=True)
     with ThreadClock() as clock:
         started = time.perf_counter()
         result = analyzer(task, True)
@@ -582,14 +590,14 @@ def thread_rows(path: Path, tmp: Path) -> list[tuple[str, ...]]:
     for name in names:
         cells = []
         for seconds, wall, result in profiles.values():
-            video_s = result.frames_decoded / (result.fps or 1)
+            video_s = video_seconds(result)
             on_cpu, waiting = seconds.get(name, (0.0, 0.0))
             cells.append(f"{1000 * on_cpu / video_s:.1f} ms, {on_cpu / wall:.0%} / {waiting / wall:.0%} / "
                          f"{max(0.0, 1 - (on_cpu + waiting) / wall):.0%}")
         rows.append((f"{name} ({THREAD_ROLES.get(name, 'other')})", *cells))
     totals = []
     for seconds, wall, result in profiles.values():
-        video_s = result.frames_decoded / (result.fps or 1)
+        video_s = video_seconds(result)
         busy = sum(cpu for cpu, _ in seconds.values())
         totals.append(f"{1000 * busy / video_s:.1f} ms; {video_s / wall:.1f} video-s/s; "
                       f"{busy / wall:.2f} of {os.cpu_count()} CPUs busy")
@@ -696,7 +704,7 @@ def main() -> None:
                      f"the stage threads (decode, detection, CNN) add {e2e[1] / one_core - 1:+.0%}"))
         for threads, model in ((1, None), (2, None)):
             wall_s, result_s = emovid_run(args.video, 4.0, tmp, threads, model=model)
-            video_s = result_s.frames_decoded / (result_s.fps or 1)
+            video_s = video_seconds(result_s)
             label = (f"3. the same with `--model {model}` (1 thread)" if model else
                      f"3. emovid default sampling (4 fps, {threads} thread{'s' * (threads > 1)})")
             rows.append((label, f"{video_s / wall_s:.0f} video-s/s", f"{wall_s:.2f} s for {video_s:.1f} s of video"))
